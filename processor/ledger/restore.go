@@ -101,7 +101,7 @@ func Restore(ctx context.Context, client sarama.Client, topic string, partition 
 		topic:     topic,
 		partition: partition,
 		idx:       idx,
-		cutoff:    idx.cutoff(began),
+		began:     began,
 	}
 	if readCommitted {
 		r.isolation = sarama.ReadCommitted
@@ -121,6 +121,7 @@ type restorer struct {
 	partition int32
 	idx       *Index
 	isolation sarama.IsolationLevel
+	began     time.Time
 	cutoff    uint32
 	stats     RestoreStats
 
@@ -141,6 +142,10 @@ func (r *restorer) run(ctx context.Context) error {
 	case r.isolation == sarama.ReadCommitted && !r.cfg.Version.IsAtLeast(sarama.V0_11_0_0):
 		return fmt.Errorf("%w: read_committed needs Config.Version 0.11 or newer, have %s", ErrInvalidArgument, r.cfg.Version)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.cutoff = r.idx.cutoff(r.began)
 	var err error
 	if r.next, err = r.offset(ctx, sarama.OffsetOldest); err != nil {
 		return fmt.Errorf("log start offset: %w", err)
