@@ -140,7 +140,7 @@ func (c *Config) clone() *Config {
 // on other options filled in.
 func (c *Config) withDerivedDefaults() *Config {
 	d := c.clone()
-	if d.DLQ.Topic == "" && !d.written["dlq.topic"] && d.Name != "" {
+	if d.DLQ.Topic == "" && !d.written["dlq.topic"] && namePattern.MatchString(d.Name) && len(d.Name) <= maxNameLen {
 		d.DLQ.Topic = Topic("dlq." + d.Name)
 	}
 	if d.Authority.DefaultOwner == "" && !d.written["authority.default_owner"] {

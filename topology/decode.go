@@ -162,6 +162,9 @@ func (d *decoder) syntaxError(err error, data []byte) {
 	msg := err.Error()
 	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if isParserError(m[2]) {
+			line++ // yaml.v3 reports parser (not scanner) errors 0-based
+		}
 		d.fileError(line, ErrSyntax, "invalid YAML: %s", m[2])
 		return
 	}
@@ -176,6 +179,17 @@ func (d *decoder) syntaxError(err error, data []byte) {
 		}
 	}
 	d.fileError(0, ErrSyntax, "invalid YAML: %s", msg)
+}
+
+// isParserError reports whether msg is one of yaml.v3's parser errors,
+// whose line numbers are 0-based, unlike its scanner errors.
+func isParserError(msg string) bool {
+	for _, prefix := range []string{"did not find expected", "found duplicate %", "found incompatible YAML", "found undefined tag"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // mapping decodes the keys of n that fields name and reports every other
