@@ -1,0 +1,221 @@
+package authority
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cdcsync/cdcsync/processor/cdc"
+)
+
+// ErrUnknownPolicy is returned by ParsePolicy for text other than
+// "drop_field" or "dlq".
+var ErrUnknownPolicy = errors.New("authority: unknown violation policy")
+
+// Policy says what happens to a change that touches fields its source
+// system does not own.
+type Policy int
+
+const (
+	// DropField drops the unowned fields and writes the owned ones.
+	DropField Policy = iota
+	// DLQ sends the whole record to the dead-letter queue.
+	DLQ
+)
+
+// String returns the topology spelling: "drop_field" or "dlq".
+func (p Policy) String() string {
+	switch p {
+	case DropField:
+		return "drop_field"
+	case DLQ:
+		return "dlq"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// ParsePolicy reads the topology spelling; empty means DropField.
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "", "drop_field":
+		return DropField, nil
+	case "dlq":
+		return DLQ, nil
+	}
+	return DropField, fmt.Errorf("%w %q (want drop_field or dlq)", ErrUnknownPolicy, s)
+}
+
+// Rules is the compiled ownership of one entity's fields. It is immutable
+// and safe for concurrent use.
+type Rules struct {
+	owners       map[string]string
+	defaultOwner string
+	policy       Policy
+}
+
+// New compiles the rules. owners maps a field name to its owning system;
+// every other field belongs to defaultOwner, which also owns the entity
+// (its deletes and truncates). The map is copied. An empty defaultOwner
+// means unlisted fields and the entity belong to no system, so they are
+// always dropped; topology validation should prevent that.
+func New(owners map[string]string, defaultOwner string, policy Policy) *Rules {
+	return &Rules{owners: maps.Clone(owners), defaultOwner: defaultOwner, policy: policy}
+}
+
+// Owner returns the system that owns field.
+func (r *Rules) Owner(field string) string {
+	if o, ok := r.owners[field]; ok {
+		return o
+	}
+	return r.defaultOwner
+}
+
+// DefaultOwner returns the owner of unlisted fields and of the entity.
+func (r *Rules) DefaultOwner() string { return r.defaultOwner }
+
+// Policy returns the violation policy.
+func (r *Rules) Policy() Policy { return r.policy }
+
+// Decision is the outcome of Apply for one event.
+type Decision struct {
+	// Keep is false when the event must not reach the sink: nothing the
+	// source system owns changed (an echo, or a no-op), or a delete,
+	// tombstone or truncate from a system that does not own the entity.
+	Keep bool
+	// Fields are the owned changed fields to write, in Event.Changed order.
+	// Key fields are never listed.
+	Fields []string
+	// Dropped are the changed fields the source system does not own, in
+	// Event.Changed order. Count them as authority-dropped.
+	Dropped []string
+	// Violation is true when Dropped is non-empty and the policy is DLQ:
+	// the whole record goes to the DLQ instead of the sink, whatever Keep
+	// says.
+	Violation bool
+
+	buf []string // backing array of Fields and Dropped, reused by ApplyInto
+}
+
+// Apply decides what of ev the sink may see. It allocates once, for the
+// backing array that Fields and Dropped share; ApplyInto can reuse it.
+func (r *Rules) Apply(ev *cdc.Event) Decision {
+	var d Decision
+	r.ApplyInto(ev, &d)
+	return d
+}
+
+// ApplyInto is Apply writing into d. It reuses the backing array of d's
+// previous result, so a caller that keeps one Decision per worker
+// allocates nothing; the previous Fields and Dropped are overwritten.
+func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
+	buf := d.buf
+	*d = Decision{buf: buf}
+	switch {
+	case ev.Op == cdc.OpMessage:
+		d.Keep = true
+		return
+	case ev.Tombstone || ev.Op == cdc.OpDelete || ev.Op == cdc.OpTruncate:
+		d.Keep = ev.SourceSystem == r.defaultOwner
+		return
+	}
+	n := len(ev.Changed)
+	if n == 0 {
+		return
+	}
+	if cap(buf) < n {
+		buf = make([]string, n)
+		d.buf = buf
+	}
+	buf = buf[:n]
+	// Owned fields fill buf from the front, dropped ones from the back.
+	nf, nd := 0, 0
+	noBefore := ev.Before == nil && (ev.Op == cdc.OpCreate || ev.Op == cdc.OpRead)
+	hint := 0
+	for _, name := range ev.Changed {
+		if isKey(ev.Key, name) {
+			continue
+		}
+		var v any
+		var present bool
+		v, present, hint = find(ev.After, name, hint)
+		if present {
+			if _, ok := v.(cdc.Unavailable); ok {
+				continue
+			}
+			if v == nil && noBefore {
+				continue
+			}
+		}
+		if r.Owner(name) == ev.SourceSystem {
+			buf[nf] = name
+			nf++
+		} else {
+			nd++
+			buf[n-nd] = name
+		}
+	}
+	dropped := buf[n-nd : n : n]
+	slices.Reverse(dropped)
+	if nf > 0 {
+		d.Fields = buf[:nf:nf]
+	}
+	if nd > 0 {
+		d.Dropped = dropped
+	}
+	d.Keep = nf > 0
+	d.Violation = nd > 0 && r.policy == DLQ
+}
+
+func isKey(key cdc.Row, name string) bool {
+	for i := range key {
+		if key[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// find looks name up in row starting at hint, since Changed usually lists
+// fields in row order, and returns the index after the match as the next
+// hint.
+func find(row cdc.Row, name string, hint int) (any, bool, int) {
+	n := len(row)
+	if hint >= n {
+		hint = 0
+	}
+	for i := hint; i < n; i++ {
+		if row[i].Name == name {
+			return row[i].Value, true, i + 1
+		}
+	}
+	for i := 0; i < hint; i++ {
+		if row[i].Name == name {
+			return row[i].Value, true, i + 1
+		}
+	}
+	return nil, false, hint
+}
+
+// Project returns ev's before and after rows restricted to fields, keeping
+// each row's own field order. A nil row stays nil. Pass the key fields too
+// if the sink value should carry them.
+func Project(ev *cdc.Event, fields []string) (before, after cdc.Row) {
+	return project(ev.Before, fields), project(ev.After, fields)
+}
+
+func project(row cdc.Row, fields []string) cdc.Row {
+	if row == nil {
+		return nil
+	}
+	out := make(cdc.Row, 0, min(len(fields), len(row)))
+	for i := range row {
+		for _, f := range fields {
+			if row[i].Name == f {
+				out = append(out, row[i])
+				break
+			}
+		}
+	}
+	return out
+}

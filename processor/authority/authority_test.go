@@ -1,0 +1,304 @@
+package authority
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/cdcsync/cdcsync/processor/cdc"
+)
+
+// The contacts topology of design section 4: CRM owns email and the
+// entity, ERP owns phone and address.
+func contactRules(p Policy) *Rules {
+	return New(map[string]string{"email": "crm", "phone": "erp", "address": "erp"}, "crm", p)
+}
+
+func row(kv ...any) cdc.Row {
+	r := make(cdc.Row, 0, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		r = append(r, cdc.Field{Name: kv[i].(string), Value: kv[i+1]})
+	}
+	return r
+}
+
+var key42 = row("contact_id", int64(42))
+
+func TestApply(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   cdc.Event
+		pol  Policy
+		want Decision
+	}{
+		{
+			name: "erp update of owned field",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before:  row("contact_id", int64(42), "phone", "1", "email", "a@x"),
+				After:   row("contact_id", int64(42), "phone", "2", "email", "a@x"),
+				Changed: []string{"phone"}},
+			want: Decision{Keep: true, Fields: []string{"phone"}},
+		},
+		{
+			name: "erp update of owned and unowned fields drops the unowned",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before:  row("contact_id", int64(42), "phone", "1", "email", "a@x", "address", "A", "name", "n"),
+				After:   row("contact_id", int64(42), "phone", "2", "email", "b@x", "address", "B", "name", "m"),
+				Changed: []string{"phone", "email", "address", "name"}},
+			want: Decision{Keep: true, Fields: []string{"phone", "address"}, Dropped: []string{"email", "name"}},
+		},
+		{
+			name: "unlisted fields belong to the default owner",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "crm", Key: key42,
+				Before: row("name", "n"), After: row("name", "m"), Changed: []string{"name"}},
+			want: Decision{Keep: true, Fields: []string{"name"}},
+		},
+		{
+			// A CRM write of email into ERP, echoed back by ERP's CDC:
+			// nothing ERP owns changed, so the loop stops here.
+			name: "echo loop is dropped",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before:  row("contact_id", int64(42), "email", "a@x", "phone", "1"),
+				After:   row("contact_id", int64(42), "email", "b@x", "phone", "1"),
+				Changed: []string{"email"}},
+			want: Decision{Keep: false, Dropped: []string{"email"}},
+		},
+		{
+			name: "echo loop under DLQ policy is a violation",
+			pol:  DLQ,
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before: row("email", "a@x"), After: row("email", "b@x"), Changed: []string{"email"}},
+			want: Decision{Keep: false, Dropped: []string{"email"}, Violation: true},
+		},
+		{
+			name: "DLQ policy with owned and unowned changes",
+			pol:  DLQ,
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before:  row("email", "a@x", "phone", "1"),
+				After:   row("email", "b@x", "phone", "2"),
+				Changed: []string{"email", "phone"}},
+			want: Decision{Keep: true, Fields: []string{"phone"}, Dropped: []string{"email"}, Violation: true},
+		},
+		{
+			name: "DLQ policy with only owned changes is no violation",
+			pol:  DLQ,
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before: row("phone", "1"), After: row("phone", "2"), Changed: []string{"phone"}},
+			want: Decision{Keep: true, Fields: []string{"phone"}},
+		},
+		{
+			name: "key fields are never subject to authority",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before:  row("contact_id", int64(41), "phone", "1"),
+				After:   row("contact_id", int64(42), "phone", "1"),
+				Changed: []string{"contact_id"}},
+			want: Decision{Keep: false},
+		},
+		{
+			name: "insert skips nil fields",
+			ev: cdc.Event{Op: cdc.OpCreate, SourceSystem: "erp", Key: key42,
+				After:   row("contact_id", int64(42), "email", nil, "phone", "1", "address", nil),
+				Changed: []string{"contact_id", "email", "phone", "address"}},
+			want: Decision{Keep: true, Fields: []string{"phone"}},
+		},
+		{
+			// CRM created the contact, sync inserted it into ERP with only
+			// email set; ERP's insert event must not come back.
+			name: "echo of a sync-created row is dropped",
+			ev: cdc.Event{Op: cdc.OpCreate, SourceSystem: "erp", Key: key42,
+				After:   row("contact_id", int64(42), "email", "a@x", "phone", nil, "address", nil),
+				Changed: []string{"contact_id", "email", "phone", "address"}},
+			want: Decision{Keep: false, Dropped: []string{"email"}},
+		},
+		{
+			name: "snapshot read skips nil fields too",
+			ev: cdc.Event{Op: cdc.OpRead, SourceSystem: "crm", Key: key42,
+				After: row("email", nil, "name", "n"), Changed: []string{"email", "name"}},
+			want: Decision{Keep: true, Fields: []string{"name"}},
+		},
+		{
+			name: "update without before-image keeps set-to-null",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				After: row("phone", nil), Changed: []string{"phone"}},
+			want: Decision{Keep: true, Fields: []string{"phone"}},
+		},
+		{
+			name: "update to null with before-image is a change",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before: row("phone", "1"), After: row("phone", nil), Changed: []string{"phone"}},
+			want: Decision{Keep: true, Fields: []string{"phone"}},
+		},
+		{
+			name: "unavailable values never count",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before:  row("address", cdc.Unavailable{}, "email", cdc.Unavailable{}),
+				After:   row("address", cdc.Unavailable{}, "email", cdc.Unavailable{}),
+				Changed: []string{"address", "email"}},
+			want: Decision{Keep: false},
+		},
+		{
+			name: "field removed from after still counts",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+				Before: row("phone", "1"), After: row(), Changed: []string{"phone"}},
+			want: Decision{Keep: true, Fields: []string{"phone"}},
+		},
+		{
+			name: "delete by the entity owner",
+			ev: cdc.Event{Op: cdc.OpDelete, SourceSystem: "crm", Key: key42,
+				Before: row("contact_id", int64(42), "email", "a@x"), Changed: []string{"email"}},
+			want: Decision{Keep: true},
+		},
+		{
+			name: "delete by a non-owner is dropped, not a violation",
+			pol:  DLQ,
+			ev: cdc.Event{Op: cdc.OpDelete, SourceSystem: "erp", Key: key42,
+				Before: row("contact_id", int64(42), "phone", "1"), Changed: []string{"phone"}},
+			want: Decision{Keep: false},
+		},
+		{
+			name: "tombstone from the owner",
+			ev:   cdc.Event{Op: cdc.OpDelete, Tombstone: true, SourceSystem: "crm", Key: key42},
+			want: Decision{Keep: true},
+		},
+		{
+			name: "tombstone from a non-owner",
+			ev:   cdc.Event{Tombstone: true, SourceSystem: "erp", Key: key42},
+			want: Decision{Keep: false},
+		},
+		{
+			name: "truncate by the owner",
+			ev:   cdc.Event{Op: cdc.OpTruncate, SourceSystem: "crm"},
+			want: Decision{Keep: true},
+		},
+		{
+			name: "truncate by a non-owner",
+			ev:   cdc.Event{Op: cdc.OpTruncate, SourceSystem: "erp"},
+			want: Decision{Keep: false},
+		},
+		{
+			name: "message passes through",
+			ev:   cdc.Event{Op: cdc.OpMessage, SourceSystem: "erp", Message: &cdc.Message{Prefix: "p"}},
+			want: Decision{Keep: true},
+		},
+		{
+			name: "nothing changed",
+			ev: cdc.Event{Op: cdc.OpUpdate, SourceSystem: "crm", Key: key42,
+				Before: row("email", "a"), After: row("email", "a")},
+			want: Decision{Keep: false},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := contactRules(tt.pol).Apply(&tt.ev)
+			got.buf = nil
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Apply = %+v\n          want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestApplyIntoReuses(t *testing.T) {
+	r := contactRules(DropField)
+	ev := &cdc.Event{Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42,
+		Before: row("phone", "1", "email", "a"), After: row("phone", "2", "email", "b"),
+		Changed: []string{"phone", "email"}}
+	var d Decision
+	r.ApplyInto(ev, &d)
+	if allocs := testing.AllocsPerRun(100, func() { r.ApplyInto(ev, &d) }); allocs != 0 {
+		t.Errorf("ApplyInto allocates %v times per call with a reused Decision", allocs)
+	}
+	if !reflect.DeepEqual(d.Fields, []string{"phone"}) || !reflect.DeepEqual(d.Dropped, []string{"email"}) {
+		t.Errorf("reused decision = %+v", d)
+	}
+	// Appending to Fields must not overwrite Dropped.
+	_ = append(d.Fields, "x")
+	if d.Dropped[0] != "email" {
+		t.Errorf("append to Fields clobbered Dropped: %v", d.Dropped)
+	}
+}
+
+func TestNewCopiesOwners(t *testing.T) {
+	owners := map[string]string{"email": "crm"}
+	r := New(owners, "erp", DropField)
+	owners["email"] = "erp"
+	if got := r.Owner("email"); got != "crm" {
+		t.Errorf("Owner(email) = %q after the caller's map changed; want crm", got)
+	}
+	if r.Owner("other") != "erp" || r.DefaultOwner() != "erp" || r.Policy() != DropField {
+		t.Error("accessors")
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	for s, want := range map[string]Policy{"": DropField, "drop_field": DropField, "dlq": DLQ} {
+		if got, err := ParsePolicy(s); err != nil || got != want {
+			t.Errorf("ParsePolicy(%q) = %v, %v", s, got, err)
+		}
+		if s != "" && want.String() != s {
+			t.Errorf("%v.String() = %q", want, want.String())
+		}
+	}
+	if _, err := ParsePolicy("DLQ"); !errors.Is(err, ErrUnknownPolicy) {
+		t.Errorf("ParsePolicy(DLQ) err = %v", err)
+	}
+}
+
+func TestProject(t *testing.T) {
+	ev := &cdc.Event{
+		Before: row("contact_id", int64(42), "email", "a", "phone", "1", "address", "A"),
+		After:  row("contact_id", int64(42), "email", "b", "phone", "2", "address", "B"),
+	}
+	before, after := Project(ev, []string{"address", "contact_id", "missing"})
+	if want := row("contact_id", int64(42), "address", "A"); !reflect.DeepEqual(before, want) {
+		t.Errorf("before = %v, want %v", before, want)
+	}
+	if want := row("contact_id", int64(42), "address", "B"); !reflect.DeepEqual(after, want) {
+		t.Errorf("after = %v, want %v", after, want)
+	}
+	ins := &cdc.Event{After: row("phone", "1")}
+	if b, a := Project(ins, []string{"phone"}); b != nil || len(a) != 1 {
+		t.Errorf("insert projection = %v, %v; want nil before", b, a)
+	}
+	if _, a := Project(ins, nil); a == nil || len(a) != 0 {
+		t.Errorf("empty projection of a present row = %#v; want empty, non-nil", a)
+	}
+}
+
+func nineColumnUpdate() *cdc.Event {
+	names := []string{"contact_id", "first_name", "last_name", "email", "phone", "address", "city", "country", "updated_at"}
+	before, after := make(cdc.Row, 9), make(cdc.Row, 9)
+	for i, n := range names {
+		before[i] = cdc.Field{Name: n, Value: "old-" + n}
+		after[i] = cdc.Field{Name: n, Value: "new-" + n}
+	}
+	before[0].Value, after[0].Value = int64(42), int64(42)
+	return &cdc.Event{
+		Op: cdc.OpUpdate, SourceSystem: "erp", Key: key42, Before: before, After: after,
+		Changed: names[1:],
+	}
+}
+
+func BenchmarkApply(b *testing.B) {
+	r := New(map[string]string{"email": "crm", "first_name": "crm", "last_name": "crm",
+		"phone": "erp", "address": "erp", "city": "erp", "country": "erp"}, "crm", DropField)
+	ev := nineColumnUpdate()
+	b.ReportAllocs()
+	for b.Loop() {
+		d := r.Apply(ev)
+		if !d.Keep {
+			b.Fatal("dropped")
+		}
+	}
+}
+
+func BenchmarkApplyInto(b *testing.B) {
+	r := New(map[string]string{"email": "crm", "first_name": "crm", "last_name": "crm",
+		"phone": "erp", "address": "erp", "city": "erp", "country": "erp"}, "crm", DropField)
+	ev := nineColumnUpdate()
+	var d Decision
+	b.ReportAllocs()
+	for b.Loop() {
+		r.ApplyInto(ev, &d)
+	}
+}
