@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"strings"
@@ -98,6 +99,9 @@ type JSON string
 func (j JSON) MarshalJSON() ([]byte, error) {
 	if j == "" {
 		return []byte("null"), nil
+	}
+	if !json.Valid([]byte(j)) {
+		return json.Marshal(string(j))
 	}
 	return []byte(j), nil
 }

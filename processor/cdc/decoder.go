@@ -1,0 +1,611 @@
+package cdc
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// IDMode says how Event.ID is computed. See the package documentation.
+type IDMode int
+
+const (
+	// IDPosition hashes the connector name, database, schema, table, key
+	// and the connector's source position. Snapshot reads (op=r) use the
+	// content key instead, since their position changes on re-snapshot.
+	IDPosition IDMode = iota
+	// IDContent hashes the table, key and the canonical after-state, so
+	// the same row state always has the same ID.
+	IDContent
+	// IDField hashes the entity and the value of Options.IDField, e.g. an
+	// outbox table's "id".
+	IDField
+)
+
+// Options configures a decoder.
+type Options struct {
+	SourceSystem string // copied into Event.SourceSystem
+	IDMode       IDMode // how Event.ID is computed (default IDPosition)
+	IDField      string // for IDField: the after/before field that is the key, e.g. outbox "id"
+}
+
+// Decoder turns one Kafka record into a typed event. Implementations are
+// safe for concurrent use. A nil or empty value is a tombstone and decodes
+// to an Event with Tombstone set; any failure is a *DecodeError.
+type Decoder interface {
+	Decode(topic string, key, value []byte) (*Event, error)
+}
+
+// JSONDecoder decodes records written by Debezium through Kafka Connect's
+// JSON converter, with (schemas.enable=true) or without the {schema,
+// payload} envelope, independently for key and value. It is safe for
+// concurrent use; the returned Event shares no memory with key or value.
+type JSONDecoder struct {
+	opts    Options
+	schemas schemaCache
+	states  sync.Pool // *decodeState
+}
+
+var _ Decoder = (*JSONDecoder)(nil)
+
+// NewJSONDecoder returns a decoder with the given options.
+func NewJSONDecoder(opts Options) *JSONDecoder {
+	d := &JSONDecoder{opts: opts}
+	d.states.New = func() any { return new(decodeState) }
+	return d
+}
+
+// decodeState is the per-goroutine working memory of a decode.
+type decodeState struct {
+	p       fastjson.Parser
+	conv    converter
+	idBuf   []byte
+	lastRaw []byte // the last envelope schema seen by this state, and its compiled form
+	lastCS  *compiledSchema
+	types   map[typeKey]string
+}
+
+type typeKey struct {
+	entity string
+	op     Op
+}
+
+// eventType returns "<entity>.<verb>", without allocating for a pair seen
+// before.
+func (st *decodeState) eventType(entity string, op Op) string {
+	k := typeKey{entity, op}
+	if s, ok := st.types[k]; ok {
+		return s
+	}
+	s := entity + "." + op.Verb()
+	if st.types == nil {
+		st.types = make(map[typeKey]string)
+	}
+	if len(st.types) < maxInterned {
+		st.types[k] = s
+	}
+	return s
+}
+
+// Decode decodes one record. topic is used for tombstones, which carry no
+// source block.
+func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
+	st := d.states.Get().(*decodeState)
+	defer d.states.Put(st)
+
+	ev := &Event{SourceSystem: d.opts.SourceSystem}
+	if len(bytes.TrimSpace(key)) > 0 {
+		k, err := d.decodeKey(st, key)
+		if err != nil {
+			return nil, err
+		}
+		ev.Key = k
+	}
+	tomb, err := d.decodeValue(st, value, ev)
+	if err != nil {
+		return nil, err
+	}
+	if tomb {
+		fillTombstone(ev, topic)
+		ev.Type = st.eventType(ev.Entity, ev.Op)
+	}
+	id, err := computeID(ev, d.opts.IDMode, d.opts.IDField, &st.idBuf)
+	if err != nil {
+		return nil, err
+	}
+	ev.ID = id
+	return ev, nil
+}
+
+// schemaFor returns the compiled form of an envelope schema, compiling it
+// with st's parser on first sight.
+func (d *JSONDecoder) schemaFor(st *decodeState, raw []byte, part string) (*compiledSchema, error) {
+	if st.lastCS != nil && bytes.Equal(raw, st.lastRaw) {
+		return st.lastCS, nil
+	}
+	cs := d.schemas.get(raw)
+	if cs == nil {
+		v, err := st.p.ParseBytes(raw)
+		if err != nil {
+			return nil, &DecodeError{Part: part, Path: "schema", Reason: err.Error(), Err: ErrMalformed}
+		}
+		var cerr *convErr
+		cs, cerr = compileSchema(v)
+		if cerr != nil {
+			return nil, cerr.decodeError(part, "schema")
+		}
+		d.schemas.put(raw, cs)
+	}
+	st.lastRaw = append(st.lastRaw[:0], raw...)
+	st.lastCS = cs
+	return cs, nil
+}
+
+// parse splits off the envelope when there is one and parses the payload.
+// prefix is the path of the payload inside the document.
+func (d *JSONDecoder) parse(st *decodeState, b []byte, part string) (v *fastjson.Value, cs *compiledSchema, prefix string, err error) {
+	if env, ok := splitEnvelope(b); ok && (env.hasPayload || isSchemaLike(env.schema)) {
+		if !env.hasPayload {
+			return nil, nil, "", &DecodeError{Part: part, Path: "payload", Reason: "envelope has a schema but no payload", Err: ErrMissingField}
+		}
+		if env.hasSchema {
+			cs, err = d.schemaFor(st, env.schema, part)
+			if err != nil {
+				return nil, nil, "", err
+			}
+		}
+		v, perr := st.p.ParseBytes(env.payload)
+		if perr != nil {
+			return nil, nil, "", &DecodeError{Part: part, Path: "payload", Reason: perr.Error(), Err: ErrMalformed}
+		}
+		return v, cs, "payload", nil
+	}
+	v, perr := st.p.ParseBytes(b)
+	if perr != nil {
+		return nil, nil, "", &DecodeError{Part: part, Reason: perr.Error(), Err: ErrMalformed}
+	}
+	return v, nil, "", nil
+}
+
+// isSchemaLike reports whether a top-level "schema" value looks like a
+// Connect schema (an object with a type, or null) rather than a column.
+func isSchemaLike(b []byte) bool {
+	if bytes.Equal(b, []byte("null")) {
+		return true
+	}
+	return len(b) > 0 && b[0] == '{' && bytes.Contains(b, []byte(`"type"`))
+}
+
+func (d *JSONDecoder) decodeKey(st *decodeState, key []byte) (Row, error) {
+	v, cs, prefix, err := d.parse(st, key, "key")
+	if err != nil {
+		return nil, err
+	}
+	var root *schemaNode
+	if cs != nil {
+		root = cs.root
+	}
+	x, cerr := st.conv.value(v, root)
+	if cerr != nil {
+		return nil, cerr.decodeError("key", prefix)
+	}
+	switch k := x.(type) {
+	case nil:
+		return nil, nil
+	case Row:
+		return k, nil
+	default:
+		// A primitive key, e.g. from a key-extracting SMT.
+		return Row{{Name: "key", Value: k}}, nil
+	}
+}
+
+// decodeValue fills ev from the record value. It reports true for a
+// tombstone.
+func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, ev *Event) (bool, error) {
+	if len(bytes.TrimSpace(value)) == 0 || bytes.Equal(bytes.TrimSpace(value), []byte("null")) {
+		return true, nil
+	}
+	v, cs, prefix, err := d.parse(st, value, "value")
+	if err != nil {
+		return false, err
+	}
+	if v.Type() == fastjson.TypeNull {
+		return true, nil
+	}
+	if cs == nil {
+		cs = &noSchema
+	} else if cs.root != nil && cs.root.typ != tStruct {
+		return false, &DecodeError{Part: "value", Path: "schema.type", Reason: "envelope schema must be a struct, got " + cs.root.typ.String(), Err: ErrSchemaMismatch}
+	}
+	o, oerr := v.Object()
+	if oerr != nil {
+		return false, &DecodeError{Part: "value", Path: prefix, Reason: "expected an object, got " + v.Type().String(), Err: ErrMalformed}
+	}
+	ev.Schema = cs.info
+	if cerr := d.fill(st, o, cs, ev); cerr != nil {
+		return false, cerr.decodeError("value", prefix)
+	}
+	ev.Type = st.eventType(ev.Entity, ev.Op)
+	return false, nil
+}
+
+var noSchema compiledSchema
+
+// fill converts a Debezium envelope payload into ev.
+func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSchema, ev *Event) *convErr {
+	c := &st.conv
+	opV := o.Get("op")
+	if opV == nil || opV.Type() == fastjson.TypeNull {
+		return missing("op")
+	}
+	opB, err := opV.StringBytes()
+	if err != nil {
+		return mismatch("op must be a string, got %s", opV.Type()).at("op")
+	}
+	if len(opB) != 1 || !strings.Contains("cudrtm", string(opB)) {
+		return newConvErr(ErrUnknownOp, "unknown op %q", opB).at("op")
+	}
+	ev.Op = Op(opB[0])
+
+	srcV := o.Get("source")
+	if srcV == nil || srcV.Type() == fastjson.TypeNull {
+		return missing("source")
+	}
+	src, err := srcV.Object()
+	if err != nil {
+		return mismatch("source must be an object, got %s", srcV.Type()).at("source")
+	}
+	if cerr := c.source(src, cs.source, ev); cerr != nil {
+		return cerr.at("source")
+	}
+	ev.Entity = ev.Source.Table
+
+	if ev.Op != OpTruncate && ev.Op != OpMessage {
+		var cerr *convErr
+		if ev.Before, cerr = c.state(o.Get("before"), cs.before); cerr != nil {
+			return cerr.at("before")
+		}
+		if ev.After, cerr = c.state(o.Get("after"), cs.after); cerr != nil {
+			return cerr.at("after")
+		}
+		ev.Changed = changed(ev.Before, ev.After)
+	}
+
+	if ev.OccurredAt.IsZero() {
+		t, cerr := timestampOf(o)
+		if cerr != nil {
+			return cerr
+		}
+		ev.OccurredAt = t
+	}
+
+	if tv := o.Get("transaction"); tv != nil && tv.Type() != fastjson.TypeNull {
+		tx, cerr := c.transaction(tv)
+		if cerr != nil {
+			return cerr.at("transaction")
+		}
+		ev.Transaction = tx
+	}
+	if ev.Op == OpMessage {
+		mv := o.Get("message")
+		if mv == nil || mv.Type() == fastjson.TypeNull {
+			return missing("message")
+		}
+		m, cerr := c.message(mv)
+		if cerr != nil {
+			return cerr.at("message")
+		}
+		ev.Message = m
+		if ev.Entity == "" {
+			ev.Entity = m.Prefix
+		}
+	}
+	return nil
+}
+
+// state converts a before or after value. MongoDB writes these as a JSON
+// string holding the document (extended JSON); it is parsed into a Row.
+func (c *converter) state(v *fastjson.Value, s *schemaNode) (Row, *convErr) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	if v.Type() == fastjson.TypeString && (s == nil || s.typ == tString) {
+		b, _ := v.StringBytes()
+		if string(b) == UnavailablePlaceholder {
+			return nil, nil
+		}
+		doc, err := c.mongo.ParseBytes(b)
+		if err != nil {
+			return nil, malformed("document string is not JSON: %v", err)
+		}
+		o, err := doc.Object()
+		if err != nil {
+			return nil, mismatch("document string must hold an object, got %s", doc.Type())
+		}
+		return c.extendedRow(o)
+	}
+	if v.Type() != fastjson.TypeObject {
+		return nil, mismatch("expected struct, got %s", v.Type())
+	}
+	if s != nil && s.typ != tStruct {
+		return nil, mismatch("schema declares %s, got an object", s.typ)
+	}
+	o, _ := v.Object()
+	return c.row(o, s)
+}
+
+// extendedRow converts a MongoDB extended-JSON document. Single-key wrapper
+// objects become plain values: {"$oid": h} the hex string, {"$numberLong"},
+// {"$numberInt"}, {"$numberDecimal"} and {"$numberDouble"} a Number, and
+// {"$date"} a time.Time; other wrappers stay Rows.
+func (c *converter) extendedRow(o *fastjson.Object) (Row, *convErr) {
+	out := make(Row, 0, o.Len())
+	var cerr *convErr
+	o.Visit(func(key []byte, v *fastjson.Value) {
+		if cerr != nil {
+			return
+		}
+		name := c.str(key)
+		x, err := c.extended(v)
+		if err != nil {
+			cerr = err.at(name)
+			return
+		}
+		out = append(out, Field{Name: name, Value: x})
+	})
+	if cerr != nil {
+		return nil, cerr
+	}
+	return out, nil
+}
+
+func (c *converter) extended(v *fastjson.Value) (any, *convErr) {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		if o.Len() == 1 {
+			if x, ok := c.extendedScalar(o); ok {
+				return x, nil
+			}
+		}
+		return c.extendedRow(o)
+	case fastjson.TypeArray:
+		arr, _ := v.Array()
+		out := make([]any, len(arr))
+		for i, e := range arr {
+			x, err := c.extended(e)
+			if err != nil {
+				return nil, err.atIndex(i)
+			}
+			out[i] = x
+		}
+		return out, nil
+	}
+	return c.schemaless(v)
+}
+
+func (c *converter) extendedScalar(o *fastjson.Object) (any, bool) {
+	var out any
+	ok := false
+	o.Visit(func(key []byte, v *fastjson.Value) {
+		switch string(key) {
+		case "$oid":
+			if b, err := v.StringBytes(); err == nil {
+				out, ok = string(b), true
+			}
+		case "$numberLong", "$numberInt", "$numberDecimal", "$numberDouble":
+			if b, err := v.StringBytes(); err == nil && validNumber(b) {
+				out, ok = Number(b), true
+			}
+		case "$date":
+			switch v.Type() {
+			case fastjson.TypeNumber:
+				if ms, err := v.Int64(); err == nil {
+					out, ok = time.UnixMilli(ms).UTC(), true
+				}
+			case fastjson.TypeObject:
+				if b := v.GetStringBytes("$numberLong"); b != nil {
+					if ms, err := fastjson.ParseBytes(b); err == nil {
+						if n, err := ms.Int64(); err == nil {
+							out, ok = time.UnixMilli(n).UTC(), true
+						}
+					}
+				}
+			case fastjson.TypeString:
+				b, _ := v.StringBytes()
+				if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
+					out, ok = t, true
+				}
+			}
+		}
+	})
+	return out, ok
+}
+
+// Source fields each connector uses as its position, in order.
+var positionFields = map[string][]string{
+	"postgresql": {"lsn", "txId", "sequence"},
+	"mysql":      {"file", "pos", "row", "gtid"},
+	"sqlserver":  {"change_lsn", "commit_lsn", "event_serial_no"},
+	"mongodb":    {"ts_ms", "ord", "h", "stxnid", "lsid", "txnNumber", "resume_token"},
+	"oracle":     {"scn", "commit_scn", "lcr_position"},
+	"db2":        {"change_lsn", "commit_lsn"},
+}
+
+// source reads the source block into ev.Source, ev.Position and
+// ev.OccurredAt.
+func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convErr {
+	src := &ev.Source
+	var cerr *convErr
+	get := func(name string) string {
+		v := o.Get(name)
+		if v == nil || cerr != nil {
+			return ""
+		}
+		switch v.Type() {
+		case fastjson.TypeString:
+			b, _ := v.StringBytes()
+			return c.str(b)
+		case fastjson.TypeNull:
+			return ""
+		case fastjson.TypeTrue:
+			return "true"
+		case fastjson.TypeFalse:
+			return "false"
+		}
+		cerr = mismatch("expected string, got %s", v.Type()).at(name)
+		return ""
+	}
+	src.Connector = get("connector")
+	src.Name = get("name")
+	src.Database = get("db")
+	src.Schema = get("schema")
+	src.Table = get("table")
+	if src.Table == "" {
+		src.Table = get("collection")
+	}
+	src.Snapshot = get("snapshot")
+	if cerr != nil {
+		return cerr
+	}
+
+	if names, ok := positionFields[src.Connector]; ok {
+		pos := make(Row, len(names))
+		for i, name := range names {
+			pos[i].Name = name
+			v := o.Get(name)
+			if v == nil {
+				continue
+			}
+			x, err := c.value(v, s.fieldNode(name))
+			if err != nil {
+				return err.at(name)
+			}
+			pos[i].Value = x
+		}
+		ev.Position = pos
+	}
+
+	t, err := timestampOf(o)
+	if err != nil {
+		return err
+	}
+	ev.OccurredAt = t
+	return nil
+}
+
+// timestampOf reads ts_ns, ts_us or ts_ms from o, most precise first. The
+// zero time means none is present.
+func timestampOf(o *fastjson.Object) (time.Time, *convErr) {
+	for _, f := range [...]struct {
+		name string
+		unit int64
+	}{{"ts_ns", 1}, {"ts_us", 1e3}, {"ts_ms", 1e6}} {
+		v := o.Get(f.name)
+		if v == nil || v.Type() == fastjson.TypeNull {
+			continue
+		}
+		n, err := v.Int64()
+		if err != nil {
+			return time.Time{}, mismatch("expected int64, got %s", v.Type()).at(f.name)
+		}
+		switch f.unit {
+		case 1:
+			return time.Unix(0, n).UTC(), nil
+		case 1e3:
+			return time.UnixMicro(n).UTC(), nil
+		default:
+			return time.UnixMilli(n).UTC(), nil
+		}
+	}
+	return time.Time{}, nil
+}
+
+func (c *converter) transaction(v *fastjson.Value) (*Transaction, *convErr) {
+	o, err := v.Object()
+	if err != nil {
+		return nil, mismatch("expected struct, got %s", v.Type())
+	}
+	tx := &Transaction{}
+	idV := o.Get("id")
+	if idV == nil {
+		return nil, missing("id")
+	}
+	id, err := idV.StringBytes()
+	if err != nil {
+		return nil, mismatch("expected string, got %s", idV.Type()).at("id")
+	}
+	tx.ID = string(id)
+	for _, f := range [...]struct {
+		name string
+		dst  *int64
+	}{{"total_order", &tx.TotalOrder}, {"data_collection_order", &tx.DataCollectionOrder}} {
+		fv := o.Get(f.name)
+		if fv == nil || fv.Type() == fastjson.TypeNull {
+			continue
+		}
+		n, err := fv.Int64()
+		if err != nil {
+			return nil, mismatch("expected int64, got %s", fv.Type()).at(f.name)
+		}
+		*f.dst = n
+	}
+	return tx, nil
+}
+
+func (c *converter) message(v *fastjson.Value) (*Message, *convErr) {
+	o, err := v.Object()
+	if err != nil {
+		return nil, mismatch("expected struct, got %s", v.Type())
+	}
+	m := &Message{}
+	if pv := o.Get("prefix"); pv != nil && pv.Type() != fastjson.TypeNull {
+		b, err := pv.StringBytes()
+		if err != nil {
+			return nil, mismatch("expected string, got %s", pv.Type()).at("prefix")
+		}
+		m.Prefix = string(b)
+	}
+	if cv := o.Get("content"); cv != nil && cv.Type() != fastjson.TypeNull {
+		b, err := cv.StringBytes()
+		if err != nil {
+			return nil, mismatch("expected base64 bytes, got %s", cv.Type()).at("content")
+		}
+		raw, err := base64.StdEncoding.DecodeString(string(b))
+		if err != nil {
+			return nil, mismatch("invalid base64: %v", err).at("content")
+		}
+		m.Content = raw
+	}
+	return m, nil
+}
+
+// fillTombstone fills a tombstone's identity from the topic name:
+// prefix.table, prefix.schema.table, or prefix.db.schema.table (SQL
+// Server with several databases). With three parts the middle one is
+// taken as the schema, as for PostgreSQL; for MySQL and MongoDB topics,
+// prefix.db.table, it is in fact the database.
+func fillTombstone(ev *Event, topic string) {
+	ev.Tombstone = true
+	ev.Op = OpDelete
+	parts := strings.Split(topic, ".")
+	src := &ev.Source
+	switch len(parts) {
+	case 1:
+		src.Table = parts[0]
+	case 2:
+		src.Name, src.Table = parts[0], parts[1]
+	case 3:
+		src.Name, src.Schema, src.Table = parts[0], parts[1], parts[2]
+	default:
+		src.Name, src.Database = parts[0], parts[1]
+		src.Schema = strings.Join(parts[2:len(parts)-1], ".")
+		src.Table = parts[len(parts)-1]
+	}
+	ev.Entity = src.Table
+}
