@@ -67,3 +67,17 @@ func testContext(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// Pins the values TuneRestoreConfig documents, and that they validate.
+func TestTuneRestoreConfig(t *testing.T) {
+	cfg := sarama.NewConfig()
+	cfg.Consumer.Fetch.Max = 1 << 20
+	TuneRestoreConfig(cfg)
+	if cfg.Consumer.Fetch.Default != 4<<20 || cfg.Consumer.Fetch.Max != 4<<20 ||
+		cfg.Consumer.Fetch.Min != 1 || cfg.Consumer.MaxWaitTime != 250*time.Millisecond {
+		t.Fatalf("%+v, wait %v", cfg.Consumer.Fetch, cfg.Consumer.MaxWaitTime)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -342,18 +341,30 @@ func TestRestoreLarge(t *testing.T) {
 // BenchmarkRestore500k measures restore throughput over TCP against the
 // in-process broker. The broker shares the CPUs with the client.
 func BenchmarkRestore500k(b *testing.B) {
-	for _, rc := range []bool{false, true} {
-		b.Run(fmt.Sprintf("read_committed=%v", rc), func(b *testing.B) {
-			const topic, n = "bench.ledger", 500_000
-			c := newCluster(b, kfake.SeedTopics(1, topic))
-			seed(b, c, topic, n)
-			cl := newClient(b, c)
+	const topic, n = "bench.ledger", 500_000
+	c := newCluster(b, kfake.SeedTopics(1, topic))
+	seed(b, c, topic, n)
+	saramaDefaults := func(cfg *sarama.Config) {
+		d := sarama.NewConfig()
+		cfg.Consumer.Fetch = d.Consumer.Fetch
+		cfg.Consumer.MaxWaitTime = d.Consumer.MaxWaitTime
+	}
+	for _, tc := range []struct {
+		name          string
+		readCommitted bool
+		tweak         func(*sarama.Config)
+	}{
+		{"read_uncommitted", false, func(*sarama.Config) {}},
+		{"read_committed", true, func(*sarama.Config) {}},
+		{"read_committed/sarama_default_fetch", true, saramaDefaults},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cl := newClient(b, c, tc.tweak)
 			var total time.Duration
 			var keys int
-			b.ResetTimer()
 			for b.Loop() {
 				idx := NewIndex(time.Hour, WithCapacity(n))
-				st, err := Restore(context.Background(), cl, topic, 0, idx, rc)
+				st, err := Restore(context.Background(), cl, topic, 0, idx, tc.readCommitted)
 				if err != nil {
 					b.Fatal(err)
 				}
