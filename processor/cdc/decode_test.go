@@ -295,7 +295,7 @@ func TestLogicalTypes(t *testing.T) {
 		"ts": "2024-06-10T09:39:05.678Z", "ts_us_col": "2024-06-10T09:39:05.678901Z",
 		"ts_ns_col": "2024-06-10T09:39:05.678901234Z", "c_ts": "1969-12-31T00:00:00Z",
 		"zoned": "2024-06-10T09:39:05.678901+02:00",
-		"uid": "5f2a7b1c-3d4e-4f60-8a9b-0c1d2e3f4a5b", "raw": `"AAH+/w=="`,
+		"uid":   "5f2a7b1c-3d4e-4f60-8a9b-0c1d2e3f4a5b", "raw": `"AAH+/w=="`,
 		"labels": `["x",null,"z"]`, "counts": `{"a":1,"b":null}`, "nothing": "null",
 	}
 	for name, w := range want {

@@ -77,11 +77,11 @@ type schemaNode struct {
 	scale   int32 // lDecimal
 	name    string
 	version int
-	fields  []schemaField          // tStruct, in schema order
+	fields  []schemaField  // tStruct, in schema order
 	byName  map[string]int // tStruct: index into fields
-	items   *schemaNode            // tArray
-	keys    *schemaNode            // tMap
-	values  *schemaNode            // tMap
+	items   *schemaNode    // tArray
+	keys    *schemaNode    // tMap
+	values  *schemaNode    // tMap
 }
 
 type schemaField struct {

@@ -143,4 +143,6 @@ const UnavailablePlaceholder = "__debezium_unavailable_value"
 
 // MarshalJSON writes the placeholder text, so downstream tools that know
 // Debezium recognise it.
-func (Unavailable) MarshalJSON() ([]byte, error) { return []byte(`"` + UnavailablePlaceholder + `"`), nil }
+func (Unavailable) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + UnavailablePlaceholder + `"`), nil
+}
