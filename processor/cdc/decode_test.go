@@ -609,3 +609,40 @@ func TestConcurrentDecode(t *testing.T) {
 		<-done
 	}
 }
+
+// TestEnvelopeLayouts: the scanner assumes the payload is the last member
+// and that a schema seen before can be matched by prefix; both guesses
+// must fall back correctly for other layouts.
+func TestEnvelopeLayouts(t *testing.T) {
+	d := NewJSONDecoder(Options{})
+	r := loadRecord(t, "pg_update.env")
+	want := mustDecode(t, d, r)
+	var doc struct{ Schema, Payload json.RawMessage }
+	if err := json.Unmarshal(r.value, &doc); err != nil {
+		t.Fatal(err)
+	}
+	layouts := []string{
+		`{"payload":` + string(doc.Payload) + `,"schema":` + string(doc.Schema) + `}`,
+		" {\n \"schema\" : " + string(doc.Schema) + " ,\n \"payload\" : " + string(doc.Payload) + " \n} \n",
+		`{"schema":` + string(doc.Schema) + `,"payload":` + string(doc.Payload) + `}`,
+	}
+	for i, l := range layouts {
+		ev, err := d.Decode(r.topic, r.key, []byte(l))
+		if err != nil {
+			t.Fatalf("layout %d: %v", i, err)
+		}
+		if ev.ID != want.ID || ev.Schema != want.Schema || len(ev.After) != len(want.After) {
+			t.Errorf("layout %d: %+v", i, ev)
+		}
+	}
+	// A schema-shaped prefix that is not the cached schema must still be
+	// scanned: the cached text followed by more members is a different value.
+	bad := `{"schema":` + string(doc.Schema[:len(doc.Schema)-1]) + `,"x":1},"payload":` + string(doc.Payload) + `}`
+	if ev, err := d.Decode(r.topic, r.key, []byte(bad)); err == nil && ev.Schema.Name == "" {
+		t.Errorf("extended schema lost: %+v", ev.Schema)
+	}
+	// Trailing garbage after the envelope is an error.
+	if _, err := d.Decode(r.topic, r.key, append(append([]byte{}, r.value...), `x`...)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("trailing garbage: %v", err)
+	}
+}

@@ -64,8 +64,10 @@ type decodeState struct {
 	p       fastjson.Parser
 	conv    converter
 	idBuf   []byte
-	lastRaw []byte // the last envelope schema seen by this state, and its compiled form
-	lastCS  *compiledSchema
+	// The last key (0) and value (1) envelope schema this state saw, and
+	// its compiled form: a hit skips the shared cache's lock and hashing.
+	lastRaw [2][]byte
+	lastCS  [2]*compiledSchema
 	types   map[typeKey]string
 }
 
@@ -124,8 +126,9 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 // schemaFor returns the compiled form of an envelope schema, compiling it
 // with st's parser on first sight.
 func (d *JSONDecoder) schemaFor(st *decodeState, raw []byte, part string) (*compiledSchema, error) {
-	if st.lastCS != nil && bytes.Equal(raw, st.lastRaw) {
-		return st.lastCS, nil
+	slot := slotOf(part)
+	if st.lastCS[slot] != nil && bytes.Equal(raw, st.lastRaw[slot]) {
+		return st.lastCS[slot], nil
 	}
 	cs := d.schemas.get(raw)
 	if cs == nil {
@@ -140,18 +143,24 @@ func (d *JSONDecoder) schemaFor(st *decodeState, raw []byte, part string) (*comp
 		}
 		d.schemas.put(raw, cs)
 	}
-	st.lastRaw = append(st.lastRaw[:0], raw...)
-	st.lastCS = cs
+	st.lastRaw[slot] = append(st.lastRaw[slot][:0], raw...)
+	st.lastCS[slot] = cs
 	return cs, nil
 }
 
 // parse splits off the envelope when there is one and parses the payload.
 // prefix is the path of the payload inside the document.
 func (d *JSONDecoder) parse(st *decodeState, b []byte, part string) (v *fastjson.Value, cs *compiledSchema, prefix string, err error) {
-	if env, ok := splitEnvelope(b); ok && (env.hasPayload || isSchemaLike(env.schema)) {
+	known := st.lastRaw[slotOf(part)]
+	for _, guess := range [...]bool{true, false} {
+		env, ok := splitEnvelope(b, known, guess)
+		if !ok || !(env.hasPayload || isSchemaLike(env.schema)) {
+			break
+		}
 		if !env.hasPayload {
 			return nil, nil, "", &DecodeError{Part: part, Path: "payload", Reason: "envelope has a schema but no payload", Err: ErrMissingField}
 		}
+		cs = nil
 		if env.hasSchema {
 			cs, err = d.schemaFor(st, env.schema, part)
 			if err != nil {
@@ -160,6 +169,9 @@ func (d *JSONDecoder) parse(st *decodeState, b []byte, part string) (v *fastjson
 		}
 		v, perr := st.p.ParseBytes(env.payload)
 		if perr != nil {
+			if env.tentative {
+				continue // the payload was not the last member: scan properly
+			}
 			return nil, nil, "", &DecodeError{Part: part, Path: "payload", Reason: perr.Error(), Err: ErrMalformed}
 		}
 		return v, cs, "payload", nil
@@ -169,6 +181,13 @@ func (d *JSONDecoder) parse(st *decodeState, b []byte, part string) (v *fastjson
 		return nil, nil, "", &DecodeError{Part: part, Reason: perr.Error(), Err: ErrMalformed}
 	}
 	return v, nil, "", nil
+}
+
+func slotOf(part string) int {
+	if part == "value" {
+		return 1
+	}
+	return 0
 }
 
 // isSchemaLike reports whether a top-level "schema" value looks like a

@@ -9,6 +9,10 @@ type envelope struct {
 	payload    []byte
 	hasSchema  bool
 	hasPayload bool
+	// tentative: payload was assumed to be the last member and runs to
+	// the closing brace unscanned. Only the parser can confirm it; if it
+	// fails, the caller scans again with splitEnvelope(b, known, false).
+	tentative bool
 }
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -27,7 +31,12 @@ func skipWS(b []byte, i int) int {
 // scanner checks structure only: the spans are validated later, the
 // payload by the parser and the schema by the parser or by being
 // byte-identical to a schema that was.
-func splitEnvelope(b []byte) (env envelope, ok bool) {
+//
+// known is a schema text already validated; when the schema value starts
+// with it, it is taken without scanning (a complete JSON object ends at
+// the same byte whatever follows it). With guess set, a payload member is
+// assumed to be the last and returned tentatively, sparing its scan.
+func splitEnvelope(b, known []byte, guess bool) (env envelope, ok bool) {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return env, false
@@ -50,8 +59,24 @@ func splitEnvelope(b []byte) (env envelope, ok bool) {
 			return env, false
 		}
 		i = skipWS(b, i+1)
-		vend := skipValue(b, i)
-		if vend < 0 {
+		if guess && string(key) == "payload" {
+			e := len(b)
+			for e > i && isWS(b[e-1]) {
+				e--
+			}
+			if e > i+1 && b[e-1] == '}' {
+				e--
+				for e > i && isWS(b[e-1]) {
+					e--
+				}
+				env.payload, env.hasPayload, env.tentative = b[i:e], true, true
+				return env, true
+			}
+		}
+		var vend int
+		if string(key) == "schema" && len(known) > 0 && bytes.HasPrefix(b[i:], known) {
+			vend = i + len(known)
+		} else if vend = skipValue(b, i); vend < 0 {
 			return env, false
 		}
 		switch string(key) {
