@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cdcsync/cdcsync/processor"
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+// workerFile is the worker YAML file: processor.Config plus the
+// topologies directory.
+type workerFile struct {
+	processor.Config `yaml:",inline"`
+	Topologies       string `yaml:"topologies"`
+	LogLevel         string `yaml:"log_level"`
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		brokers    = fs.String("brokers", "", "bootstrap brokers, HOST:PORT[,..] (env CDCSYNC_BROKERS)")
+		topoDir    = fs.String("topologies", "", "directory (or file) of topology YAML files (env CDCSYNC_TOPOLOGIES)")
+		configFile = fs.String("config", "", "worker YAML file (env CDCSYNC_CONFIG)")
+		httpAddr   = fs.String("http-addr", "", "address for /metrics, /healthz, /readyz (default :9102; env CDCSYNC_HTTP_ADDR)")
+		clientID   = fs.String("client-id", "", "Kafka client.id of this worker (env CDCSYNC_CLIENT_ID)")
+		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info; env CDCSYNC_LOG_LEVEL)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	wf, err := loadWorkerConfig(*configFile, os.Getenv)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if set["brokers"] {
+		wf.Brokers = splitList(*brokers)
+	}
+	if set["topologies"] {
+		wf.Topologies = *topoDir
+	}
+	if set["http-addr"] {
+		wf.HTTPAddr = *httpAddr
+	}
+	if set["client-id"] {
+		wf.ClientID = *clientID
+	}
+	if set["log-level"] {
+		wf.LogLevel = *logLevel
+	}
+	if wf.Topologies == "" {
+		return &exitError{code: 2, err: errors.New("--topologies is required (or topologies: in --config, or CDCSYNC_TOPOLOGIES)")}
+	}
+	logger, err := newLogger(wf.LogLevel, stderr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer func() { _ = logger.Sync() }()
+	sarama.Logger = log.New(&zapWriter{logger.Named("sarama")}, "", 0)
+
+	plans, err := topology.Load(wf.Topologies)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("topologies refused:\n%w", err)}
+	}
+	w, err := processor.New(wf.Config, plans, logger)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	names := make([]string, len(plans))
+	for i, p := range plans {
+		names[i] = p.Name()
+	}
+	logger.Info("worker starting", zap.Strings("brokers", wf.Brokers), zap.Strings("topologies", names),
+		zap.String("client_id", wf.ClientID))
+	if err := w.Run(ctx); err != nil {
+		logger.Error("worker stopped", zap.Error(err))
+		return &exitError{code: 1, err: err}
+	}
+	logger.Info("worker stopped cleanly")
+	return nil
+}
+
+// loadWorkerConfig layers the defaults, the worker file and CDCSYNC_*
+// environment variables; flags are applied by the caller, last.
+func loadWorkerConfig(file string, getenv func(string) string) (workerFile, error) {
+	wf := workerFile{Config: processor.DefaultConfig(), LogLevel: "info"}
+	if file == "" {
+		file = getenv("CDCSYNC_CONFIG")
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return wf, fmt.Errorf("--config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&wf); err != nil && !errors.Is(err, io.EOF) {
+			return wf, fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	env := func(name string, apply func(string) error) error {
+		if v := getenv(name); v != "" {
+			if err := apply(v); err != nil {
+				return fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+		return nil
+	}
+	dur := func(dst *time.Duration) func(string) error {
+		return func(v string) (err error) { *dst, err = time.ParseDuration(v); return }
+	}
+	for _, e := range []struct {
+		name  string
+		apply func(string) error
+	}{
+		{"CDCSYNC_BROKERS", func(v string) error { wf.Brokers = splitList(v); return nil }},
+		{"CDCSYNC_TOPOLOGIES", func(v string) error { wf.Topologies = v; return nil }},
+		{"CDCSYNC_HTTP_ADDR", func(v string) error { wf.HTTPAddr = v; return nil }},
+		{"CDCSYNC_CLIENT_ID", func(v string) error { wf.ClientID = v; return nil }},
+		{"CDCSYNC_KAFKA_VERSION", func(v string) error { wf.KafkaVersion = v; return nil }},
+		{"CDCSYNC_LOG_LEVEL", func(v string) error { wf.LogLevel = v; return nil }},
+		{"CDCSYNC_MAX_IN_FLIGHT", func(v string) (err error) { wf.MaxInFlight, err = strconv.Atoi(v); return }},
+		{"CDCSYNC_REPLICATION_FACTOR", func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 16)
+			wf.ReplicationFactor = int16(n)
+			return err
+		}},
+		{"CDCSYNC_SHUTDOWN_TIMEOUT", dur(&wf.ShutdownTimeout)},
+		{"CDCSYNC_SESSION_TIMEOUT", dur(&wf.SessionTimeout)},
+		{"CDCSYNC_HEARTBEAT", dur(&wf.Heartbeat)},
+		{"CDCSYNC_COMMIT_INTERVAL", dur(&wf.CommitInterval)},
+	} {
+		if err := env(e.name, e.apply); err != nil {
+			return wf, err
+		}
+	}
+	return wf, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	if err := cfg.Level.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.Sampling = nil
+	enc := zapcore.NewJSONEncoder(cfg.EncoderConfig)
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), cfg.Level)), nil
+}
+
+// zapWriter adapts sarama's standard-library logger to zap at debug level.
+type zapWriter struct{ l *zap.Logger }
+
+func (z *zapWriter) Write(p []byte) (int, error) {
+	z.l.Debug(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,304 @@
+// Package bench measures the whole cdcsync pipeline — decode, ledger,
+// authority, route, produce — against a raw sarama consumer-group →
+// async-producer passthrough of the same records on the same broker, in
+// the same run. The passthrough is the practical ceiling: it does no work
+// on the records. `cdcsync bench` calls Run.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"github.com/cdcsync/cdcsync/processor"
+	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+// Options configures a run. Zero values take the documented defaults.
+type Options struct {
+	Brokers    []string // required
+	Events     int      // records in the workload; default 200000
+	Partitions int32    // source partitions; default 8
+	DupRatio   float64  // share of redelivered records; default 0.10
+	Rounds     int      // measurements of each side, the median is reported; default 1
+	Log        *zap.Logger
+}
+
+// Result holds the measured rates in records per second.
+type Result struct {
+	Events       int
+	Passthrough  float64
+	CDCSync      float64
+	Ratio        float64
+	Duplicates   int64
+	Out          int64
+	Cores        int
+	PassDuration time.Duration
+	SyncDuration time.Duration
+}
+
+const benchTopology = `name: bench-%d
+systems: [shop, crm]
+source: {topics: [%s], system: shop, format: debezium-json}
+authority:
+  owners: {email: crm}
+  default_owner: shop
+sink: {topic: bench-%d.sync.{table}, key: [id]}
+`
+
+// Workload builds the records: PostgreSQL updates of a 9-column customers
+// row (bigint id, text columns, a decimal, a micro-timestamp) with a full
+// source block, about 740 bytes each, and dupRatio of them redelivered.
+func Workload(n int, dupRatio float64) [][2][]byte {
+	src := demo.NewSource("shop", "shop", false)
+	src.Table = "customers"
+	rng := rand.New(rand.NewPCG(1, 2))
+	out := make([][2][]byte, 0, n)
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	for len(out) < n {
+		if len(out) > 0 && rng.Float64() < dupRatio {
+			out = append(out, out[rng.IntN(len(out))])
+			continue
+		}
+		id := int64(rng.IntN(1_000_000)) + 1_000_000_000
+		before := demo.Contact{ID: id, FirstName: "Barbara", LastName: "Liskov", Email: fmt.Sprintf("c%d@example.com", id),
+			Phone: "+49 30 1234567", Address: "12 Harbour Road, Suite 400", City: "Utrecht", Balance: 123456, UpdatedAt: at}
+		after := before
+		after.Phone = fmt.Sprintf("+49 30 %07d", len(out))
+		after.Balance += int64(len(out))
+		after.UpdatedAt = at.Add(time.Duration(len(out)) * time.Millisecond)
+		k, v := src.Change('u', &before, &after)
+		out = append(out, [2][]byte{k, v})
+	}
+	return out
+}
+
+// Run produces the workload and measures both sides.
+func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
+	if o.Events == 0 {
+		o.Events = 200_000
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 8
+	}
+	if o.DupRatio == 0 {
+		o.DupRatio = 0.10
+	}
+	if o.Rounds == 0 {
+		o.Rounds = 1
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	client, err := sarama.NewClient(o.Brokers, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return nil, err
+	}
+	topic := fmt.Sprintf("bench.public.customers.%d", time.Now().UnixNano())
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: o.Partitions, ReplicationFactor: 1}, false); err != nil {
+		return nil, err
+	}
+	work := Workload(o.Events, o.DupRatio)
+	recs := make([]demo.Record, len(work))
+	size := 0
+	for i, kv := range work {
+		recs[i] = demo.Record{Topic: topic, Key: kv[0], Value: kv[1]}
+		size += len(kv[1])
+	}
+	fmt.Fprintf(w, "workload: %d Debezium JSON updates, %d B average, %.0f%% redelivered, %d partitions, %d cores\n",
+		o.Events, size/len(work), o.DupRatio*100, o.Partitions, runtime.NumCPU())
+	if err := demo.Produce(o.Brokers, recs); err != nil {
+		return nil, err
+	}
+
+	res := &Result{Events: o.Events, Cores: runtime.NumCPU()}
+	var pass, sync []time.Duration
+	for round := 0; round < o.Rounds; round++ {
+		d, err := passthrough(ctx, o, topic, round)
+		if err != nil {
+			return nil, fmt.Errorf("passthrough: %w", err)
+		}
+		pass = append(pass, d)
+		fmt.Fprintf(w, "round %d: passthrough %8.0f records/s (%v)\n", round+1, float64(o.Events)/d.Seconds(), d.Round(time.Millisecond))
+		d, st, err := pipeline(ctx, o, topic, round)
+		if err != nil {
+			return nil, fmt.Errorf("cdcsync: %w", err)
+		}
+		sync = append(sync, d)
+		res.Duplicates, res.Out = st.Duplicates, st.Out
+		fmt.Fprintf(w, "round %d: cdcsync     %8.0f records/s (%v; %d out, %d duplicates dropped)\n", round+1,
+			float64(o.Events)/d.Seconds(), d.Round(time.Millisecond), st.Out, st.Duplicates)
+	}
+	res.PassDuration, res.SyncDuration = median(pass), median(sync)
+	res.Passthrough = float64(o.Events) / res.PassDuration.Seconds()
+	res.CDCSync = float64(o.Events) / res.SyncDuration.Seconds()
+	res.Ratio = res.CDCSync / res.Passthrough
+	fmt.Fprintf(w, "\npassthrough (raw sarama group → async producer): %8.0f records/s\n", res.Passthrough)
+	fmt.Fprintf(w, "cdcsync at_least_once (decode, ledger, authority, route, produce + ledger write): %8.0f records/s\n", res.CDCSync)
+	fmt.Fprintf(w, "ratio: %.2f× (median of %d round(s), %d cores shared by broker and clients)\n", res.Ratio, o.Rounds, res.Cores)
+	return res, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+// passthrough consumes the topic with a fresh group and produces every
+// record unchanged, marking offsets after acknowledgement; it returns the
+// time until every record is acknowledged.
+func passthrough(ctx context.Context, o Options, topic string, round int) (time.Duration, error) {
+	cfg := processor.DefaultConfig()
+	cfg.Brokers = o.Brokers
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_8_0_0
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Fetch.Default = 8 << 20
+	sc.ChannelBufferSize = 1024
+	sc.Producer.Return.Successes = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Flush.Bytes = 512 << 10
+	sc.Producer.Flush.Frequency = 2 * time.Millisecond
+	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	client, err := sarama.NewClient(o.Brokers, sc)
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	prod, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		return 0, err
+	}
+	group, err := sarama.NewConsumerGroupFromClient(fmt.Sprintf("bench-passthrough-%d-%d", round, time.Now().UnixNano()), client)
+	if err != nil {
+		return 0, err
+	}
+	defer group.Close()
+	var acked atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for m := range prod.Successes() {
+			if acked.Add(1) == int64(o.Events) {
+				close(done)
+			}
+			_ = m
+		}
+	}()
+	go func() {
+		for e := range prod.Errors() {
+			o.Log.Warn("passthrough produce error", zap.Error(e.Err))
+		}
+	}()
+	out := topic + ".passthrough"
+	h := &passHandler{prod: prod, out: out}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	go func() {
+		for cctx.Err() == nil {
+			if err := group.Consume(cctx, []string{topic}, h); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("timed out after %d of %d records", acked.Load(), o.Events)
+	}
+	d := time.Since(start)
+	cancel()
+	prod.AsyncClose()
+	return d, nil
+}
+
+type passHandler struct {
+	prod sarama.AsyncProducer
+	out  string
+}
+
+func (*passHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (*passHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *passHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			h.prod.Input() <- &sarama.ProducerMessage{Topic: h.out, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(m.Value)}
+		case <-sess.Context().Done():
+			return nil
+		}
+	}
+}
+
+// pipeline runs one cdcsync worker with a fresh topology on the topic and
+// returns the time until every record is complete (outputs and ledger
+// entries acknowledged).
+func pipeline(ctx context.Context, o Options, topic string, round int) (time.Duration, processor.StatsSnapshot, error) {
+	id := time.Now().UnixNano()%1_000_000*10 + int64(round)
+	plan, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, id, topic, id))
+	if err != nil {
+		return 0, processor.StatsSnapshot{}, err
+	}
+	cfg := processor.DefaultConfig()
+	cfg.Brokers = o.Brokers
+	cfg.HTTPAddr = ""
+	cfg.ClientID = "bench"
+	w, err := processor.New(cfg, []*topology.Plan{plan}, o.Log)
+	if err != nil {
+		return 0, processor.StatsSnapshot{}, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() { errc <- w.Run(cctx) }()
+	deadline := time.After(5 * time.Minute)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return 0, processor.StatsSnapshot{}, fmt.Errorf("worker stopped early: %v", err)
+		case <-deadline:
+			return 0, w.Stats(plan.Name()), fmt.Errorf("timed out: %+v", w.Stats(plan.Name()))
+		case <-ctx.Done():
+			return 0, processor.StatsSnapshot{}, ctx.Err()
+		case <-tick.C:
+		}
+		if st := w.Stats(plan.Name()); st.Completed >= int64(o.Events) {
+			d := time.Since(start)
+			cancel()
+			<-errc
+			return d, st, nil
+		}
+	}
+}

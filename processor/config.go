@@ -1,0 +1,145 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cdcsync/cdcsync/processor/ledger"
+)
+
+// Config is a worker's configuration. The zero value is not usable; start
+// from DefaultConfig and set Brokers.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	// Kafka property: bootstrap.servers.
+	Brokers []string `yaml:"brokers"`
+	// ClientID names this worker to the brokers. Default "cdcsync-<hostname>".
+	// Kafka property: client.id.
+	ClientID string `yaml:"client_id"`
+	// KafkaVersion is the protocol version sarama speaks. Default "2.8.0";
+	// must be 0.11.0 or newer (record headers, idempotence, transactions).
+	KafkaVersion string `yaml:"kafka_version"`
+	// HTTPAddr serves /metrics, /healthz and /readyz. Default ":9102";
+	// empty disables the server.
+	HTTPAddr string `yaml:"http_addr"`
+	// MaxInFlight bounds the records per claimed partition that are
+	// consumed but not yet fully acknowledged. When it is reached the
+	// partition pauses until acknowledgements arrive. Default 4096.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// ShutdownTimeout bounds the soft shutdown (flush, commit, leave the
+	// group). Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReplicationFactor is used when cdcsync creates ledger, DLQ and sink
+	// topics. Default -1: the broker's default.replication.factor.
+	ReplicationFactor int16 `yaml:"replication_factor"`
+	// SessionTimeout is the consumer-group session timeout. Default 10s.
+	// Kafka property: session.timeout.ms.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// Heartbeat is the consumer-group heartbeat interval. Default 3s.
+	// Kafka property: heartbeat.interval.ms.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// CommitInterval is how often marked offsets are committed under
+	// at_least_once. Default 1s. Kafka property: auto.commit.interval.ms.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "worker"
+	}
+	return Config{
+		ClientID:          "cdcsync-" + host,
+		KafkaVersion:      "2.8.0",
+		HTTPAddr:          ":9102",
+		MaxInFlight:       4096,
+		ShutdownTimeout:   30 * time.Second,
+		ReplicationFactor: -1,
+		SessionTimeout:    10 * time.Second,
+		Heartbeat:         3 * time.Second,
+		CommitInterval:    time.Second,
+	}
+}
+
+// ErrConfig is wrapped by every configuration error; it is fatal.
+var ErrConfig = errors.New("processor: invalid configuration")
+
+// Validate reports the first invalid option, naming its key.
+func (c Config) Validate() error {
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
+	}
+	if len(c.Brokers) == 0 {
+		return bad("brokers", "at least one broker is required")
+	}
+	v, err := sarama.ParseKafkaVersion(c.KafkaVersion)
+	if err != nil {
+		return bad("kafka_version", "%v", err)
+	}
+	if !v.IsAtLeast(sarama.V0_11_0_0) {
+		return bad("kafka_version", "%s is older than 0.11.0, which record headers and idempotence need", c.KafkaVersion)
+	}
+	if c.MaxInFlight < 1 {
+		return bad("max_in_flight", "must be at least 1, got %d", c.MaxInFlight)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return bad("shutdown_timeout", "must be positive")
+	}
+	if c.SessionTimeout <= 0 || c.Heartbeat <= 0 || c.Heartbeat >= c.SessionTimeout {
+		return bad("heartbeat", "must be positive and shorter than session_timeout (%v)", c.SessionTimeout)
+	}
+	if c.CommitInterval <= 0 {
+		return bad("commit_interval", "must be positive")
+	}
+	return nil
+}
+
+// saramaConfig builds the one sarama configuration a worker uses, for a
+// given purpose, and validates it.
+func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
+	sc := sarama.NewConfig()
+	v, err := sarama.ParseKafkaVersion(c.KafkaVersion)
+	if err != nil {
+		return nil, fmt.Errorf("%w: kafka_version: %v", ErrConfig, err)
+	}
+	sc.Version = v
+	sc.ClientID = c.ClientID
+	sc.Metadata.RefreshFrequency = time.Minute
+
+	// Consumer side.
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = c.CommitInterval
+	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = c.Heartbeat
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	ledger.TuneRestoreConfig(sc) // fetch sizes that suit ledger restore and the source alike
+	sc.Consumer.MaxProcessingTime = time.Second
+	sc.ChannelBufferSize = 1024
+
+	// Producer side: idempotent, acks=all, ordered (one request in flight),
+	// so per-key order holds through retries.
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+		return backoff(retries, 100*time.Millisecond, 5*time.Second)
+	}
+	sc.Producer.Flush.Bytes = 512 << 10
+	sc.Producer.Flush.Frequency = 2 * time.Millisecond
+	sc.Producer.Compression = sarama.CompressionNone
+	sc.ClientID = c.ClientID + "-" + purpose
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: sarama: %v", ErrConfig, err)
+	}
+	return sc, nil
+}

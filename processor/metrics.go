@@ -1,0 +1,126 @@
+package processor
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Stats are one topology's counters in this worker. They are the single
+// source of the Prometheus metrics and of the demo's summary.
+type Stats struct {
+	In              atomic.Int64 // source records consumed
+	Out             atomic.Int64 // sink records acknowledged
+	Duplicates      atomic.Int64 // events dropped by the ledger
+	AuthorityFields atomic.Int64 // changed fields dropped by authority
+	AuthorityEvents atomic.Int64 // events dropped because nothing owned changed
+	DLQ             atomic.Int64 // DLQ records acknowledged
+	Tombstones      atomic.Int64 // tombstones passed or dropped
+	LedgerWrites    atomic.Int64 // ledger records acknowledged
+	Restarts        atomic.Int64 // session restarts after transient failures
+	Completed       atomic.Int64 // records fully done: outputs and ledger entry acknowledged
+}
+
+// StatsSnapshot is a copy of Stats at one moment.
+type StatsSnapshot struct {
+	In, Out, Duplicates, AuthorityFields, AuthorityEvents, DLQ, Tombstones, LedgerWrites, Restarts, Completed int64
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() StatsSnapshot {
+	return StatsSnapshot{
+		In: s.In.Load(), Out: s.Out.Load(), Duplicates: s.Duplicates.Load(),
+		AuthorityFields: s.AuthorityFields.Load(), AuthorityEvents: s.AuthorityEvents.Load(),
+		DLQ: s.DLQ.Load(), Tombstones: s.Tombstones.Load(), LedgerWrites: s.LedgerWrites.Load(),
+		Restarts: s.Restarts.Load(), Completed: s.Completed.Load(),
+	}
+}
+
+// metrics holds the Prometheus collectors of one worker. Metric names:
+//
+//	cdcsync_records_in_total{topology}
+//	cdcsync_records_out_total{topology}
+//	cdcsync_duplicates_total{topology}
+//	cdcsync_authority_dropped_fields_total{topology}
+//	cdcsync_authority_dropped_events_total{topology}
+//	cdcsync_dlq_records_total{topology}
+//	cdcsync_ledger_writes_total{topology}
+//	cdcsync_session_restarts_total{topology}
+//	cdcsync_process_seconds{topology}            histogram, decode→emit per record
+//	cdcsync_ack_seconds{topology}                histogram, emit→last ack per record
+//	cdcsync_lag_records{topology,topic,partition}
+//	cdcsync_lag_seconds{topology,topic,partition} age of the last record processed
+//	cdcsync_ledger_keys{topology,partition}
+//	cdcsync_ledger_restore_seconds{topology}     histogram
+type metrics struct {
+	reg        prometheus.Registerer
+	process    *prometheus.HistogramVec
+	ack        *prometheus.HistogramVec
+	lag        *prometheus.GaugeVec
+	lagSeconds *prometheus.GaugeVec
+	ledgerKeys *prometheus.GaugeVec
+	restore    *prometheus.HistogramVec
+
+	mu    sync.Mutex
+	stats map[string]*Stats
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		reg: reg,
+		process: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdcsync_process_seconds", Help: "Time from consuming a record to emitting its outputs.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}, []string{"topology"}),
+		ack: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdcsync_ack_seconds", Help: "Time from consuming a record to the acknowledgement of its last output.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+		}, []string{"topology"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcsync_lag_records", Help: "High-water mark minus the next offset to process.",
+		}, []string{"topology", "topic", "partition"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcsync_lag_seconds", Help: "Age of the last record processed, by its Kafka timestamp.",
+		}, []string{"topology", "topic", "partition"}),
+		ledgerKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcsync_ledger_keys", Help: "Event IDs held in memory by the dedup ledger.",
+		}, []string{"topology", "partition"}),
+		restore: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdcsync_ledger_restore_seconds", Help: "Time to restore one ledger partition.",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 4, 10),
+		}, []string{"topology"}),
+		stats: map[string]*Stats{},
+	}
+	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore)
+	return m
+}
+
+// forTopology returns the Stats of a topology, registering its counters
+// the first time.
+func (m *metrics) forTopology(name string) *Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.stats[name]; ok {
+		return s
+	}
+	s := &Stats{}
+	m.stats[name] = s
+	counter := func(metric, help string, v *atomic.Int64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: metric, Help: help, ConstLabels: prometheus.Labels{"topology": name},
+		}, func() float64 { return float64(v.Load()) }))
+	}
+	counter("cdcsync_records_in_total", "Source records consumed.", &s.In)
+	counter("cdcsync_records_out_total", "Sink records acknowledged.", &s.Out)
+	counter("cdcsync_duplicates_total", "Events dropped as already applied by the dedup ledger.", &s.Duplicates)
+	counter("cdcsync_authority_dropped_fields_total", "Changed fields dropped because the source system does not own them.", &s.AuthorityFields)
+	counter("cdcsync_authority_dropped_events_total", "Events dropped because no owned field changed.", &s.AuthorityEvents)
+	counter("cdcsync_dlq_records_total", "Records written to the dead-letter queue.", &s.DLQ)
+	counter("cdcsync_ledger_writes_total", "Ledger entries acknowledged.", &s.LedgerWrites)
+	counter("cdcsync_session_restarts_total", "Consumer sessions restarted after a transient failure.", &s.Restarts)
+	return s
+}
+
+func since(t time.Time) float64 { return time.Since(t).Seconds() }

@@ -1,0 +1,183 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+// Worker runs every topology it is given, each as its own consumer group.
+// Several workers (processes) on the same topologies share the partitions.
+type Worker struct {
+	cfg       Config
+	log       *zap.Logger
+	reg       *prometheus.Registry
+	metrics   *metrics
+	pipelines []*pipeline
+	listener  net.Listener
+}
+
+// New validates the configuration and the plans and builds a worker. It
+// opens no connection; Run does.
+func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(plans) == 0 {
+		return nil, fmt.Errorf("%w: no topologies to run", ErrConfig)
+	}
+	if _, err := cfg.saramaConfig("check"); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w := &Worker{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg)}
+	seen := map[string]bool{}
+	for _, plan := range plans {
+		if seen[plan.Name()] {
+			return nil, fmt.Errorf("%w: topology %q given twice", ErrConfig, plan.Name())
+		}
+		seen[plan.Name()] = true
+		p, err := newPipeline(plan, cfg, nil, w.metrics, log)
+		if err != nil {
+			return nil, err
+		}
+		w.pipelines = append(w.pipelines, p)
+	}
+	return w, nil
+}
+
+// Registry is the worker's Prometheus registry, served on /metrics.
+func (w *Worker) Registry() *prometheus.Registry { return w.reg }
+
+// Stats returns the counters of a topology in this worker.
+func (w *Worker) Stats(topology string) StatsSnapshot {
+	for _, p := range w.pipelines {
+		if p.plan.Name() == topology {
+			return p.stats.Snapshot()
+		}
+	}
+	return StatsSnapshot{}
+}
+
+// Ready reports whether every pipeline has restored its ledger partitions
+// and is consuming (or is idle because it has no partitions).
+func (w *Worker) Ready() bool {
+	for _, p := range w.pipelines {
+		if !p.ready.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// HTTPAddr is the address the health and metrics server listens on, once
+// Run has started it; empty otherwise.
+func (w *Worker) HTTPAddr() string {
+	if w.listener == nil {
+		return ""
+	}
+	return w.listener.Addr().String()
+}
+
+// Run connects, runs every pipeline until ctx is cancelled, then shuts
+// down softly: stop fetching, wait for in-flight records, commit, leave
+// the groups. It returns the first fatal error of any pipeline, which also
+// stops the others. A soft shutdown that does not finish within
+// ShutdownTimeout is reported as an error, never as success.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("%w: http_addr: %v", ErrConfig, err)
+		}
+		w.listener = ln
+		srv := &http.Server{Handler: w.mux(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		w.log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", ln.Addr().String()))
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range w.pipelines {
+		sc, err := w.cfg.saramaConfig(p.plan.Name())
+		if err != nil {
+			return err
+		}
+		sc.Producer.Partitioner = partitionerFor(string(p.plan.LedgerTopic()))
+		client, err := connect(ctx, w.cfg.Brokers, sc, w.log)
+		if err != nil {
+			return err
+		}
+		p.client = client
+		g.Go(func() error {
+			defer client.Close()
+			err := p.run(gctx)
+			if err != nil {
+				return fmt.Errorf("topology %s: %w", p.plan.Name(), err)
+			}
+			return nil
+		})
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	w.log.Info("shutting down: stop fetching, flush, commit, leave the groups",
+		zap.Duration("timeout", w.cfg.ShutdownTimeout))
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(w.cfg.ShutdownTimeout + 5*time.Second):
+		return errors.New("processor: soft shutdown timed out; uncommitted records will be redelivered to the next worker")
+	}
+}
+
+// connect opens a client, retrying while no broker answers.
+func connect(ctx context.Context, brokers []string, sc *sarama.Config, log *zap.Logger) (sarama.Client, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := sarama.NewClient(brokers, sc)
+		if err == nil {
+			return c, nil
+		}
+		d := backoff(attempt, 200*time.Millisecond, 10*time.Second)
+		log.Warn("cannot reach the brokers, retrying", zap.Strings("brokers", brokers), zap.Error(err), zap.Duration("backoff", d))
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (w *Worker) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.WriteHeader(http.StatusOK)
+		_, _ = rw.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		if !w.Ready() {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = rw.Write([]byte("not ready: ledger restore or group join in progress\n"))
+			return
+		}
+		rw.WriteHeader(http.StatusOK)
+		_, _ = rw.Write([]byte("ready\n"))
+	})
+	return mux
+}
