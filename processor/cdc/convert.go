@@ -70,6 +70,7 @@ func (e *convErr) decodeError(part, prefix string) *DecodeError {
 // state, so it is used by one goroutine at a time.
 type converter struct {
 	scratch []byte
+	slab    []byte // backing store for copied strings, see copyStr
 	intern  map[string]string
 	mongo   fastjson.Parser // parses MongoDB's before/after JSON strings
 }
@@ -96,6 +97,31 @@ func (c *converter) str(b []byte) string {
 		c.intern[s] = s
 	}
 	return s
+}
+
+// Strings copied out of the parser share slab chunks of slabChunk bytes,
+// one allocation for many short strings. Bytes are only ever appended to
+// a chunk, never overwritten, so the strings stay immutable; a chunk lives
+// as long as any string in it.
+const (
+	slabChunk   = 2048
+	slabLargest = 256 // longer strings get their own allocation
+)
+
+// copyStr copies b out of the parser's memory.
+func (c *converter) copyStr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > slabLargest {
+		return string(b)
+	}
+	if cap(c.slab)-len(c.slab) < len(b) {
+		c.slab = make([]byte, 0, slabChunk)
+	}
+	start := len(c.slab)
+	c.slab = append(c.slab, b...)
+	return unsafe.String(&c.slab[start], len(b))
 }
 
 // rawNumber returns the text of a JSON number, validated against the JSON
@@ -185,13 +211,13 @@ func (c *converter) schemaless(v *fastjson.Value) (any, *convErr) {
 		if err != nil {
 			return nil, err
 		}
-		return Number(b), nil
+		return Number(c.copyStr(b)), nil
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
 		if string(b) == UnavailablePlaceholder {
 			return Unavailable{}, nil
 		}
-		return string(b), nil
+		return c.copyStr(b), nil
 	case fastjson.TypeArray:
 		arr, _ := v.Array()
 		out := make([]any, len(arr))
@@ -346,7 +372,7 @@ func (c *converter) value(v *fastjson.Value, s *schemaNode) (any, *convErr) {
 		case lEnum:
 			return Enum(c.str(b)), nil
 		}
-		return string(b), nil
+		return c.copyStr(b), nil
 	case tBytes:
 		if s.logical == lDecimal && t == fastjson.TypeNumber {
 			// decimal.format=NUMERIC writes the number itself.

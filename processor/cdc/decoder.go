@@ -61,9 +61,9 @@ func NewJSONDecoder(opts Options) *JSONDecoder {
 
 // decodeState is the per-goroutine working memory of a decode.
 type decodeState struct {
-	p       fastjson.Parser
-	conv    converter
-	idBuf   []byte
+	p     fastjson.Parser
+	conv  converter
+	idBuf []byte
 	// The last key (0) and value (1) envelope schema this state saw, and
 	// its compiled form: a hit skips the shared cache's lock and hashing.
 	lastRaw [2][]byte

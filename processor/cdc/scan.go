@@ -54,6 +54,9 @@ func splitEnvelope(b, known []byte, guess bool) (env envelope, ok bool) {
 			return env, false
 		}
 		key := b[i+1 : end-1]
+		if string(key) != "schema" && string(key) != "payload" {
+			return env, false // a bare document: do not scan it
+		}
 		i = skipWS(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return env, false
@@ -79,13 +82,10 @@ func splitEnvelope(b, known []byte, guess bool) (env envelope, ok bool) {
 		} else if vend = skipValue(b, i); vend < 0 {
 			return env, false
 		}
-		switch string(key) {
-		case "schema":
+		if string(key) == "schema" {
 			env.schema, env.hasSchema = b[i:vend], true
-		case "payload":
+		} else {
 			env.payload, env.hasPayload = b[i:vend], true
-		default:
-			return env, false
 		}
 		i = skipWS(b, vend)
 		if i >= len(b) {
