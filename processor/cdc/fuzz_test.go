@@ -3,6 +3,7 @@ package cdc
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -47,6 +48,9 @@ func FuzzDecodeValue(f *testing.F) {
 		f.Add(r.topic, r.value)
 	}
 	f.Add("a.b.c", []byte(`{"schema":null,"payload":{"op":"c","source":{},"after":{"x":1e999999999999}}}`))
+	for _, v := range hostileValues {
+		f.Add("a.b", []byte(v))
+	}
 	ds := fuzzDecoders()
 	f.Fuzz(func(t *testing.T, topic string, value []byte) {
 		for _, d := range ds {
@@ -72,4 +76,26 @@ func FuzzDecodeKey(f *testing.F) {
 			checkDecode(t, d, "pg.public.customers", key, nil)
 		}
 	})
+}
+
+// hostileValues are inputs meant to make a decoder allocate without bound,
+// recurse deeply or divide by nothing.
+var hostileValues = []string{
+	// A scale of 2^31 would make Decimal.String write two billion zeros.
+	`{"schema":{"type":"struct","fields":[{"type":"struct","name":"io.debezium.data.VariableScaleDecimal","fields":[],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"scale":2147483647,"value":"AQ=="}}}`,
+	`{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"999999999"},"field":"p"}],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"p":"AQ=="}}}`,
+	`{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","field":"p"}],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"p":1e999999999}}}`,
+	`{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"int32","name":"io.debezium.time.Date","field":"d"}],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"d":2147483647}}}`,
+	`{"op":"c","source":{},"after":{"a":` + strings.Repeat("[", 290) + strings.Repeat("]", 290) + `}}`,
+	`{"op":"c","source":{"connector":"mongodb"},"after":"{\"_id\":{\"$date\":{\"$numberLong\":\"99999999999999999999\"}}}"}`,
+}
+
+// TestHostileValues: each hostile input decodes or fails with a
+// *DecodeError, quickly and without panicking.
+func TestHostileValues(t *testing.T) {
+	for _, d := range fuzzDecoders() {
+		for _, v := range hostileValues {
+			checkDecode(t, d, "a.b", nil, []byte(v))
+		}
+	}
 }
