@@ -46,7 +46,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bs = []string{addr}
 	}
 	fmt.Fprintf(stdout, "broker: %s\n", strings.Join(bs, ","))
-	_, err := bench.Run(ctx, bench.Options{Brokers: bs, Events: *events, Partitions: int32(*partitions), DupRatio: *dup, Rounds: *rounds}, stdout)
+	log, _ := newLogger("debug", stderr)
+	_, err := bench.Run(ctx, bench.Options{Log: log, Brokers: bs, Events: *events, Partitions: int32(*partitions), DupRatio: *dup, Rounds: *rounds}, stdout)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

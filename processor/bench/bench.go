@@ -51,7 +51,7 @@ source: {topics: [%s], system: shop, format: debezium-json}
 authority:
   owners: {email: crm}
   default_owner: shop
-sink: {topic: bench-%d.sync.{table}, key: [id]}
+sink: {topic: 'bench-%d.sync.{table}', key: [id]}
 `
 
 // Workload builds the records: PostgreSQL updates of a 9-column customers
@@ -69,8 +69,8 @@ func Workload(n int, dupRatio float64) [][2][]byte {
 			continue
 		}
 		id := int64(rng.IntN(1_000_000)) + 1_000_000_000
-		before := demo.Contact{ID: id, FirstName: "Barbara", LastName: "Liskov", Email: fmt.Sprintf("c%d@example.com", id),
-			Phone: "+49 30 1234567", Address: "12 Harbour Road, Suite 400", City: "Utrecht", Balance: 123456, UpdatedAt: at}
+		before := demo.Contact{ID: id, FirstName: "Ada", LastName: "Liskov", Email: fmt.Sprintf("c%d@ex.com", id),
+			Phone: "+49 30 1234567", Address: "12 Harbour Rd", City: "Utrecht", Balance: 123456, UpdatedAt: at}
 		after := before
 		after.Phone = fmt.Sprintf("+49 30 %07d", len(out))
 		after.Balance += int64(len(out))
@@ -179,8 +179,6 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 	sc.ChannelBufferSize = 1024
 	sc.Producer.Return.Successes = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Idempotent = true
-	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Flush.Bytes = 512 << 10
 	sc.Producer.Flush.Frequency = 2 * time.Millisecond
 	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
@@ -214,6 +212,13 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 		}
 	}()
 	out := topic + ".passthrough"
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return 0, err
+	}
+	if err := admin.CreateTopic(out, &sarama.TopicDetail{NumPartitions: o.Partitions, ReplicationFactor: 1}, false); err != nil {
+		return 0, err
+	}
 	h := &passHandler{prod: prod, out: out}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -221,7 +226,8 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 	go func() {
 		for cctx.Err() == nil {
 			if err := group.Consume(cctx, []string{topic}, h); err != nil {
-				return
+				o.Log.Warn("passthrough consume", zap.Error(err))
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}()

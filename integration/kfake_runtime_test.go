@@ -1,0 +1,249 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cdcsync/cdcsync/processor"
+	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/processor/ledger"
+)
+
+// Three workers on twelve partitions process 100k events with 10%
+// duplicates: every unique event reaches the sink exactly once, in per-key
+// order, and the duplicates are counted.
+func TestKfakeNormalRun(t *testing.T) {
+	events := 100_000
+	if testing.Short() {
+		events = 20_000
+	}
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 12, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "normal", src.Topic(), "sync.normal"))
+	w := makeWorkload(src, 2000, events, 0.10, 1)
+	produce(t, brokers, w.Records)
+
+	workers := []*worker{
+		startWorker(t, brokers, "w1", plan),
+		startWorker(t, brokers, "w2", plan),
+		startWorker(t, brokers, "w3", plan),
+	}
+	waitProcessed(t, brokers, 3*time.Minute, plan)
+	var in, dups, out int64
+	for _, wk := range workers {
+		if err := wk.stop(); err != nil {
+			t.Fatalf("worker: %v", err)
+		}
+		s := wk.w.Stats(plan.Name())
+		in += s.In
+		dups += s.Duplicates
+		out += s.Out
+		if s.In == 0 {
+			t.Errorf("a worker processed nothing: the partitions were not shared")
+		}
+	}
+	checkExactlyOnce(t, readAll(t, brokers, "sync.normal"), w)
+	// A record consumed by a worker that loses its partition before the
+	// record is acknowledged is consumed again by the next owner, so "in"
+	// may exceed the records produced; the ledger counts a redelivery of
+	// an acknowledged record as a duplicate.
+	if in < int64(len(w.Records)) {
+		t.Errorf("records in = %d, want at least %d", in, len(w.Records))
+	}
+	if dups < int64(w.Dups) || dups-int64(w.Dups) > in-int64(len(w.Records)) {
+		t.Errorf("duplicates counted = %d, want %d plus at most the %d redelivered records", dups, w.Dups, in-int64(len(w.Records)))
+	}
+	if out != int64(w.Unique) {
+		t.Errorf("records out = %d, want %d", out, w.Unique)
+	}
+}
+
+// A fourth worker joins and one leaves while events flow: nothing is lost
+// and no duplicate gets past the ledger.
+func TestKfakeRebalance(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 12, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "rebalance", src.Topic(), "sync.rebalance"))
+	w := makeWorkload(src, 1000, 40_000, 0.10, 2)
+
+	w1 := startWorker(t, brokers, "w1", plan)
+	startWorker(t, brokers, "w2", plan)
+	w3 := startWorker(t, brokers, "w3", plan)
+	// Produce in slices while the group changes.
+	chunk := len(w.Records) / 8
+	for i := 0; i < 8; i++ {
+		produce(t, brokers, w.Records[i*chunk:min((i+1)*chunk, len(w.Records))])
+		switch i {
+		case 2:
+			startWorker(t, brokers, "w4", plan)
+		case 4:
+			if err := w3.stop(); err != nil {
+				t.Fatalf("w3: %v", err)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if rest := len(w.Records) - 8*chunk; rest > 0 {
+		produce(t, brokers, w.Records[8*chunk:])
+	}
+	waitProcessed(t, brokers, 3*time.Minute, plan)
+	if err := w1.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, readAll(t, brokers, "sync.rebalance"), w)
+}
+
+// Poison records go to the DLQ with their original key, value and
+// timestamp and the Connect-compatible headers; the records after them
+// still flow.
+func TestKfakePoisonRecords(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 1, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "poison", src.Topic(), "sync.poison"))
+
+	good := makeWorkload(src, 5, 10, 0, 3)
+	poison := []demo.Record{
+		{Topic: src.Topic(), Key: []byte(`{"id":1}`), Value: []byte(`{"before":null,"after":{"id":1,`)},
+		{Topic: src.Topic(), Key: []byte(`{"id":2}`), Value: []byte(`{"before":null,"after":{"id":2,"phone":"x"},"source":{"connector":"postgresql","name":"erp","db":"erp","schema":"public","table":"contacts","lsn":1,"txId":1,"ts_ms":0},"op":"x","ts_ms":0}`)},
+		{Topic: src.Topic(), Key: []byte(`{"ref":3}`), Value: []byte(`{"before":null,"after":{"ref":3,"phone":"+1"},"source":{"connector":"postgresql","name":"erp","db":"erp","schema":"public","table":"contacts","lsn":9,"txId":2,"ts_ms":0},"op":"c","ts_ms":0}`)},
+	}
+	recs := append(append(append([]demo.Record{}, good.Records[:5]...), poison...), good.Records[5:]...)
+	produce(t, brokers, recs)
+	wk := startWorker(t, brokers, "w1", plan)
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	checkExactlyOnce(t, readAll(t, brokers, "sync.poison"), good)
+	entries, err := dlq.Read(t.Context(), newClient(t, brokers), string(plan.DLQTopic()), dlq.Filter{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("DLQ holds %d records, want 3", len(entries))
+	}
+	wantClass := []string{"cdc.ErrMalformed", "cdc.ErrUnknownOp", "route.ErrMissingKeyField"}
+	wantStage := []string{"decode", "decode", "route"}
+	for i, e := range entries {
+		if string(e.Key) != string(poison[i].Key) || string(e.Value) != string(poison[i].Value) {
+			t.Errorf("DLQ %d: key/value changed: %s %s", i, e.Key, e.Value)
+		}
+		if e.ExceptionClass != wantClass[i] || e.Stage != wantStage[i] {
+			t.Errorf("DLQ %d: class %q stage %q, want %q %q", i, e.ExceptionClass, e.Stage, wantClass[i], wantStage[i])
+		}
+		if e.Topic != src.Topic() || e.Partition != 0 || e.Offset != int64(5+i) {
+			t.Errorf("DLQ %d: origin %s/%d@%d, want %s/0@%d", i, e.Topic, e.Partition, e.Offset, src.Topic(), 5+i)
+		}
+		if e.Topology != plan.Name() || e.Message == "" || e.Attempts != 1 || e.FirstFailure.IsZero() {
+			t.Errorf("DLQ %d: incomplete context: %+v", i, e.Failure)
+		}
+		headers := map[string]bool{}
+		for _, h := range e.Headers {
+			headers[string(h.Key)] = true
+		}
+		for _, h := range []string{dlq.HeaderTopic, dlq.HeaderPartition, dlq.HeaderOffset, dlq.HeaderConnectorName, dlq.HeaderTaskID,
+			dlq.HeaderStage, dlq.HeaderClassName, dlq.HeaderExceptionClassName, dlq.HeaderExceptionMessage,
+			dlq.HeaderAttempts, dlq.HeaderFirstFailure, dlq.HeaderTopology} {
+			if !headers[h] {
+				t.Errorf("DLQ %d: header %s missing", i, h)
+			}
+		}
+	}
+	if !strings.Contains(entries[1].Message, `"x"`) {
+		t.Errorf("unknown-op message does not name the op: %q", entries[1].Message)
+	}
+}
+
+// Authority: a field owned by another system never reaches the sink, and
+// the echo of our own sync write is dropped whole.
+func TestKfakeAuthority(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 2, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "authority", src.Topic(), "sync.authority"))
+
+	base := demo.Contact{ID: 7, FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+44 1", Address: "1 St James", City: "London", Balance: 100}
+	var recs []demo.Record
+	add := func(op byte, b, a *demo.Contact) {
+		k, v := src.Change(op, b, a)
+		recs = append(recs, demo.Record{Topic: src.Topic(), Key: k, Value: v})
+	}
+	add('c', nil, &base)
+	// ERP changes its phone and, against the rules, the CRM-owned email.
+	mixed := base
+	mixed.Phone, mixed.Email = "+44 2", "typo@erp"
+	add('u', &base, &mixed)
+	// The echo of a CRM write: only CRM-owned fields changed.
+	echo := mixed
+	echo.FirstName, echo.Email = "Augusta Ada", "ada@crm.example"
+	add('u', &mixed, &echo)
+	produce(t, brokers, recs)
+
+	wk := startWorker(t, brokers, "w1", plan)
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := readAll(t, brokers, "sync.authority")
+	if len(msgs) != 2 {
+		t.Fatalf("sink holds %d records, want 2 (insert, phone update); the echo must be dropped", len(msgs))
+	}
+	for _, m := range msgs {
+		r := decodeSink(t, m)
+		for _, f := range []string{"first_name", "last_name", "email"} {
+			if _, ok := r.Fields[f]; ok {
+				t.Errorf("%s: CRM-owned field %s reached the sink from the ERP: %s", r.Type, f, m.Value)
+			}
+		}
+	}
+	upd := decodeSink(t, msgs[1])
+	if string(upd.Fields["phone"]) != `"+44 2"` || len(upd.Fields) != 1 {
+		t.Errorf("update fields = %v, want only the phone", upd.Fields)
+	}
+	s := wk.w.Stats(plan.Name())
+	if s.AuthorityEvents != 1 || s.AuthorityFields < 3 {
+		t.Errorf("authority stats = %+v, want 1 event dropped and the unowned fields counted", s)
+	}
+}
+
+// A ledger with the wrong partition count stops start-up with a message
+// that explains the fix.
+func TestKfakeLedgerMismatch(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 4, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "mismatch", src.Topic(), "sync.mismatch"))
+	admin, err := sarama.NewClusterAdminFromClient(newClient(t, brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic(string(plan.LedgerTopic()), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	wk := startWorker(t, brokers, "w1", plan)
+	var runErr error
+	select {
+	case runErr = <-wk.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker started despite the ledger mismatch")
+	}
+	if !errors.Is(runErr, ledger.ErrPartitionMismatch) {
+		t.Fatalf("error = %v, want a ledger partition mismatch", runErr)
+	}
+	for _, want := range []string{string(plan.LedgerTopic()), "3", "4", "kafka-topics"} {
+		if !strings.Contains(runErr.Error(), want) {
+			t.Errorf("message %q does not mention %q", runErr, want)
+		}
+	}
+	_ = processor.ErrConfig
+}
