@@ -89,9 +89,10 @@ type Decision struct {
 	// Dropped are the changed fields the source system does not own, in
 	// Event.Changed order. Count them as authority-dropped.
 	Dropped []string
-	// Violation is true when Dropped is non-empty and the policy is DLQ:
-	// the whole record goes to the DLQ instead of the sink, whatever Keep
-	// says.
+	// Violation is true when the policy is DLQ and the change touched both
+	// owned and unowned fields: the whole record goes to the DLQ instead
+	// of the sink. A change of unowned fields only (Keep false) is never a
+	// violation: it cannot be told apart from an echo.
 	Violation bool
 
 	buf []string // backing array of Fields and Dropped, reused by ApplyInto
@@ -164,7 +165,9 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 		d.Dropped = dropped
 	}
 	d.Keep = nf > 0
-	d.Violation = nd > 0 && r.policy == DLQ
+	// A change of unowned fields only is indistinguishable from the echo
+	// of a sync write, so it is dropped quietly even under DLQ.
+	d.Violation = d.Keep && nd > 0 && r.policy == DLQ
 }
 
 func isKey(key cdc.Row, name string) bool {

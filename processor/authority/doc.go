@@ -40,9 +40,9 @@
 //
 // DropField (topology value drop_field, the default) writes the owned
 // changed fields and drops the rest. DLQ (topology value dlq) reports
-// Violation whenever a changed field is not owned, and the caller sends the
-// whole record to the DLQ instead of the sink. Note that under DLQ an
-// echo of the other system's write is itself a violation (its changed
-// fields all belong to the other system), so DLQ suits one-way pipelines;
-// bidirectional sync should use DropField.
+// Violation when a change touched owned and unowned fields together, and
+// the caller sends the whole record to the DLQ instead of the sink. A
+// change of unowned fields only is dropped quietly under both policies:
+// it looks exactly like the echo of the other system's sync write, and
+// sending echoes to the DLQ would fill it in every two-way sync.
 package authority
