@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The real-stack tier on its own: install (setup.sh), start the stack
+# (up.sh), run the Go suite tagged `realstack` against it, and always stop
+# the stack (down.sh). On failure, prints the tails of the PostgreSQL,
+# Kafka and Kafka Connect logs. Logs stay in integration/.logs/realstack/.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$RS_ROOT"
+t0=$(date +%s)
+"$RS_DIR/setup.sh"
+t1=$(date +%s)
+
+show_logs() {
+  local n=${CDCSYNC_REALSTACK_LOG_LINES:-80}
+  for f in "$RS_LOGS/postgresql.log" "$RS_LOGS/kafka.log" "$RS_LOGS/connect.log"; do
+    [ -f "$f" ] || continue
+    printf '\n----- last %s lines of %s -----\n' "$n" "$f"
+    tail -n "$n" "$f"
+  done
+  printf '\n(full logs in %s)\n' "$RS_LOGS"
+}
+cleanup() { "$RS_DIR/down.sh" || true; }
+trap cleanup EXIT
+
+if ! "$RS_DIR/up.sh"; then show_logs; exit 1; fi
+t2=$(date +%s)
+rc=0
+CDCSYNC_REALSTACK_STATE=$RS_STATE go test -tags realstack -count=1 -timeout 15m ./integration/ -run 'RealStack' -v "$@" \
+  2>&1 | tee "$RS_LOGS/go-test.log" | grep -v '^=== \(RUN\|PAUSE\|CONT\)' || rc=$?
+[ "$rc" = 0 ] && rc=${PIPESTATUS[0]}
+t3=$(date +%s)
+if [ "$rc" != 0 ]; then show_logs; fi
+log "setup $((t1-t0))s, stack up $((t2-t1))s, tests $((t3-t2))s, total $((t3-t0))s (before shutdown)"
+exit "$rc"
