@@ -45,6 +45,16 @@ type Config struct {
 	// CommitInterval is how often marked offsets are committed under
 	// at_least_once. Default 1s. Kafka property: auto.commit.interval.ms.
 	CommitInterval time.Duration `yaml:"commit_interval"`
+	// TransactionTimeout bounds how long an exactly_once transaction may
+	// stay open. A worker killed mid-transaction blocks read_committed
+	// consumers of its partitions at most this long (less when the next
+	// owner fences it first). Default 10s. Kafka property:
+	// transaction.timeout.ms (must not exceed the broker's
+	// transaction.max.timeout.ms).
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	// TxnMaxRecords commits an exactly_once transaction early when it
+	// holds this many source records. Default 5000.
+	TxnMaxRecords int `yaml:"txn_max_records"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -54,15 +64,17 @@ func DefaultConfig() Config {
 		host = "worker"
 	}
 	return Config{
-		ClientID:          "cdcsync-" + host,
-		KafkaVersion:      "2.8.0",
-		HTTPAddr:          ":9102",
-		MaxInFlight:       4096,
-		ShutdownTimeout:   30 * time.Second,
-		ReplicationFactor: -1,
-		SessionTimeout:    10 * time.Second,
-		Heartbeat:         3 * time.Second,
-		CommitInterval:    time.Second,
+		ClientID:           "cdcsync-" + host,
+		KafkaVersion:       "2.8.0",
+		HTTPAddr:           ":9102",
+		MaxInFlight:        4096,
+		ShutdownTimeout:    30 * time.Second,
+		ReplicationFactor:  -1,
+		SessionTimeout:     10 * time.Second,
+		Heartbeat:          3 * time.Second,
+		CommitInterval:     time.Second,
+		TransactionTimeout: 10 * time.Second,
+		TxnMaxRecords:      5000,
 	}
 }
 
@@ -95,6 +107,12 @@ func (c Config) Validate() error {
 	}
 	if c.CommitInterval <= 0 {
 		return bad("commit_interval", "must be positive")
+	}
+	if c.TransactionTimeout < time.Second {
+		return bad("transaction_timeout", "must be at least 1s, got %v", c.TransactionTimeout)
+	}
+	if c.TxnMaxRecords < 1 {
+		return bad("txn_max_records", "must be at least 1, got %d", c.TxnMaxRecords)
 	}
 	return nil
 }

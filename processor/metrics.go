@@ -21,11 +21,14 @@ type Stats struct {
 	LedgerWrites    atomic.Int64 // ledger records acknowledged
 	Restarts        atomic.Int64 // session restarts after transient failures
 	Completed       atomic.Int64 // records fully done: outputs and ledger entry acknowledged
+	TxnCommits      atomic.Int64 // exactly_once transactions committed
+	TxnAborts       atomic.Int64 // exactly_once transactions aborted
 }
 
 // StatsSnapshot is a copy of Stats at one moment.
 type StatsSnapshot struct {
 	In, Out, Duplicates, AuthorityFields, AuthorityEvents, DLQ, Tombstones, LedgerWrites, Restarts, Completed int64
+	TxnCommits, TxnAborts                                                                                     int64
 }
 
 // Snapshot copies the counters.
@@ -35,6 +38,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		AuthorityFields: s.AuthorityFields.Load(), AuthorityEvents: s.AuthorityEvents.Load(),
 		DLQ: s.DLQ.Load(), Tombstones: s.Tombstones.Load(), LedgerWrites: s.LedgerWrites.Load(),
 		Restarts: s.Restarts.Load(), Completed: s.Completed.Load(),
+		TxnCommits: s.TxnCommits.Load(), TxnAborts: s.TxnAborts.Load(),
 	}
 }
 
@@ -48,6 +52,8 @@ func (s *Stats) Snapshot() StatsSnapshot {
 //	cdcsync_dlq_records_total{topology}
 //	cdcsync_ledger_writes_total{topology}
 //	cdcsync_session_restarts_total{topology}
+//	cdcsync_txn_commits_total{topology}
+//	cdcsync_txn_aborts_total{topology}
 //	cdcsync_process_seconds{topology}            histogram, decode→emit per record
 //	cdcsync_ack_seconds{topology}                histogram, emit→last ack per record
 //	cdcsync_lag_records{topology,topic,partition}
@@ -120,6 +126,8 @@ func (m *metrics) forTopology(name string) *Stats {
 	counter("cdcsync_dlq_records_total", "Records written to the dead-letter queue.", &s.DLQ)
 	counter("cdcsync_ledger_writes_total", "Ledger entries acknowledged.", &s.LedgerWrites)
 	counter("cdcsync_session_restarts_total", "Consumer sessions restarted after a transient failure.", &s.Restarts)
+	counter("cdcsync_txn_commits_total", "Exactly-once transactions committed.", &s.TxnCommits)
+	counter("cdcsync_txn_aborts_total", "Exactly-once transactions aborted.", &s.TxnAborts)
 	return s
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cdcsync/cdcsync/processor/authority"
 	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/ledger"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -52,7 +53,7 @@ type pipeline struct {
 	sinks      sync.Map // sink topic -> struct{}, topics known to exist
 
 	mu       sync.Mutex
-	ledgers  map[int32]*partState // by partition number, rebuilt in Setup
+	ledgers  map[topicPartition]*partState // by claim, rebuilt in Setup
 	cancel   context.CancelCauseFunc
 	fatalErr error
 
@@ -60,9 +61,10 @@ type pipeline struct {
 	claimed atomic.Int32
 }
 
-// partState is the dedup state of one partition number: the in-memory
-// ledger index. Claims of different source topics with the same partition
-// number share it, hence the mutex.
+// partState is the dedup state of one claim: the in-memory ledger index,
+// restored from the ledger partition with the claim's partition number.
+// The claim goroutine owns it; the mutex guards the few reads from
+// elsewhere (metrics).
 type partState struct {
 	mu  sync.Mutex
 	idx *ledger.Index
@@ -87,7 +89,7 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, m *metri
 		rules:   newRules(plan),
 		now:     time.Now,
 		client:  client,
-		ledgers: map[int32]*partState{},
+		ledgers: map[topicPartition]*partState{},
 	}
 	return p, nil
 }
@@ -222,11 +224,17 @@ func (p *pipeline) run(ctx context.Context) error {
 		}
 	}
 
-	if p.out, err = sarama.NewAsyncProducerFromClient(p.client); err != nil {
-		return err
-	}
-	if p.led, err = p.newLedgerProducer(); err != nil {
-		return err
+	// Under at_least_once two shared async producers write outputs and
+	// ledger entries; under exactly_once each claim has its own
+	// transactional producer (see txn.go), opened in Setup.
+	alo := p.plan.Guarantee() != topology.ExactlyOnce
+	if alo {
+		if p.out, err = sarama.NewAsyncProducerFromClient(p.client); err != nil {
+			return err
+		}
+		if p.led, err = sarama.NewAsyncProducerFromClient(p.client); err != nil {
+			return err
+		}
 	}
 	group, err := sarama.NewConsumerGroupFromClient(string(p.plan.Group()), p.client)
 	if err != nil {
@@ -235,8 +243,10 @@ func (p *pipeline) run(ctx context.Context) error {
 
 	var acks errgroup.Group
 	outDone := make(chan struct{})
-	acks.Go(func() error { defer close(outDone); p.outAcks(); return nil })
-	acks.Go(func() error { p.ledAcks(); return nil })
+	if alo {
+		acks.Go(func() error { defer close(outDone); p.outAcks(); return nil })
+		acks.Go(func() error { p.ledAcks(); return nil })
+	}
 	acks.Go(func() error {
 		for err := range group.Errors() {
 			p.log.Warn("consumer group error", zap.Error(err))
@@ -249,20 +259,16 @@ func (p *pipeline) run(ctx context.Context) error {
 	// Soft shutdown: the last session's Cleanup waited for in-flight
 	// records and committed; now flush the producers and leave the group.
 	p.ready.Store(false)
-	p.out.AsyncClose()
-	<-outDone // the ledger entries of the last outputs are forwarded first
-	p.led.AsyncClose()
+	if alo {
+		p.out.AsyncClose()
+		<-outDone // the ledger entries of the last outputs are forwarded first
+		p.led.AsyncClose()
+	}
 	if err := group.Close(); err != nil {
 		p.log.Warn("leaving the group", zap.Error(err))
 	}
 	_ = acks.Wait()
 	return runErr
-}
-
-func (p *pipeline) newLedgerProducer() (sarama.AsyncProducer, error) {
-	// The ledger producer shares the client's connections; its messages
-	// name their partition (ledger partition = source partition).
-	return sarama.NewAsyncProducerFromClient(p.client)
 }
 
 // consume calls Consume in a loop: sarama returns from it at every
@@ -402,7 +408,9 @@ func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
 			p.log.Warn("output rejected by the broker, sending the source record to the DLQ",
 				zap.String("topic", r.src.Topic), zap.Int32("partition", r.src.Partition),
 				zap.Int64("offset", r.src.Offset), zap.Error(pe.Err))
-			p.out.Input() <- p.dlqRecord(r, "produce", pe.Err)
+			m := p.dlqRecord(r.src, dlq.StageProduce, pe.Err, nil)
+			m.Metadata = r
+			p.out.Input() <- m
 			return
 		}
 		fallthrough

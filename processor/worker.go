@@ -117,6 +117,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 		sc.Producer.Partitioner = partitionerFor(string(p.plan.LedgerTopic()))
+		if p.plan.Guarantee() == topology.ExactlyOnce {
+			// Offsets are committed inside the transactions, and only
+			// committed data is read.
+			sc.Consumer.Offsets.AutoCommit.Enable = false
+			sc.Consumer.IsolationLevel = sarama.ReadCommitted
+		}
 		client, err := connect(ctx, w.cfg.Brokers, sc, w.log)
 		if err != nil {
 			return err

@@ -1,0 +1,245 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"github.com/cdcsync/cdcsync/processor/authority"
+	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/processor/ledger"
+	"github.com/cdcsync/cdcsync/processor/route"
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+// emitter takes what the stages make of one source record. The stages do
+// not know how outputs are written or acknowledged: under at_least_once
+// the emitter hands them to the shared async producer and tracks their
+// acknowledgements (aloEmitter); under exactly_once it writes them into
+// the claim's open transaction (txnEmitter).
+type emitter interface {
+	// begin registers a consumed record.
+	begin(msg *sarama.ConsumerMessage, start time.Time) *record
+	// skip finishes a record that writes nothing (a duplicate, an event
+	// dropped by authority, a dropped tombstone).
+	skip(r *record)
+	// emit writes an output (sink or DLQ record) and, when ledger is not
+	// nil, the ledger entry that records it as applied.
+	emit(r *record, out, ledger *sarama.ProducerMessage)
+	// abandon gives up on a record after a transient failure; the session
+	// restarts from the last committed offset.
+	abandon(r *record, err error)
+}
+
+// claimCtx is what the claim goroutine needs to process records.
+type claimCtx struct {
+	p          *pipeline
+	em         emitter
+	ps         *partState
+	ctx        context.Context
+	log        *zap.Logger
+	lag        interface{ Set(float64) }
+	lagSeconds interface{ Set(float64) }
+	keys       interface{ Set(float64) }
+	process    interface{ Observe(float64) }
+	decision   authority.Decision // reused: its slices are consumed before the next record
+}
+
+func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {
+	name, part := p.plan.Name(), partitionLabel(claim.Partition())
+	return &claimCtx{p: p, em: em, ps: ps, ctx: sess.Context(),
+		lag:        p.metrics.lag.WithLabelValues(name, claim.Topic(), part),
+		lagSeconds: p.metrics.lagSeconds.WithLabelValues(name, claim.Topic(), part),
+		keys:       p.metrics.ledgerKeys.WithLabelValues(name, part),
+		process:    p.metrics.process.WithLabelValues(name),
+		log:        p.log.With(zap.String("topic", claim.Topic()), zap.Int32("partition", claim.Partition())),
+	}
+}
+
+func (c *claimCtx) observeLag(msg *sarama.ConsumerMessage, hwm int64) {
+	c.lag.Set(float64(hwm - msg.Offset - 1))
+	if !msg.Timestamp.IsZero() {
+		c.lagSeconds.Set(time.Since(msg.Timestamp).Seconds())
+	}
+	c.ps.mu.Lock()
+	n := c.ps.idx.Len()
+	c.ps.mu.Unlock()
+	c.keys.Set(float64(n))
+}
+
+// expire drops ledger entries older than the dedup window.
+func (c *claimCtx) expire() {
+	c.ps.mu.Lock()
+	n := c.ps.idx.Expire(c.p.now())
+	keys := c.ps.idx.Len()
+	c.ps.mu.Unlock()
+	c.keys.Set(float64(keys))
+	if n > 0 {
+		c.log.Debug("expired ledger entries", zap.Int("expired", n))
+	}
+}
+
+// handle runs one record through decode, dedup, authority and route, and
+// hands its outputs to the emitter. It never waits for acknowledgements.
+func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
+	p := c.p
+	start := p.now()
+	p.stats.In.Add(1)
+	r := c.em.begin(msg, start)
+
+	ev, err := p.dec.Decode(msg.Topic, msg.Key, msg.Value)
+	if err != nil {
+		if classify(err) == Transient {
+			c.em.abandon(r, err)
+			return
+		}
+		c.toDLQ(r, dlq.StageDecode, err, nil)
+		return
+	}
+	if ev.Tombstone {
+		c.tombstone(r, ev)
+		return
+	}
+
+	c.ps.mu.Lock()
+	seen := c.ps.idx.Seen(ev.ID)
+	c.ps.mu.Unlock()
+	if seen {
+		p.stats.Duplicates.Add(1)
+		c.em.skip(r)
+		return
+	}
+
+	d := &c.decision
+	p.rules.ApplyInto(ev, d)
+	if len(d.Dropped) > 0 {
+		p.stats.AuthorityFields.Add(int64(len(d.Dropped)))
+	}
+	if d.Violation {
+		c.toDLQ(r, dlq.StageAuthority, fmt.Errorf("%w: %s changed fields it does not own: %v",
+			ErrAuthorityViolation, ev.SourceSystem, d.Dropped), ev)
+		return
+	}
+	if !d.Keep {
+		p.stats.AuthorityEvents.Add(1)
+		c.em.skip(r)
+		return
+	}
+
+	key, err := route.Key(ev, p.plan.SinkKey())
+	if err != nil {
+		c.toDLQ(r, dlq.StageRoute, err, ev)
+		return
+	}
+	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
+	if err := p.ensureTopic(topic); err != nil {
+		c.em.abandon(r, err)
+		return
+	}
+	value := appendSinkValue(make([]byte, 0, 512), ev, d.Fields)
+
+	now := p.now()
+	led := &sarama.ProducerMessage{
+		Topic:     string(p.plan.LedgerTopic()),
+		Partition: msg.Partition,
+		Key:       sarama.ByteEncoder(ledger.EncodeKey(ev.ID)),
+		Value:     sarama.ByteEncoder(ledger.EncodeValue(ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset})),
+	}
+	c.ps.mu.Lock()
+	c.ps.idx.Add(ev.ID, now)
+	c.ps.mu.Unlock()
+
+	out := &sarama.ProducerMessage{
+		Topic:   topic,
+		Key:     sarama.ByteEncoder(key),
+		Value:   sarama.ByteEncoder(value),
+		Headers: c.sinkHeaders(ev),
+	}
+	c.process.Observe(since(start))
+	c.em.emit(r, out, led)
+}
+
+func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
+	h := []sarama.RecordHeader{
+		{Key: []byte("cdcsync.event.id"), Value: []byte(ev.ID.String())},
+		{Key: []byte("cdcsync.event.type"), Value: []byte(ev.Type)},
+		{Key: []byte("cdcsync.source.system"), Value: []byte(ev.SourceSystem)},
+		{Key: []byte("cdcsync.topology"), Value: []byte(c.p.plan.Name())},
+	}
+	if ev.Schema.Version != 0 {
+		h = append(h, sarama.RecordHeader{Key: []byte("cdcsync.schema.version"), Value: []byte(strconv.Itoa(ev.Schema.Version))})
+	}
+	return h
+}
+
+// tombstone passes a tombstone to the sink as a tombstone keyed by the
+// sink key, or drops it when the topology says so or the sink key cannot
+// be formed from the record key alone. Tombstones skip the ledger: they
+// carry no position, and writing one twice is harmless.
+func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
+	p := c.p
+	p.stats.Tombstones.Add(1)
+	if p.plan.Tombstones() == topology.TombstonesDrop {
+		c.em.skip(r)
+		return
+	}
+	key, err := route.Key(ev, p.plan.SinkKey())
+	if err != nil {
+		c.log.Debug("tombstone dropped: the sink key is not part of the record key",
+			zap.Int64("offset", r.offset), zap.Error(err))
+		c.em.skip(r)
+		return
+	}
+	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
+	if err := p.ensureTopic(topic); err != nil {
+		c.em.abandon(r, err)
+		return
+	}
+	c.em.emit(r, &sarama.ProducerMessage{
+		Topic: topic, Key: sarama.ByteEncoder(key),
+		Headers: []sarama.RecordHeader{
+			{Key: []byte("cdcsync.event.type"), Value: []byte(ev.Type)},
+			{Key: []byte("cdcsync.topology"), Value: []byte(p.plan.Name())},
+		},
+	}, nil)
+}
+
+// toDLQ sends the source record to the DLQ with the stage it failed in,
+// unless the topology tolerates no errors, which stops the pipeline
+// instead. A DLQ'd record leaves no ledger entry, so a replay applies it.
+func (c *claimCtx) toDLQ(r *record, stage string, err error, ev *cdc.Event) {
+	p := c.p
+	if p.plan.Tolerance() == topology.TolerateNone {
+		c.em.abandon(r, err)
+		p.stopFatal(fmt.Errorf("errors.tolerance is none and %s/%d@%d failed at %s: %w",
+			r.src.Topic, r.src.Partition, r.src.Offset, stage, err))
+		return
+	}
+	c.log.Warn("record sent to the DLQ", zap.Int64("offset", r.offset), zap.String("stage", stage), zap.Error(err))
+	c.em.emit(r, p.dlqRecord(r.src, stage, err, ev), nil)
+}
+
+func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err error, ev *cdc.Event) *sarama.ProducerMessage {
+	f := dlq.Failure{
+		Topology:       p.plan.Name(),
+		Topic:          src.Topic,
+		Partition:      src.Partition,
+		Offset:         src.Offset,
+		Stage:          stage,
+		Class:          Permanent.String(),
+		ExceptionClass: exceptionClass(err),
+		Message:        err.Error(),
+		Attempts:       1,
+		FirstFailure:   p.now(),
+		TaskID:         p.cfg.ClientID,
+	}
+	if ev != nil {
+		f.EventID = ev.ID.String()
+	}
+	return dlq.Record(string(p.plan.DLQTopic()), src, f)
+}

@@ -1,0 +1,248 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+)
+
+// txnProducer is the transactional producer of one claimed partition under
+// exactly_once, with transactional.id = <group>-<topic>-<partition>: the
+// next owner of the partition fences this one when it initialises its own.
+type txnProducer struct {
+	id       string
+	client   sarama.Client
+	producer sarama.AsyncProducer
+}
+
+func (p *pipeline) newTxnProducer(c topicPartition) (*txnProducer, error) {
+	sc, err := p.cfg.saramaConfig(p.plan.Name() + "-txn")
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("%s-%s-%d", p.plan.Group(), c.topic, c.partition)
+	sc.Producer.Transaction.ID = id
+	sc.Producer.Transaction.Timeout = p.cfg.TransactionTimeout
+	sc.Producer.Return.Successes = false
+	sc.Producer.Partitioner = partitionerFor(string(p.plan.LedgerTopic()))
+	client, err := sarama.NewClient(p.cfg.Brokers, sc)
+	if err != nil {
+		return nil, err
+	}
+	// Creating the producer initialises the transactional ID: it fences
+	// the previous producer with this ID and waits until its open
+	// transaction is completed or aborted.
+	prod, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		if isFenced(err) {
+			return nil, fatal(fmt.Errorf("%w: %s: %v", ErrFenced, id, err))
+		}
+		return nil, fmt.Errorf("initialising transactional producer %s: %w", id, err)
+	}
+	return &txnProducer{id: id, client: client, producer: prod}, nil
+}
+
+func (t *txnProducer) close() {
+	if t.producer.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 {
+		_ = t.producer.AbortTxn()
+	}
+	_ = t.producer.Close()
+	_ = t.client.Close()
+}
+
+func isFenced(err error) bool {
+	return errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch)
+}
+
+// txnEmitter writes a claim's outputs, DLQ records and ledger entries into
+// its open transaction. Nothing is acknowledged record by record: the
+// commit makes them visible together with the consumer offset.
+type txnEmitter struct {
+	p    *pipeline
+	tp   *txnProducer
+	sess sarama.ConsumerGroupSession
+	ps   *partState
+
+	open     bool
+	failed   error // a produce error or transient failure in this transaction
+	records  int   // source records in the open transaction
+	outs     int
+	dlqs     int
+	next     int64 // offset to commit: last record + 1
+	rec      record
+	opened   time.Time
+	dlqTopic string
+}
+
+func (e *txnEmitter) beginTxn() {
+	if e.open {
+		return
+	}
+	if err := e.tp.producer.BeginTxn(); err != nil {
+		e.failed = err
+	}
+	e.ps.mu.Lock()
+	e.ps.idx.Mark()
+	e.ps.mu.Unlock()
+	e.open, e.records, e.outs, e.dlqs, e.opened = true, 0, 0, 0, time.Now()
+}
+
+func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
+	e.beginTxn()
+	e.records++
+	e.next = msg.Offset + 1
+	e.rec = record{offset: msg.Offset, src: msg, start: start}
+	return &e.rec
+}
+
+func (e *txnEmitter) skip(*record) {}
+
+func (e *txnEmitter) emit(_ *record, out, ledger *sarama.ProducerMessage) {
+	if out.Topic == e.dlqTopic {
+		e.dlqs++
+	} else {
+		e.outs++
+	}
+	e.send(out)
+	if ledger != nil {
+		e.send(ledger)
+	}
+}
+
+// send hands a message to the producer, collecting produce errors while it
+// waits so the producer never blocks on its error channel.
+func (e *txnEmitter) send(m *sarama.ProducerMessage) {
+	for {
+		select {
+		case e.tp.producer.Input() <- m:
+			return
+		case pe := <-e.tp.producer.Errors():
+			if e.failed == nil {
+				e.failed = pe.Err
+			}
+		}
+	}
+}
+
+func (e *txnEmitter) abandon(_ *record, err error) {
+	if e.failed == nil {
+		e.failed = err
+	}
+}
+
+// commit adds the claim's next offset to the transaction and commits it.
+// On failure it aborts, rolls the in-memory ledger back to the committed
+// state and reports the error: the session restarts from the committed
+// offset. A fenced producer returns ErrFenced: the partition must not be
+// written again by this worker.
+func (e *txnEmitter) commit(topic string, partition int32) error {
+	if !e.open {
+		return nil
+	}
+	e.open = false
+	err := e.failed
+	if err == nil {
+		err = e.tp.producer.AddOffsetsToTxnWithGroupMetadata(map[string][]*sarama.PartitionOffsetMetadata{
+			topic: {{Partition: partition, Offset: e.next, LeaderEpoch: -1}},
+		}, sarama.NewConsumerGroupMetadataFromSession(e.sess, string(e.p.plan.Group()), nil))
+	}
+	if err == nil {
+		err = e.tp.producer.CommitTxn()
+	}
+	if err == nil {
+		e.ps.mu.Lock()
+		e.ps.idx.Commit()
+		e.ps.mu.Unlock()
+		st := e.p.stats
+		st.Out.Add(int64(e.outs))
+		st.DLQ.Add(int64(e.dlqs))
+		st.LedgerWrites.Add(int64(e.outs))
+		st.Completed.Add(int64(e.records))
+		st.TxnCommits.Add(1)
+		e.p.metrics.ack.WithLabelValues(e.p.plan.Name()).Observe(since(e.opened))
+		return nil
+	}
+	e.failed = nil
+	e.ps.mu.Lock()
+	e.ps.idx.Rollback()
+	e.ps.mu.Unlock()
+	e.p.stats.TxnAborts.Add(1)
+	if isFenced(err) {
+		return fmt.Errorf("%w: %s: %v", ErrFenced, e.tp.id, err)
+	}
+	if e.tp.producer.TxnStatus()&sarama.ProducerTxnFlagFatalError == 0 {
+		if aerr := e.tp.producer.AbortTxn(); aerr != nil && isFenced(aerr) {
+			return fmt.Errorf("%w: %s: %v", ErrFenced, e.tp.id, aerr)
+		}
+	}
+	return fmt.Errorf("transaction %s aborted: %w", e.tp.id, err)
+}
+
+// consumeTxn is the exactly_once claim loop: records go into one open
+// transaction, committed with the consumer offset every commit interval or
+// when TxnMaxRecords is reached. An aborted transaction restarts the
+// session, which resumes from the committed offset with the ledger
+// restored to the committed state. A fenced producer stops this partition
+// only: the claim stays idle until the session ends, and never writes
+// again.
+func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, tp *txnProducer) error {
+	p := h.p
+	em := &txnEmitter{p: p, tp: tp, sess: sess, ps: ps, dlqTopic: string(p.plan.DLQTopic())}
+	c := p.newClaimCtx(sess, claim, ps, em)
+	ctx := sess.Context()
+	tick := time.NewTicker(p.plan.CommitInterval())
+	defer tick.Stop()
+	expire := time.NewTicker(time.Minute)
+	defer expire.Stop()
+
+	commit := func() bool {
+		err := em.commit(claim.Topic(), claim.Partition())
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, ErrFenced) {
+			c.log.Error("producer fenced: another worker owns this partition now; stopping it here without writing again",
+				zap.String("transactional_id", tp.id), zap.Error(err))
+			<-ctx.Done() // stay idle: returning would end the whole session
+			return false
+		}
+		c.log.Warn("transaction aborted; resuming from the last committed offset", zap.Error(err))
+		p.failSession(err)
+		return false
+	}
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				commit()
+				return nil
+			}
+			c.handle(msg)
+			if msg.Offset&255 == 0 {
+				c.observeLag(msg, claim.HighWaterMarkOffset())
+			}
+			if em.records >= p.cfg.TxnMaxRecords && !commit() {
+				return nil
+			}
+		case pe := <-tp.producer.Errors():
+			if em.failed == nil {
+				em.failed = pe.Err
+			}
+		case <-tick.C:
+			if !commit() {
+				return nil
+			}
+		case <-expire.C:
+			c.expire()
+		case <-ctx.Done():
+			// Rebalance or shutdown: commit what is done so the next
+			// owner starts after it.
+			commit()
+			return nil
+		}
+	}
+}
