@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/cdcsync/cdcsync/processor/bench"
@@ -24,8 +25,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rounds := fs.Int("rounds", 3, "measurements of each side; the median is reported")
 	brokers := fs.String("brokers", "", "use this broker instead of starting one")
 	inProcess := fs.Bool("in-process", false, "run the embedded broker in this process instead of a separate one")
+	guarantee := fs.String("guarantee", "at_least_once", "at_least_once, or exactly_once to also measure exactly-once throughput and latency in the same run")
+	rate := fs.Int("rate", 10000, "events/s of the exactly_once latency run")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the clients to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *guarantee != "at_least_once" && *guarantee != "exactly_once" {
+		return &exitError{code: 2, err: fmt.Errorf("--guarantee %q: want at_least_once or exactly_once", *guarantee)}
 	}
 	bs := splitList(*brokers)
 	if len(bs) == 0 && *inProcess {
@@ -46,8 +53,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bs = []string{addr}
 	}
 	fmt.Fprintf(stdout, "broker: %s\n", strings.Join(bs, ","))
-	log, _ := newLogger("debug", stderr)
-	_, err := bench.Run(ctx, bench.Options{Log: log, Brokers: bs, Events: *events, Partitions: int32(*partitions), DupRatio: *dup, Rounds: *rounds}, stdout)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	log, _ := newLogger("warn", stderr)
+	_, err := bench.Run(ctx, bench.Options{Log: log, Brokers: bs, Events: *events, Partitions: int32(*partitions), DupRatio: *dup, Rounds: *rounds,
+		ExactlyOnce: *guarantee == "exactly_once", Rate: *rate}, stdout)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

@@ -29,7 +29,12 @@ type Options struct {
 	Partitions int32    // source partitions; default 8
 	DupRatio   float64  // share of redelivered records; default 0.10
 	Rounds     int      // measurements of each side, the median is reported; default 1
-	Log        *zap.Logger
+	// ExactlyOnce also measures the exactly_once guarantee on the same
+	// workload, and its end-to-end latency at a fixed rate.
+	ExactlyOnce bool
+	Rate        int           // events/s for the latency run; default 10000
+	LatencyFor  time.Duration // length of the latency run; default 10s
+	Log         *zap.Logger
 }
 
 // Result holds the measured rates in records per second.
@@ -43,6 +48,9 @@ type Result struct {
 	Cores        int
 	PassDuration time.Duration
 	SyncDuration time.Duration
+	EOS          float64 // exactly_once records/s
+	EOSRatio     float64 // exactly_once / at_least_once
+	Latency      *Latency
 }
 
 const benchTopology = `name: bench-%d
@@ -52,6 +60,7 @@ authority:
   owners: {email: crm}
   default_owner: shop
 sink: {topic: 'bench-%d.sync.{table}', key: [id]}
+guarantee: %s
 `
 
 // Workload builds the records: PostgreSQL updates of a 9-column customers
@@ -127,30 +136,50 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	}
 
 	res := &Result{Events: o.Events, Cores: runtime.NumCPU()}
-	var pass, sync []time.Duration
+	var pass, alo, eos []time.Duration
 	for round := 0; round < o.Rounds; round++ {
 		d, err := passthrough(ctx, o, topic, round)
 		if err != nil {
 			return nil, fmt.Errorf("passthrough: %w", err)
 		}
 		pass = append(pass, d)
-		fmt.Fprintf(w, "round %d: passthrough %8.0f records/s (%v)\n", round+1, float64(o.Events)/d.Seconds(), d.Round(time.Millisecond))
-		d, st, err := pipeline(ctx, o, topic, round)
+		fmt.Fprintf(w, "round %d: passthrough   %8.0f records/s (%v)\n", round+1, float64(o.Events)/d.Seconds(), d.Round(time.Millisecond))
+		d, st, err := pipeline(ctx, o, topic, round, "at_least_once")
 		if err != nil {
 			return nil, fmt.Errorf("cdcsync: %w", err)
 		}
-		sync = append(sync, d)
+		alo = append(alo, d)
 		res.Duplicates, res.Out = st.Duplicates, st.Out
-		fmt.Fprintf(w, "round %d: cdcsync     %8.0f records/s (%v; %d out, %d duplicates dropped)\n", round+1,
+		fmt.Fprintf(w, "round %d: at_least_once %8.0f records/s (%v; %d out, %d duplicates dropped)\n", round+1,
 			float64(o.Events)/d.Seconds(), d.Round(time.Millisecond), st.Out, st.Duplicates)
+		if o.ExactlyOnce {
+			d, st, err := pipeline(ctx, o, topic, round, "exactly_once")
+			if err != nil {
+				return nil, fmt.Errorf("cdcsync exactly_once: %w", err)
+			}
+			eos = append(eos, d)
+			fmt.Fprintf(w, "round %d: exactly_once  %8.0f records/s (%v; %d out, %d duplicates dropped, %d transactions)\n", round+1,
+				float64(o.Events)/d.Seconds(), d.Round(time.Millisecond), st.Out, st.Duplicates, st.TxnCommits)
+		}
 	}
-	res.PassDuration, res.SyncDuration = median(pass), median(sync)
+	res.PassDuration, res.SyncDuration = median(pass), median(alo)
 	res.Passthrough = float64(o.Events) / res.PassDuration.Seconds()
 	res.CDCSync = float64(o.Events) / res.SyncDuration.Seconds()
 	res.Ratio = res.CDCSync / res.Passthrough
 	fmt.Fprintf(w, "\npassthrough (raw sarama group → async producer): %8.0f records/s\n", res.Passthrough)
 	fmt.Fprintf(w, "cdcsync at_least_once (decode, ledger, authority, route, produce + ledger write): %8.0f records/s\n", res.CDCSync)
-	fmt.Fprintf(w, "ratio: %.2f× (median of %d round(s), %d cores shared by broker and clients)\n", res.Ratio, o.Rounds, res.Cores)
+	fmt.Fprintf(w, "ratio at_least_once/passthrough: %.2f× (median of %d round(s), %d cores shared by broker and clients)\n", res.Ratio, o.Rounds, res.Cores)
+	if o.ExactlyOnce {
+		res.EOS = float64(o.Events) / median(eos).Seconds()
+		res.EOSRatio = res.EOS / res.CDCSync
+		fmt.Fprintf(w, "cdcsync exactly_once (one transaction per partition per commit interval): %8.0f records/s\n", res.EOS)
+		fmt.Fprintf(w, "ratio exactly_once/at_least_once: %.2f×\n", res.EOSRatio)
+		lat, err := latency(ctx, o, w)
+		if err != nil {
+			return nil, fmt.Errorf("latency: %w", err)
+		}
+		res.Latency = lat
+	}
 	return res, nil
 }
 
@@ -268,9 +297,9 @@ func (h *passHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 // pipeline runs one cdcsync worker with a fresh topology on the topic and
 // returns the time until every record is complete (outputs and ledger
 // entries acknowledged).
-func pipeline(ctx context.Context, o Options, topic string, round int) (time.Duration, processor.StatsSnapshot, error) {
+func pipeline(ctx context.Context, o Options, topic string, round int, guarantee string) (time.Duration, processor.StatsSnapshot, error) {
 	id := time.Now().UnixNano()%1_000_000*10 + int64(round)
-	plan, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, id, topic, id))
+	plan, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, id, topic, id, guarantee))
 	if err != nil {
 		return 0, processor.StatsSnapshot{}, err
 	}
