@@ -68,7 +68,8 @@ type txnEmitter struct {
 	ps   *partState
 
 	open     bool
-	failed   error // a produce error or transient failure in this transaction
+	failed   error // the first produce error or transient failure in this transaction
+	fenced   error // set once the producer was fenced or hit a fatal error: never write again
 	records  int   // source records in the open transaction
 	outs     int
 	dlqs     int
@@ -78,12 +79,22 @@ type txnEmitter struct {
 	dlqTopic string
 }
 
+// noteErr records a failure of the open transaction.
+func (e *txnEmitter) noteErr(err error) {
+	if e.failed == nil {
+		e.failed = err
+	}
+	if e.fenced == nil && (isFenced(err) || e.tp.producer.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0) {
+		e.fenced = err
+	}
+}
+
 func (e *txnEmitter) beginTxn() {
 	if e.open {
 		return
 	}
 	if err := e.tp.producer.BeginTxn(); err != nil {
-		e.failed = err
+		e.noteErr(err)
 	}
 	e.ps.mu.Lock()
 	e.ps.idx.Mark()
@@ -102,6 +113,9 @@ func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 func (e *txnEmitter) skip(*record) {}
 
 func (e *txnEmitter) emit(_ *record, out, ledger *sarama.ProducerMessage) {
+	if e.fenced != nil || e.failed != nil {
+		return // the transaction will abort; writing more is pointless
+	}
 	if out.Topic == e.dlqTopic {
 		e.dlqs++
 	} else {
@@ -121,18 +135,12 @@ func (e *txnEmitter) send(m *sarama.ProducerMessage) {
 		case e.tp.producer.Input() <- m:
 			return
 		case pe := <-e.tp.producer.Errors():
-			if e.failed == nil {
-				e.failed = pe.Err
-			}
+			e.noteErr(pe.Err)
 		}
 	}
 }
 
-func (e *txnEmitter) abandon(_ *record, err error) {
-	if e.failed == nil {
-		e.failed = err
-	}
-}
+func (e *txnEmitter) abandon(_ *record, err error) { e.noteErr(err) }
 
 // commit adds the claim's next offset to the transaction and commits it.
 // On failure it aborts, rolls the in-memory ledger back to the committed
@@ -144,6 +152,7 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		return nil
 	}
 	e.open = false
+	e.drainErrors()
 	err := e.failed
 	if err == nil {
 		err = e.tp.producer.AddOffsetsToTxnWithGroupMetadata(map[string][]*sarama.PartitionOffsetMetadata{
@@ -166,20 +175,34 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		e.p.metrics.ack.WithLabelValues(e.p.plan.Name()).Observe(since(e.opened))
 		return nil
 	}
+	e.noteErr(err)
+	e.drainErrors()
 	e.failed = nil
 	e.ps.mu.Lock()
 	e.ps.idx.Rollback()
 	e.ps.mu.Unlock()
 	e.p.stats.TxnAborts.Add(1)
-	if isFenced(err) {
-		return fmt.Errorf("%w: %s: %v", ErrFenced, e.tp.id, err)
-	}
-	if e.tp.producer.TxnStatus()&sarama.ProducerTxnFlagFatalError == 0 {
-		if aerr := e.tp.producer.AbortTxn(); aerr != nil && isFenced(aerr) {
-			return fmt.Errorf("%w: %s: %v", ErrFenced, e.tp.id, aerr)
+	if e.fenced == nil {
+		if aerr := e.tp.producer.AbortTxn(); aerr != nil {
+			e.noteErr(aerr)
 		}
 	}
+	if e.fenced != nil {
+		return fmt.Errorf("%w: %s: %v", ErrFenced, e.tp.id, e.fenced)
+	}
 	return fmt.Errorf("transaction %s aborted: %w", e.tp.id, err)
+}
+
+// drainErrors collects produce errors already reported.
+func (e *txnEmitter) drainErrors() {
+	for {
+		select {
+		case pe := <-e.tp.producer.Errors():
+			e.noteErr(pe.Err)
+		default:
+			return
+		}
+	}
 }
 
 // consumeTxn is the exactly_once claim loop: records go into one open
@@ -229,9 +252,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				return nil
 			}
 		case pe := <-tp.producer.Errors():
-			if em.failed == nil {
-				em.failed = pe.Err
-			}
+			em.noteErr(pe.Err)
 		case <-tick.C:
 			if !commit() {
 				return nil
