@@ -21,7 +21,34 @@ var (
 	ErrSchemaMismatch = errors.New("cdc: value does not match schema")
 	// ErrUnknownSchema is returned when a schema ID is not in the registry.
 	ErrUnknownSchema = errors.New("cdc: unknown schema")
+
+	// ErrRegistryUnavailable is wrapped by a *RegistryError when the schema
+	// registry cannot be reached, times out or answers with a server error.
+	// Unlike the errors above it is transient, never a *DecodeError: the
+	// same record decodes once the registry is back, so it must be retried
+	// and never sent to the DLQ.
+	ErrRegistryUnavailable = errors.New("cdc: schema registry unavailable")
 )
+
+// RegistryError is a transient failure to fetch a writer schema. It wraps
+// ErrRegistryUnavailable and the cause (network error, timeout, HTTP 5xx).
+type RegistryError struct {
+	SchemaID int   // the schema ID being fetched
+	Err      error // the cause
+}
+
+func (e *RegistryError) Error() string {
+	return fmt.Sprintf("%v: fetching schema %d: %v", ErrRegistryUnavailable, e.SchemaID, e.Err)
+}
+
+// Unwrap returns ErrRegistryUnavailable and the cause.
+func (e *RegistryError) Unwrap() []error { return []error{ErrRegistryUnavailable, e.Err} }
+
+// Transient reports true: retry the record later, never DLQ it.
+func (e *RegistryError) Transient() bool { return true }
+
+// Temporary reports true, for callers that use the net.Error convention.
+func (e *RegistryError) Temporary() bool { return true }
 
 // DecodeError says what is wrong with a record and where.
 type DecodeError struct {
@@ -29,6 +56,9 @@ type DecodeError struct {
 	Path   string // dotted JSON path inside the part, e.g. "payload.after.price"
 	Reason string // human-readable detail
 	Err    error  // one of the sentinel errors above
+	// SchemaID is the schema registry ID of the part (Avro only; 0 when
+	// unknown or for JSON), for the DLQ's schema-ID header.
+	SchemaID int
 }
 
 func (e *DecodeError) Error() string {
