@@ -45,8 +45,8 @@ var (
 	// topology do not all have the same partition count, which the
 	// co-partitioned ledger needs.
 	ErrTopicLayout = errors.New("processor: source topics are not co-partitioned")
-	// ErrNoSourceTopics is returned at start when a topology's source
-	// topics do not exist or its pattern matches none.
+	// ErrNoSourceTopics is logged while a topology's source topics do not
+	// exist yet or its pattern matches none; the worker keeps waiting.
 	ErrNoSourceTopics = errors.New("processor: no source topics")
 	// ErrAuthorityViolation is the DLQ reason of a change that touched
 	// fields its source system does not own, under on_violation: dlq.

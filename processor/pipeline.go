@@ -140,8 +140,10 @@ func (p *pipeline) prepare(ctx context.Context) error {
 	}
 	sort.Strings(topics)
 	if len(topics) == 0 {
-		return fatal(fmt.Errorf("%w: topology %s (%s): %s matches no existing topic; create the Debezium topics first or fix source.topics",
-			ErrNoSourceTopics, p.plan.Name(), p.plan.File(), sourceDescription(p.plan)))
+		// Debezium creates its topics with the first change, so a worker
+		// deployed first waits for them (a transient condition).
+		return fmt.Errorf("%w: topology %s (%s): %s matches no existing topic yet; waiting for Debezium to create it",
+			ErrNoSourceTopics, p.plan.Name(), p.plan.File(), sourceDescription(p.plan))
 	}
 	var n int32 = -1
 	counts := map[string]int{}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it: hygiene, unit, fuzz seed
+# corpora, the kfake tier (with the race detector on the concurrent
+# packages), then the real-stack tier. It installs what it needs itself
+# (Go modules now; the real-stack tier fetches its Debian packages and
+# Maven jars in integration/realstack/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "go modules"
+go mod download
+go mod verify >/dev/null
+
+step "gofmt, go vet, go mod tidy"
+unformatted=$(gofmt -l . | grep -v '^integration/.cache/' || true)
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-clean:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+cp go.mod /tmp/cdcsync-go.mod.bak; cp go.sum /tmp/cdcsync-go.sum.bak
+go mod tidy
+if ! cmp -s go.mod /tmp/cdcsync-go.mod.bak || ! cmp -s go.sum /tmp/cdcsync-go.sum.bak; then
+  echo "go mod tidy changes go.mod/go.sum:"; git --no-pager diff -- go.mod go.sum || true
+  cp /tmp/cdcsync-go.mod.bak go.mod; cp /tmp/cdcsync-go.sum.bak go.sum
+  exit 1
+fi
+
+step "unit tests, fuzz seed corpora and the kfake tier, race detector on"
+go test -race -count=1 -timeout 20m ./...
+
+if [ -x integration/realstack/run.sh ] && [ "${CDCSYNC_SKIP_REALSTACK:-}" != "1" ]; then
+  step "real-stack tier: Apache Kafka (KRaft), Kafka Connect + Debezium, PostgreSQL"
+  integration/realstack/run.sh
+fi
