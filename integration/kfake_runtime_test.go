@@ -247,3 +247,38 @@ func TestKfakeLedgerMismatch(t *testing.T) {
 	}
 	_ = processor.ErrConfig
 }
+
+// Regression: tombstones skipped the authority check, so after a delete
+// from a system that does not own the entity was dropped, its tombstone
+// still reached the sink.
+func TestKfakeAuthorityTombstone(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 1, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(`name: tomb
+systems: [erp, crm]
+source: {topics: [%s], system: erp, format: debezium-json}
+authority: {owners: {phone: erp}, default_owner: crm}
+sink: {topic: sync.tomb, key: [id]}
+`, src.Topic()))
+	c := demo.Contact{ID: 3, FirstName: "Ken", Phone: "+1 555"}
+	k, v := src.Change('d', &c, nil)
+	produce(t, brokers, []demo.Record{
+		{Topic: src.Topic(), Key: k, Value: v},
+		{Topic: src.Topic(), Key: src.Tombstone(3)},
+	})
+	wk := startWorker(t, brokers, "w1", plan)
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+	c2 := newClient(t, brokers)
+	if parts, err := c2.Partitions("sync.tomb"); err == nil && len(parts) > 0 {
+		if msgs := readAll(t, brokers, "sync.tomb"); len(msgs) != 0 {
+			t.Errorf("the ERP does not own contacts, yet %d records reached the sink: %v", len(msgs), msgs[0].Value)
+		}
+	}
+	if s := wk.w.Stats(plan.Name()); s.AuthorityEvents != 2 || s.Tombstones != 1 {
+		t.Errorf("stats %+v: want the delete and the tombstone dropped by authority", s)
+	}
+}

@@ -279,6 +279,7 @@ func (p *pipeline) run(ctx context.Context) error {
 func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) error {
 	h := &handler{p: p}
 	failures := 0
+	var failingSince time.Time
 	for {
 		sctx, cancel := context.WithCancelCause(ctx)
 		p.mu.Lock()
@@ -300,11 +301,17 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 			return err
 		}
 		if err == nil && (cause == nil || errors.Is(cause, context.Canceled)) {
-			failures = 0
+			failures, failingSince = 0, time.Time{}
 			continue
 		}
 		if err == nil {
 			err = cause
+		}
+		if failingSince.IsZero() {
+			failingSince = p.now()
+		}
+		if max := p.plan.Retry().MaxElapsed; max > 0 && p.now().Sub(failingSince) > max {
+			return fatal(fmt.Errorf("still failing after errors.retry.max_elapsed (%v): %w", max, err))
 		}
 		p.stats.Restarts.Add(1)
 		d := p.retryDelay(failures)

@@ -188,6 +188,13 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 		c.em.skip(r)
 		return
 	}
+	// Like the delete before it, a tombstone passes only from the system
+	// that owns the entity.
+	if p.rules.ApplyInto(ev, &c.decision); !c.decision.Keep {
+		p.stats.AuthorityEvents.Add(1)
+		c.em.skip(r)
+		return
+	}
 	key, err := route.Key(ev, p.plan.SinkKey())
 	if err != nil {
 		c.log.Debug("tombstone dropped: the sink key is not part of the record key",
@@ -231,7 +238,7 @@ func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err erro
 		Partition:      src.Partition,
 		Offset:         src.Offset,
 		Stage:          stage,
-		Class:          Permanent.String(),
+		Class:          stageClass(stage),
 		ExceptionClass: exceptionClass(err),
 		Message:        err.Error(),
 		Attempts:       1,
@@ -242,4 +249,20 @@ func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err erro
 		f.EventID = ev.ID.String()
 	}
 	return dlq.Record(string(p.plan.DLQTopic()), src, f)
+}
+
+// stageClass names the component that failed, for Connect's
+// __connect.errors.class.name header.
+func stageClass(stage string) string {
+	switch stage {
+	case dlq.StageDecode:
+		return "github.com/cdcsync/cdcsync/processor/cdc.Decoder"
+	case dlq.StageAuthority:
+		return "github.com/cdcsync/cdcsync/processor/authority.Rules"
+	case dlq.StageRoute:
+		return "github.com/cdcsync/cdcsync/processor/route.Key"
+	case dlq.StageProduce:
+		return "github.com/IBM/sarama.AsyncProducer"
+	}
+	return "github.com/cdcsync/cdcsync/processor." + stage
 }

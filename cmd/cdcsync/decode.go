@@ -51,7 +51,11 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	ev, err := cdc.NewJSONDecoder(opts).Decode(*topic, key, trimSpace(value))
+	value = trimSpace(value)
+	if value == nil && *topic == "" {
+		return &exitError{code: 2, err: errors.New("--topic is required to decode a tombstone (an empty value): it names the table, prefix.schema.table")}
+	}
+	ev, err := cdc.NewJSONDecoder(opts).Decode(*topic, key, value)
 	if err != nil {
 		var de *cdc.DecodeError
 		if errors.As(err, &de) {

@@ -90,7 +90,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				return dlq.WriteShow(stdout, e)
 			}
 		}
-		return &exitError{code: 1, err: fmt.Errorf("no DLQ record at %s/%d matching the filters", topic, off)}
+		return &exitError{code: 1, err: fmt.Errorf("no DLQ record at %s partition %d offset %d matching the filters", topic, part, off)}
 	}
 	entries, err := dlq.Read(ctx, client, topic, f, *limit)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -73,7 +74,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: err}
 	}
 	defer func() { _ = logger.Sync() }()
-	sarama.Logger = log.New(&zapWriter{logger.Named("sarama")}, "", 0)
+	setSaramaLogger(logger)
 
 	plans, err := topology.Load(wf.Topologies)
 	if err != nil {
@@ -174,6 +175,14 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	cfg.Sampling = nil
 	enc := zapcore.NewJSONEncoder(cfg.EncoderConfig)
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), cfg.Level)), nil
+}
+
+// saramaLoggerOnce guards sarama's process-wide logger, the one piece of
+// global state cdcsync sets, and only here in cmd/.
+var saramaLoggerOnce sync.Once
+
+func setSaramaLogger(l *zap.Logger) {
+	saramaLoggerOnce.Do(func() { sarama.Logger = log.New(&zapWriter{l.Named("sarama")}, "", 0) })
 }
 
 // zapWriter adapts sarama's standard-library logger to zap at debug level.
