@@ -147,6 +147,8 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		{"CDCSYNC_SESSION_TIMEOUT", dur(&wf.SessionTimeout)},
 		{"CDCSYNC_HEARTBEAT", dur(&wf.Heartbeat)},
 		{"CDCSYNC_COMMIT_INTERVAL", dur(&wf.CommitInterval)},
+		{"CDCSYNC_TRANSACTION_TIMEOUT", dur(&wf.TransactionTimeout)},
+		{"CDCSYNC_TXN_MAX_RECORDS", func(v string) (err error) { wf.TxnMaxRecords, err = strconv.Atoi(v); return }},
 	} {
 		if err := env(e.name, e.apply); err != nil {
 			return wf, err
