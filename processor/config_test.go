@@ -3,6 +3,7 @@ package processor
 import (
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,9 @@ func TestConfigValidateBreaksOneField(t *testing.T) {
 		{"heartbeat longer than session", func(c *Config) { c.Heartbeat = time.Minute }, "heartbeat: "},
 		{"commit_interval zero", func(c *Config) { c.CommitInterval = 0 }, "commit_interval: must be positive"},
 		{"commit_interval negative", func(c *Config) { c.CommitInterval = -time.Millisecond }, "commit_interval: must be positive"},
+		{"transaction_timeout zero", func(c *Config) { c.TransactionTimeout = 0 }, "transaction_timeout: must be at least 1s, got 0s"},
+		{"transaction_timeout below 1s", func(c *Config) { c.TransactionTimeout = 999 * time.Millisecond }, "transaction_timeout: must be at least 1s"},
+		{"txn_max_records zero", func(c *Config) { c.TxnMaxRecords = 0 }, "txn_max_records: must be at least 1, got 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()
@@ -114,7 +118,9 @@ func TestConfigValidateReplicationFactor(t *testing.T) {
 	}
 }
 
-// TestDefaultConfig pins every default documented on Config.
+// TestDefaultConfig pins every default documented on Config. It compares
+// the whole struct, so a new option fails here until its default is
+// pinned too.
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
 	host, _ := os.Hostname()
@@ -122,21 +128,20 @@ func TestDefaultConfig(t *testing.T) {
 		host = "worker"
 	}
 	want := Config{
-		Brokers:           nil,
-		ClientID:          "cdcsync-" + host,
-		KafkaVersion:      "2.8.0",
-		HTTPAddr:          ":9102",
-		MaxInFlight:       4096,
-		ShutdownTimeout:   30 * time.Second,
-		ReplicationFactor: -1,
-		SessionTimeout:    10 * time.Second,
-		Heartbeat:         3 * time.Second,
-		CommitInterval:    time.Second,
+		Brokers:            nil,
+		ClientID:           "cdcsync-" + host,
+		KafkaVersion:       "2.8.0",
+		HTTPAddr:           ":9102",
+		MaxInFlight:        4096,
+		ShutdownTimeout:    30 * time.Second,
+		ReplicationFactor:  -1,
+		SessionTimeout:     10 * time.Second,
+		Heartbeat:          3 * time.Second,
+		CommitInterval:     time.Second,
+		TransactionTimeout: 10 * time.Second,
+		TxnMaxRecords:      5000,
 	}
-	if c.ClientID != want.ClientID || c.KafkaVersion != want.KafkaVersion || c.HTTPAddr != want.HTTPAddr ||
-		c.MaxInFlight != want.MaxInFlight || c.ShutdownTimeout != want.ShutdownTimeout ||
-		c.ReplicationFactor != want.ReplicationFactor || c.SessionTimeout != want.SessionTimeout ||
-		c.Heartbeat != want.Heartbeat || c.CommitInterval != want.CommitInterval || c.Brokers != nil {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("DefaultConfig() =\n %+v\nwant\n %+v", c, want)
 	}
 	// Brokers are required: the defaults alone do not validate, and the

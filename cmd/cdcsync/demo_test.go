@@ -1,0 +1,63 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestDemo runs the demo end to end on the embedded broker and registry
+// (about six seconds) and reads its summary table.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo takes several seconds")
+	}
+	stdout, stderr, err := run(t, "", "demo")
+	wantExit(t, err, 0)
+	if !strings.Contains(stdout, "embedded Kafka broker:") || !strings.Contains(stdout, "produced ") {
+		t.Errorf("demo output lacks its preamble:\n%s", stdout)
+	}
+	header := -1
+	lines := strings.Split(stdout, "\n")
+	for i, l := range lines {
+		if f := strings.Fields(l); len(f) == 8 && f[0] == "topology" && f[1] == "in" && f[6] == "dlq" {
+			header = i
+		}
+	}
+	if header < 0 {
+		t.Fatalf("no summary table in the output:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	rows := map[string][]int{}
+	for _, l := range lines[header+1:] {
+		f := strings.Fields(l)
+		if len(f) != 8 {
+			break
+		}
+		var nums []int
+		for _, s := range f[1:] {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				t.Fatalf("row %q: %v", l, err)
+			}
+			nums = append(nums, n)
+		}
+		rows[f[0]] = nums
+	}
+	erp, ok := rows["contacts-erp-to-crm"]
+	if !ok {
+		t.Fatalf("no contacts-erp-to-crm row in:\n%s", stdout)
+	}
+	in, out, dup, dlqN := erp[0], erp[1], erp[2], erp[5]
+	if in == 0 || out == 0 || dup == 0 || dlqN == 0 {
+		t.Errorf("contacts-erp-to-crm: in %d, out %d, duplicate %d, dlq %d; want all nonzero:\n%s", in, out, dup, dlqN, stdout)
+	}
+	if out+dup+dlqN > in {
+		t.Errorf("contacts-erp-to-crm: out %d + duplicate %d + dlq %d exceed in %d", out, dup, dlqN, in)
+	}
+	if _, ok := rows["contacts-crm-to-erp"]; !ok {
+		t.Errorf("no contacts-crm-to-erp row in:\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "expected from the data set:") {
+		t.Errorf("no expectations line:\n%s", stdout)
+	}
+}
