@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cdcsync/cdcsync/schemas"
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+const schemasUsage = "usage: cdcsync schemas check --registry URL TOPOLOGY..."
+
+// cmdSchemas runs "cdcsync schemas check": the pre-deploy gate that checks
+// topologies against a live schema registry. It exits 1 on any problem,
+// so it can run in CI.
+func cmdSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return &exitError{code: 2, err: errors.New(schemasUsage)}
+	}
+	fs := flag.NewFlagSet("schemas check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	registry := fs.String("registry", os.Getenv("CDCSYNC_REGISTRY_URL"), "schema registry URL (default $CDCSYNC_REGISTRY_URL)")
+	timeout := fs.Duration("timeout", 5*time.Second, "per-request registry timeout")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 || *registry == "" {
+		return &exitError{code: 2, err: errors.New(schemasUsage)}
+	}
+	plans, err := topology.Load(fs.Args()...)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	c := schemas.NewClient(*registry, schemas.ClientOptions{Timeout: *timeout})
+	problems := 0
+	for _, p := range plans {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fmt.Fprintf(stdout, "topology %s (%s)\n", p.Name(), p.File())
+		findings, err := schemas.CheckPlan(c, p)
+		for _, f := range findings {
+			fmt.Fprintf(stdout, "  %s\n", f)
+			if !f.OK {
+				problems++
+			}
+		}
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("topology %s: %w", p.Name(), err)}
+		}
+	}
+	if problems > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d problem(s) found", problems)}
+	}
+	fmt.Fprintln(stdout, "all checks passed")
+	return nil
+}
