@@ -102,7 +102,13 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown_timeout", "must be positive")
 	}
-	if c.SessionTimeout <= 0 || c.Heartbeat <= 0 || c.Heartbeat >= c.SessionTimeout {
+	if c.SessionTimeout <= 0 {
+		return bad("session_timeout", "must be positive, got %v", c.SessionTimeout)
+	}
+	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
+		return bad("replication_factor", "must be -1 (the broker default) or at least 1, got %d", c.ReplicationFactor)
+	}
+	if c.Heartbeat <= 0 || c.Heartbeat >= c.SessionTimeout {
 		return bad("heartbeat", "must be positive and shorter than session_timeout (%v)", c.SessionTimeout)
 	}
 	if c.CommitInterval <= 0 {

@@ -76,7 +76,7 @@ func TestConfigValidateBreaksOneField(t *testing.T) {
 	}
 }
 
-// BUG: a zero or negative session_timeout is reported under the key
+// Regression: a zero or negative session_timeout is reported under the key
 // "heartbeat" ("heartbeat: must be positive and shorter than
 // session_timeout (0s)"), so the error names the wrong option. Validate
 // should check session_timeout on its own first.
@@ -95,7 +95,7 @@ func TestConfigValidateSessionTimeoutNamesItsKey(t *testing.T) {
 	}
 }
 
-// BUG: replication_factor is not validated. 0 or anything below -1 is
+// Regression: replication_factor is not validated. 0 or anything below -1 is
 // never valid in Kafka; today it passes Validate, and the broker's
 // INVALID_REPLICATION_FACTOR at topic creation is classified transient, so
 // prepare retries it forever instead of failing at start-up. Validate

@@ -130,6 +130,9 @@ func appendJSONValue(dst []byte, v any) []byte {
 		}
 		return strconv.AppendFloat(dst, x, 'g', -1, 64)
 	case float32:
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return appendString(dst, strconv.FormatFloat(float64(x), 'g', -1, 32))
+		}
 		return strconv.AppendFloat(dst, float64(x), 'g', -1, 32)
 	case string:
 		return appendString(dst, x)
@@ -148,8 +151,14 @@ func appendJSONValue(dst []byte, v any) []byte {
 		dst = append(dst, '"')
 		dst = x.AppendFormat(dst, time.RFC3339Nano)
 		return append(dst, '"')
-	case cdc.Date, cdc.TimeOfDay, cdc.UUID, cdc.Unavailable:
-		return appendString(dst, x.(interface{ String() string }).String())
+	case cdc.Date:
+		return appendString(dst, x.String())
+	case cdc.TimeOfDay:
+		return appendString(dst, x.String())
+	case cdc.UUID:
+		return appendString(dst, x.String())
+	case cdc.Unavailable:
+		return appendString(dst, cdc.UnavailablePlaceholder)
 	case []byte:
 		dst = append(dst, '"')
 		dst = base64.StdEncoding.AppendEncode(dst, x)
@@ -196,6 +205,10 @@ func appendString(dst []byte, s string) []byte {
 				dst = append(dst, '\\', 'r')
 			case '\t':
 				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			default:
 				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
 			}
@@ -207,6 +220,14 @@ func appendString(dst []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			// encoding/json escapes these for JavaScript embedding.
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&15])
 			i += size
 			start = i
 			continue

@@ -107,7 +107,7 @@ func TestAppendJSONValue(t *testing.T) {
 	}
 }
 
-// BUG: appendJSONValue panics on cdc.Unavailable (the value Debezium
+// Regression: appendJSONValue panics on cdc.Unavailable (the value Debezium
 // gives an unchanged TOASTed column): the case for Date, TimeOfDay, UUID
 // and Unavailable asserts a String method that Unavailable does not have.
 // Fix: give Unavailable its own case writing
@@ -121,7 +121,7 @@ func TestAppendJSONValueUnavailable(t *testing.T) {
 	}
 }
 
-// BUG: a NaN or infinite float32 is written bare (NaN, +Inf), which is not
+// Regression: a NaN or infinite float32 is written bare (NaN, +Inf), which is not
 // JSON; the float64 case quotes them. The decoder gives float64 for
 // Connect float32 today, so this is latent. Fix: apply the float64 case's
 // IsNaN/IsInf check to float32 too.
@@ -147,7 +147,7 @@ func jsonEncode(s string) string {
 // encoding/json byte for byte on every ASCII character and on multi-byte
 // and invalid sequences.
 //
-// BUG: two differences, both valid JSON but not what the doc comment
+// Regression: two differences, both valid JSON but not what the doc comment
 // ("escaping as encoding/json does for control characters") promises:
 // U+0008 and U+000C are written \u0008 and \u000c where encoding/json
 // writes \b and \f, and U+2028 and U+2029 are written raw where

@@ -28,7 +28,6 @@ type tracker struct {
 	queue  []*record // in offset order; head is queue[head]
 	head   int
 	marked int64 // next offset marked, -1 before the first
-	failed atomic.Bool
 }
 
 // record is one consumed source record on its way through the pipeline.
@@ -82,7 +81,9 @@ func (t *tracker) complete(r *record) {
 		t.queue = append(t.queue[:0], t.queue[t.head:]...)
 		t.head = 0
 	}
-	if last >= 0 && !t.failed.Load() {
+	// A failed record never completes, so it stays at the head and
+	// nothing after it is marked; records before it are safe to mark.
+	if last >= 0 {
 		t.sess.MarkOffset(t.topic, t.partition, last+1, "")
 		t.marked = last + 1
 	}
@@ -97,6 +98,5 @@ func (t *tracker) complete(r *record) {
 // completes, so its offset and every later one stay unmarked and are
 // consumed again after the session restarts.
 func (t *tracker) fail(r *record) {
-	t.failed.Store(true)
 	t.inflight.Add(-1)
 }

@@ -154,7 +154,7 @@ func TestTrackerFailureBlocksLaterMarks(t *testing.T) {
 	}
 }
 
-// BUG: a record that completes after a later record failed is never
+// Regression: a record that completes after a later record failed is never
 // marked, although it and every record before it are done: complete skips
 // MarkOffset whenever t.failed is set. The record is then redelivered and
 // reprocessed (the ledger drops it, but it is wasted work and contradicts

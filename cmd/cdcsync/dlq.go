@@ -65,6 +65,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: err}
 	}
 	cfg.ClientID = "cdcsync-dlq"
+	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond // a partition's end is found by waiting out a fetch
 	if sub == "replay" {
 		dlq.ConfigureReplayProducer(cfg)
 	}
