@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -401,12 +402,12 @@ func loadAvroFixtures(t testing.TB) []avroFixture {
 type memSource struct {
 	schemas  map[int]string
 	subjects map[int][]SubjectVersion
-	down     error // when set, every call fails with it
-	calls    int
+	down     error        // when set, every call fails with it
+	calls    atomic.Int64 // WriterSchema calls; decoders call concurrently
 }
 
 func (m *memSource) WriterSchema(id int) (string, error) {
-	m.calls++
+	m.calls.Add(1)
 	if m.down != nil {
 		return "", m.down
 	}

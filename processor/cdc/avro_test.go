@@ -249,8 +249,8 @@ func TestAvroEvolution(t *testing.T) {
 			t.Fatalf("record %d (v%d): loyalty %v %v", i, ver, loyalty, ok)
 		}
 	}
-	if src.calls != 4 {
-		t.Fatalf("%d schema fetches, want 4 (two versions, key and value, each once)", src.calls)
+	if src.calls.Load() != 4 {
+		t.Fatalf("%d schema fetches, want 4 (two versions, key and value, each once)", src.calls.Load())
 	}
 }
 
@@ -342,8 +342,8 @@ func TestAvroUnknownIDCached(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if src.calls != 1 {
-		t.Fatalf("%d registry calls for 10 records of one unknown ID", src.calls)
+	if src.calls.Load() != 1 {
+		t.Fatalf("%d registry calls for 10 records of one unknown ID", src.calls.Load())
 	}
 }
 
