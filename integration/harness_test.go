@@ -71,6 +71,17 @@ func startWorker(t *testing.T, brokers []string, name string, plans ...*topology
 	return wk
 }
 
+// wait returns Run's error once the worker stops by itself.
+func (w *worker) wait(timeout time.Duration) (error, bool) {
+	select {
+	case err := <-w.done:
+		w.once.Do(func() { w.err = err })
+		return err, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
 // stop shuts the worker down softly and returns Run's error.
 func (w *worker) stop() error {
 	w.once.Do(func() {

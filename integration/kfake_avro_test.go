@@ -1,10 +1,3 @@
-//go:build avro_wiring
-
-// These tests need the runtime wiring of issue 6 (processor.Config.RegistryURL,
-// the Avro decoder for source.format debezium-avro, the Avro sink for
-// sink.format avro). Until it lands they are behind the avro_wiring build
-// tag so the package still compiles; remove the tag with the wiring.
-
 package integration
 
 import (
@@ -52,7 +45,6 @@ func avroStack(t *testing.T) *embedded.Stack {
 }
 
 // startAvroWorker is startWorker with the registry configured.
-// RUNTIME WIRING: needs processor.Config.RegistryURL.
 func startAvroWorker(t *testing.T, st *embedded.Stack, name string, plans ...*topology.Plan) *worker {
 	t.Helper()
 	cfg := processor.DefaultConfig()
@@ -316,12 +308,11 @@ func TestKfakeAvroIncompatibleOutput(t *testing.T) {
 	}
 
 	wk := startAvroWorker(t, st, "w1", plan)
-	select {
-	case err := <-wk.done:
-		if !errors.Is(err, schemas.ErrIncompatible) {
-			t.Fatalf("worker stopped with %v, want schemas.ErrIncompatible", err)
-		}
-	case <-time.After(30 * time.Second):
+	err, stopped := wk.wait(30 * time.Second)
+	if !stopped {
 		t.Fatal("the worker started with an incompatible output schema")
+	}
+	if !errors.Is(err, schemas.ErrIncompatible) {
+		t.Fatalf("worker stopped with %v, want schemas.ErrIncompatible", err)
 	}
 }

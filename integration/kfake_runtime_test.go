@@ -231,10 +231,8 @@ func TestKfakeLedgerMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	wk := startWorker(t, brokers, "w1", plan)
-	var runErr error
-	select {
-	case runErr = <-wk.done:
-	case <-time.After(30 * time.Second):
+	runErr, stopped := wk.wait(30 * time.Second)
+	if !stopped {
 		t.Fatal("the worker started despite the ledger mismatch")
 	}
 	if !errors.Is(runErr, ledger.ErrPartitionMismatch) {

@@ -52,6 +52,12 @@ type Config struct {
 	// transaction.timeout.ms (must not exceed the broker's
 	// transaction.max.timeout.ms).
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	// RegistryURL is the Confluent-compatible schema registry, needed by
+	// topologies with source.format debezium-avro or sink.format avro.
+	RegistryURL string `yaml:"registry_url"`
+	// RegistryTimeout bounds each registry request. Default 5s. A timeout
+	// is a transient failure: retried, never sent to the DLQ.
+	RegistryTimeout time.Duration `yaml:"registry_timeout"`
 	// TxnMaxRecords commits an exactly_once transaction early when it
 	// holds this many source records. Default 5000.
 	TxnMaxRecords int `yaml:"txn_max_records"`
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		CommitInterval:     time.Second,
 		TransactionTimeout: 10 * time.Second,
 		TxnMaxRecords:      5000,
+		RegistryTimeout:    5 * time.Second,
 	}
 }
 
@@ -116,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.TransactionTimeout < time.Second {
 		return bad("transaction_timeout", "must be at least 1s, got %v", c.TransactionTimeout)
+	}
+	if c.RegistryTimeout <= 0 {
+		return bad("registry_timeout", "must be positive, got %v", c.RegistryTimeout)
 	}
 	if c.TxnMaxRecords < 1 {
 		return bad("txn_max_records", "must be at least 1, got %d", c.TxnMaxRecords)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/route"
+	"github.com/cdcsync/cdcsync/schemas"
 )
 
 // Class is how a failure is handled. Every failure is classified once.
@@ -78,6 +79,12 @@ func classify(err error) Class {
 		return Fatal
 	}
 	if errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+		return Fatal
+	}
+	if errors.Is(err, cdc.ErrRegistryUnavailable) {
+		return Transient
+	}
+	if errors.Is(err, schemas.ErrIncompatible) || errors.Is(err, schemas.ErrNotRegistered) || errors.Is(err, schemas.ErrInvalidSchema) {
 		return Fatal
 	}
 	var perm interface{ Permanent() bool }

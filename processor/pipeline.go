@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/ledger"
+	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
@@ -40,6 +42,7 @@ type pipeline struct {
 	stats   *Stats
 	metrics *metrics
 	dec     cdc.Decoder
+	enc     *schemas.Encoder // sink.format avro; nil for JSON
 	rules   *authority.Rules
 	now     func() time.Time
 
@@ -74,8 +77,8 @@ type partState struct {
 // output could not be written.
 var errSessionFailed = errors.New("processor: output failed")
 
-func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, m *metrics, log *zap.Logger) (*pipeline, error) {
-	dec, err := newDecoder(plan)
+func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry *schemas.Client, m *metrics, log *zap.Logger) (*pipeline, error) {
+	dec, err := newDecoder(plan, registry)
 	if err != nil {
 		return nil, fatal(err)
 	}
@@ -90,6 +93,9 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, m *metri
 		now:     time.Now,
 		client:  client,
 		ledgers: map[topicPartition]*partState{},
+	}
+	if plan.SinkFormat() == topology.SinkAvro {
+		p.enc = schemas.NewEncoder(registry, schemas.EncoderOptions{Strategy: plan.SubjectStrategy()})
 	}
 	return p, nil
 }
@@ -106,7 +112,7 @@ func newRules(plan *topology.Plan) *authority.Rules {
 	return authority.New(owners, string(plan.DefaultOwner()), policy)
 }
 
-func newDecoder(plan *topology.Plan) (cdc.Decoder, error) {
+func newDecoder(plan *topology.Plan, registry *schemas.Client) (cdc.Decoder, error) {
 	opts := cdc.Options{SourceSystem: string(plan.SourceSystem())}
 	switch plan.Dedup().Key {
 	case topology.DedupContent:
@@ -118,6 +124,8 @@ func newDecoder(plan *topology.Plan) (cdc.Decoder, error) {
 	switch plan.Format() {
 	case topology.DebeziumJSON:
 		return cdc.NewJSONDecoder(opts), nil
+	case topology.DebeziumAvro:
+		return cdc.NewAvroDecoder(opts, registry), nil
 	}
 	return nil, fmt.Errorf("%w: topology %s: source.format %s is not supported by this worker yet", ErrConfig, plan.Name(), plan.Format())
 }
@@ -169,6 +177,20 @@ func (p *pipeline) prepare(ctx context.Context) error {
 	}
 	if err := p.ensureTopic(string(p.plan.DLQTopic())); err != nil {
 		return err
+	}
+	if p.enc != nil {
+		// Register (or find) the output schema now, so an incompatible
+		// schema stops the worker at start, not at the first record.
+		var sinks []string
+		for _, t := range topics {
+			sinks = append(sinks, p.sinkTopicFor(t))
+		}
+		if err := p.enc.Prepare(sinks...); err != nil {
+			if classify(err) == Transient {
+				return err
+			}
+			return fatal(err)
+		}
 	}
 	p.log.Info("pipeline prepared",
 		zap.Strings("topics", topics), zap.Int32("partitions", n),
@@ -485,4 +507,17 @@ func sourceDescription(p *topology.Plan) string {
 		return fmt.Sprintf("source.topic_pattern %q", pat)
 	}
 	return fmt.Sprintf("source.topics %v", p.SourceTopics())
+}
+
+// sinkTopicFor expands the sink topic template for a Debezium source topic
+// named prefix.schema.table (or prefix.db.table), as the records of that
+// topic will.
+func (p *pipeline) sinkTopicFor(source string) string {
+	parts := strings.Split(source, ".")
+	db, schema, table := "", "", parts[len(parts)-1]
+	if len(parts) >= 3 {
+		schema = parts[len(parts)-2]
+		db = parts[len(parts)-2]
+	}
+	return p.plan.SinkTopic(db, schema, table, table)
 }

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -141,7 +142,25 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		c.em.abandon(r, err)
 		return
 	}
-	value := appendSinkValue(make([]byte, 0, 512), ev, d.Fields)
+	var value []byte
+	headers := c.sinkHeaders(ev)
+	if p.enc != nil {
+		v, hs, err := p.enc.Encode(topic, ev, d.Fields)
+		if err != nil {
+			if classify(err) == Transient {
+				c.em.abandon(r, err)
+			} else {
+				c.toDLQ(r, "encode", err, ev)
+			}
+			return
+		}
+		value = v
+		for _, h := range hs {
+			headers = append(headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+		}
+	} else {
+		value = appendSinkValue(make([]byte, 0, 512), ev, d.Fields)
+	}
 
 	now := p.now()
 	led := &sarama.ProducerMessage{
@@ -158,7 +177,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		Topic:   topic,
 		Key:     sarama.ByteEncoder(key),
 		Value:   sarama.ByteEncoder(value),
-		Headers: c.sinkHeaders(ev),
+		Headers: headers,
 	}
 	c.process.Observe(since(start))
 	c.em.emit(r, out, led)
@@ -247,6 +266,11 @@ func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err erro
 	}
 	if ev != nil {
 		f.EventID = ev.ID.String()
+		f.SchemaID = ev.Schema.ID
+	}
+	var de *cdc.DecodeError
+	if errors.As(err, &de) && de.SchemaID != 0 {
+		f.SchemaID = de.SchemaID
 	}
 	return dlq.Record(string(p.plan.DLQTopic()), src, f)
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
@@ -41,6 +42,16 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 	if _, err := cfg.saramaConfig("check"); err != nil {
 		return nil, err
 	}
+	var registry *schemas.Client
+	for _, plan := range plans {
+		if plan.Format() == topology.DebeziumAvro || plan.SinkFormat() == topology.SinkAvro {
+			if cfg.RegistryURL == "" {
+				return nil, fmt.Errorf("%w: registry_url: topology %s (%s) uses Avro and needs a schema registry",
+					ErrConfig, plan.Name(), plan.File())
+			}
+			registry = schemas.NewClient(cfg.RegistryURL, schemas.ClientOptions{Timeout: cfg.RegistryTimeout})
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	w := &Worker{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg)}
@@ -50,7 +61,7 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 			return nil, fmt.Errorf("%w: topology %q given twice", ErrConfig, plan.Name())
 		}
 		seen[plan.Name()] = true
-		p, err := newPipeline(plan, cfg, nil, w.metrics, log)
+		p, err := newPipeline(plan, cfg, nil, registry, w.metrics, log)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@
 //	cdcsync decode --format debezium-json [--key FILE] [--value FILE]
 //	cdcsync dlq inspect --brokers HOST:PORT TOPIC [--list|--show P/O] [filters]
 //	cdcsync dlq replay --brokers HOST:PORT TOPIC [filters]
+//	cdcsync schemas check --registry URL TOPOLOGY...
 package main
 
 import (
@@ -119,6 +120,8 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return cmdDecode(rest, stdin, stdout, stderr)
 	case "dlq":
 		return cmdDLQ(ctx, rest, stdout, stderr)
+	case "schemas":
+		return cmdSchemas(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

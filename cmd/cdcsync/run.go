@@ -39,6 +39,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		configFile = fs.String("config", "", "worker YAML file (env CDCSYNC_CONFIG)")
 		httpAddr   = fs.String("http-addr", "", "address for /metrics, /healthz, /readyz (default :9102; env CDCSYNC_HTTP_ADDR)")
 		clientID   = fs.String("client-id", "", "Kafka client.id of this worker (env CDCSYNC_CLIENT_ID)")
+		registry   = fs.String("registry", "", "schema registry URL, for Avro topologies (env CDCSYNC_REGISTRY_URL)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info; env CDCSYNC_LOG_LEVEL)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +63,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if set["client-id"] {
 		wf.ClientID = *clientID
+	}
+	if set["registry"] {
+		wf.RegistryURL = *registry
 	}
 	if set["log-level"] {
 		wf.LogLevel = *logLevel
@@ -136,6 +140,8 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		{"CDCSYNC_HTTP_ADDR", func(v string) error { wf.HTTPAddr = v; return nil }},
 		{"CDCSYNC_CLIENT_ID", func(v string) error { wf.ClientID = v; return nil }},
 		{"CDCSYNC_KAFKA_VERSION", func(v string) error { wf.KafkaVersion = v; return nil }},
+		{"CDCSYNC_REGISTRY_URL", func(v string) error { wf.RegistryURL = v; return nil }},
+		{"CDCSYNC_REGISTRY_TIMEOUT", dur(&wf.RegistryTimeout)},
 		{"CDCSYNC_LOG_LEVEL", func(v string) error { wf.LogLevel = v; return nil }},
 		{"CDCSYNC_MAX_IN_FLIGHT", func(v string) (err error) { wf.MaxInFlight, err = strconv.Atoi(v); return }},
 		{"CDCSYNC_REPLICATION_FACTOR", func(v string) error {
