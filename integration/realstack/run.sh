@@ -24,10 +24,11 @@ trap cleanup EXIT
 
 if ! "$RS_DIR/up.sh"; then show_logs; exit 1; fi
 t2=$(date +%s)
-rc=0
+set +e
 CDCSYNC_REALSTACK_STATE=$RS_STATE go test -tags realstack -count=1 -timeout 15m ./integration/ -run 'RealStack' -v "$@" \
-  2>&1 | tee "$RS_LOGS/go-test.log" | grep -v '^=== \(RUN\|PAUSE\|CONT\)' || rc=$?
-[ "$rc" = 0 ] && rc=${PIPESTATUS[0]}
+  2>&1 | tee "$RS_LOGS/go-test.log" | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+rc=${PIPESTATUS[0]}
+set -e
 t3=$(date +%s)
 if [ "$rc" != 0 ]; then show_logs; fi
 log "setup $((t1-t0))s, stack up $((t2-t1))s, tests $((t3-t2))s, total $((t3-t0))s (before shutdown)"
