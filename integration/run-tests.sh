@@ -27,8 +27,15 @@ if ! cmp -s go.mod /tmp/cdcsync-go.mod.bak || ! cmp -s go.sum /tmp/cdcsync-go.su
   exit 1
 fi
 
-step "unit tests, fuzz seed corpora and the kfake tier, race detector on"
-go test -race -count=1 -timeout 20m ./...
+step "unit tests and fuzz seed corpora, race detector on"
+go test -race -count=1 -timeout 15m $(go list ./... | grep -v /integration)
+
+step "kfake tier at full size (100k and 200k events, worker processes, chaos)"
+go test -count=1 -timeout 20m ./integration/
+
+step "kfake tier, in-process workers under the race detector (-short sizes)"
+go test -race -short -count=1 -timeout 15m \
+  -run 'TestKfake(NormalRun|Rebalance|BrokerOutage|ExactlyOnceRebalance|PoisonRecords|Authority|AvroRegistryDown)$' ./integration/
 
 if [ -x integration/realstack/run.sh ] && [ "${CDCSYNC_SKIP_REALSTACK:-}" != "1" ]; then
   step "real-stack tier: Apache Kafka (KRaft), Kafka Connect + Debezium, PostgreSQL"
