@@ -54,6 +54,7 @@ func TestConfigValidateBreaksOneField(t *testing.T) {
 		{"transaction_timeout zero", func(c *Config) { c.TransactionTimeout = 0 }, "transaction_timeout: must be at least 1s, got 0s"},
 		{"transaction_timeout below 1s", func(c *Config) { c.TransactionTimeout = 999 * time.Millisecond }, "transaction_timeout: must be at least 1s"},
 		{"txn_max_records zero", func(c *Config) { c.TxnMaxRecords = 0 }, "txn_max_records: must be at least 1, got 0"},
+		{"registry_timeout zero", func(c *Config) { c.RegistryTimeout = 0 }, "registry_timeout: must be positive, got 0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()
@@ -140,6 +141,7 @@ func TestDefaultConfig(t *testing.T) {
 		CommitInterval:     time.Second,
 		TransactionTimeout: 10 * time.Second,
 		TxnMaxRecords:      5000,
+		RegistryTimeout:    5 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("DefaultConfig() =\n %+v\nwant\n %+v", c, want)

@@ -43,6 +43,9 @@ type pipeline struct {
 	metrics *metrics
 	dec     cdc.Decoder
 	enc     *schemas.Encoder // sink.format avro; nil for JSON
+
+	nameBytes   []byte // the topology name, shared by every sink record's header
+	ledgerTopic string
 	rules   *authority.Rules
 	now     func() time.Time
 
@@ -93,6 +96,9 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry
 		now:     time.Now,
 		client:  client,
 		ledgers: map[topicPartition]*partState{},
+
+		nameBytes:   []byte(plan.Name()),
+		ledgerTopic: string(plan.LedgerTopic()),
 	}
 	if plan.SinkFormat() == topology.SinkAvro {
 		p.enc = schemas.NewEncoder(registry, schemas.EncoderOptions{Strategy: plan.SubjectStrategy()})

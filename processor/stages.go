@@ -163,11 +163,14 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	}
 
 	now := p.now()
+	lb := make([]byte, ledger.KeySize, ledger.KeySize+ledger.ValueSize)
+	copy(lb, ev.ID[:])
+	lb = ledger.AppendValue(lb, ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset})
 	led := &sarama.ProducerMessage{
-		Topic:     string(p.plan.LedgerTopic()),
+		Topic:     p.ledgerTopic,
 		Partition: msg.Partition,
-		Key:       sarama.ByteEncoder(ledger.EncodeKey(ev.ID)),
-		Value:     sarama.ByteEncoder(ledger.EncodeValue(ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset})),
+		Key:       sarama.ByteEncoder(lb[:ledger.KeySize:ledger.KeySize]),
+		Value:     sarama.ByteEncoder(lb[ledger.KeySize:]),
 	}
 	c.ps.mu.Lock()
 	c.ps.idx.Add(ev.ID, now)
@@ -183,15 +186,35 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	c.em.emit(r, out, led)
 }
 
+// Header keys of sink records; sarama only reads them.
+var (
+	hdrEventID       = []byte("cdcsync.event.id")
+	hdrEventType     = []byte("cdcsync.event.type")
+	hdrSourceSystem  = []byte("cdcsync.source.system")
+	hdrTopology      = []byte("cdcsync.topology")
+	hdrSchemaVersion = []byte("cdcsync.schema.version")
+)
+
+// sinkHeaders builds the headers of a sink record with two allocations:
+// the header slice and one buffer all the values are cut from.
 func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
-	h := []sarama.RecordHeader{
-		{Key: []byte("cdcsync.event.id"), Value: []byte(ev.ID.String())},
-		{Key: []byte("cdcsync.event.type"), Value: []byte(ev.Type)},
-		{Key: []byte("cdcsync.source.system"), Value: []byte(ev.SourceSystem)},
-		{Key: []byte("cdcsync.topology"), Value: []byte(c.p.plan.Name())},
-	}
+	buf := make([]byte, 0, 32+len(ev.Type)+len(ev.SourceSystem)+12)
+	buf = appendHexID(buf, ev.ID)
+	id := buf[0:32:32]
+	buf = append(buf, ev.Type...)
+	typ := buf[32:len(buf):len(buf)]
+	n := len(buf)
+	buf = append(buf, ev.SourceSystem...)
+	sys := buf[n:len(buf):len(buf)]
+	h := make([]sarama.RecordHeader, 4, 5)
+	h[0] = sarama.RecordHeader{Key: hdrEventID, Value: id}
+	h[1] = sarama.RecordHeader{Key: hdrEventType, Value: typ}
+	h[2] = sarama.RecordHeader{Key: hdrSourceSystem, Value: sys}
+	h[3] = sarama.RecordHeader{Key: hdrTopology, Value: c.p.nameBytes}
 	if ev.Schema.Version != 0 {
-		h = append(h, sarama.RecordHeader{Key: []byte("cdcsync.schema.version"), Value: []byte(strconv.Itoa(ev.Schema.Version))})
+		n = len(buf)
+		buf = strconv.AppendInt(buf, int64(ev.Schema.Version), 10)
+		h = append(h, sarama.RecordHeader{Key: hdrSchemaVersion, Value: buf[n:len(buf):len(buf)]})
 	}
 	return h
 }
@@ -229,8 +252,8 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 	c.em.emit(r, &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.ByteEncoder(key),
 		Headers: []sarama.RecordHeader{
-			{Key: []byte("cdcsync.event.type"), Value: []byte(ev.Type)},
-			{Key: []byte("cdcsync.topology"), Value: []byte(p.plan.Name())},
+			{Key: hdrEventType, Value: []byte(ev.Type)},
+			{Key: hdrTopology, Value: p.nameBytes},
 		},
 	}, nil)
 }
