@@ -46,8 +46,8 @@ type pipeline struct {
 
 	nameBytes   []byte // the topology name, shared by every sink record's header
 	ledgerTopic string
-	rules   *authority.Rules
-	now     func() time.Time
+	rules       *authority.Rules
+	now         func() time.Time
 
 	client sarama.Client
 	admin  sarama.ClusterAdmin
