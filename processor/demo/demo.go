@@ -1,7 +1,8 @@
 // Package demo runs cdcsync's main job on the embedded default: an
 // in-process Kafka broker and schema registry, a realistic Debezium data
-// set from an ERP and a CRM that share customers, and two workers running
-// the two sync topologies. `cdcsync demo` calls Run.
+// set from an ERP and a CRM that share customers, a Debezium Avro data set
+// from a web shop whose table changes schema mid-stream, and two workers
+// running the three topologies. `cdcsync demo` calls Run.
 package demo
 
 import (
@@ -67,6 +68,7 @@ func TopologyFiles() map[string][]byte {
 // Options configures Run.
 type Options struct {
 	Contacts   int           // customers shared by ERP and CRM; default 200
+	Customers  int           // rows of the shop's Avro customers table; default Contacts/2, at least 20
 	Partitions int32         // partitions of every topic; default 4
 	Workers    int           // workers; default 2
 	Serve      bool          // keep the broker and registry up until ctx is done
@@ -78,8 +80,10 @@ type Options struct {
 
 // Summary is what Run measured.
 type Summary struct {
-	Expect  Expect
-	PerTopo map[string]processor.StatsSnapshot
+	Expect     Expect     // the JSON contacts data set
+	AvroExpect AvroExpect // the Avro customers data set
+	PerTopo    map[string]processor.StatsSnapshot
+	Avro       AvroSink // what the Avro sink topic holds
 }
 
 // Run starts the embedded stack, produces the data set, runs the workers
@@ -90,6 +94,9 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 	}
 	if o.Partitions == 0 {
 		o.Partitions = 4
+	}
+	if o.Customers == 0 {
+		o.Customers = max(o.Contacts/2, 20)
 	}
 	if o.Workers == 0 {
 		o.Workers = 2
@@ -108,7 +115,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 
 	stack, err := embedded.Start(embedded.Options{
 		BrokerPort: o.BrokerPort, RegistryPort: o.RegPort,
-		Topics:     []string{"erp.public.contacts", "crm.public.contacts"},
+		Topics:     []string{"erp.public.contacts", "crm.public.contacts", AvroTopic},
 		Partitions: o.Partitions,
 	})
 	if err != nil {
@@ -124,6 +131,15 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 	}
 	fmt.Fprintf(w, "produced %d Debezium records to erp.public.contacts and crm.public.contacts (%d partitions each)\n",
 		len(records), o.Partitions)
+	avroRecords, avroExpect, err := Customers(stack.Registry, o.Customers)
+	if err != nil {
+		return nil, err
+	}
+	if err := Produce(brokers, avroRecords); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "produced %d Debezium Avro records to %s (%d partitions): %d with value schema v1, %d with v2 (adds loyalty), registered in the embedded registry\n",
+		len(avroRecords), AvroTopic, o.Partitions, avroExpect.V1, avroExpect.V2)
 
 	// Two workers, each running both topologies: they split the partitions.
 	runCtx, stop := context.WithCancel(ctx)
@@ -133,6 +149,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 	for i := range workers {
 		cfg := processor.DefaultConfig()
 		cfg.Brokers = brokers
+		cfg.RegistryURL = stack.RegistryURL()
 		cfg.ClientID = fmt.Sprintf("demo-worker-%d", i+1)
 		cfg.HTTPAddr = ""
 		cfg.CommitInterval = 200 * time.Millisecond
@@ -152,7 +169,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		return nil, waitErr
 	}
 
-	sum := &Summary{Expect: expect, PerTopo: map[string]processor.StatsSnapshot{}}
+	sum := &Summary{Expect: expect, AvroExpect: avroExpect, PerTopo: map[string]processor.StatsSnapshot{}}
 	for _, p := range plans {
 		var t processor.StatsSnapshot
 		for _, wk := range workers {
@@ -169,13 +186,15 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		sum.PerTopo[p.Name()] = t
 	}
 	printSummary(w, plans, sum)
-	if err := printSamples(ctx, w, brokers, plans); err != nil {
+	if err := printSamples(ctx, w, brokers, plans, sum); err != nil {
 		return sum, err
 	}
 	if o.Serve {
 		fmt.Fprintf(w, "\nserving until interrupted:\n  brokers  %s\n  registry %s\n", strings.Join(brokers, ","), stack.RegistryURL())
 		fmt.Fprintf(w, "  try: cdcsync dlq inspect --brokers %s dlq.contacts-erp-to-crm\n", brokers[0])
 		fmt.Fprintf(w, "       kcat -b %s -C -t sync.crm.contacts -e -f '%%k %%s\\n'\n", brokers[0])
+		fmt.Fprintf(w, "       kcat -b %s -C -t %s -e -s value=avro -r %s\n", brokers[0], avroSinkTopic, stack.RegistryURL())
+		fmt.Fprintf(w, "       cdcsync schemas check --registry %s processor/demo/topologies/customers-avro.yaml\n", stack.RegistryURL())
 		<-ctx.Done()
 	}
 	return sum, nil
@@ -301,9 +320,12 @@ func printSummary(w io.Writer, plans []*topology.Plan, s *Summary) {
 	}
 	fmt.Fprintf(w, "\nexpected from the data set: %d records, %d duplicates, %d echoes dropped by authority, %d poison records, %d tombstones\n",
 		s.Expect.Records, s.Expect.Duplicates, s.Expect.Echoes, s.Expect.Poison, s.Expect.Tombstones)
+	a := s.AvroExpect
+	fmt.Fprintf(w, "expected from the Avro data set: %d records (%d v1, %d v2), %d duplicates, %d echoes, %d shop updates losing the CRM-owned first name, %d poison records, %d tombstones\n",
+		a.Records, a.V1, a.V2, a.Duplicates, a.Echoes, a.Fields, a.Poison, a.Tombstones)
 }
 
-func printSamples(ctx context.Context, w io.Writer, brokers []string, plans []*topology.Plan) error {
+func printSamples(ctx context.Context, w io.Writer, brokers []string, plans []*topology.Plan, sum *Summary) error {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient(brokers, cfg)
@@ -319,6 +341,12 @@ func printSamples(ctx context.Context, w io.Writer, brokers []string, plans []*t
 	for _, m := range recs {
 		fmt.Fprintf(w, "  p%d@%d key=%s\n    %s\n", m.Partition, m.Offset, m.Key, m.Value)
 	}
+	avro, err := ReadAvroSink(ctx, client, avroSinkTopic)
+	if err != nil {
+		return err
+	}
+	sum.Avro = *avro
+	printAvroSink(w, avro)
 	for _, p := range plans {
 		entries, err := dlq.Read(ctx, client, string(p.DLQTopic()), dlq.Filter{}, 3)
 		if err != nil {
@@ -329,6 +357,11 @@ func printSamples(ctx context.Context, w io.Writer, brokers []string, plans []*t
 		}
 		fmt.Fprintf(w, "\nsample DLQ records (%s):\n", p.DLQTopic())
 		dlq.WriteList(w, entries)
+		for _, e := range entries {
+			if e.SchemaID != 0 {
+				fmt.Fprintf(w, "  %d/%d from %s/%d@%d: %s=%d\n", e.DLQPartition, e.DLQOffset, e.Topic, e.Partition, e.Offset, dlq.HeaderSchemaID, e.SchemaID)
+			}
+		}
 	}
 	return nil
 }
