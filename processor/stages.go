@@ -150,7 +150,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 			if classify(err) == Transient {
 				c.em.abandon(r, err)
 			} else {
-				c.toDLQ(r, "encode", err, ev)
+				c.toDLQ(r, stageEncode, err, ev)
 			}
 			return
 		}
@@ -298,6 +298,9 @@ func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err erro
 	return dlq.Record(string(p.plan.DLQTopic()), src, f)
 }
 
+// stageEncode is the DLQ stage of an event the Avro sink encoder refused.
+const stageEncode = "encode"
+
 // stageClass names the component that failed, for Connect's
 // __connect.errors.class.name header.
 func stageClass(stage string) string {
@@ -310,6 +313,8 @@ func stageClass(stage string) string {
 		return "github.com/cdcsync/cdcsync/processor/route.Key"
 	case dlq.StageProduce:
 		return "github.com/IBM/sarama.AsyncProducer"
+	case stageEncode:
+		return "github.com/cdcsync/cdcsync/schemas.Encoder"
 	}
 	return "github.com/cdcsync/cdcsync/processor." + stage
 }

@@ -49,7 +49,9 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 				return nil, fmt.Errorf("%w: registry_url: topology %s (%s) uses Avro and needs a schema registry",
 					ErrConfig, plan.Name(), plan.File())
 			}
-			registry = schemas.NewClient(cfg.RegistryURL, schemas.ClientOptions{Timeout: cfg.RegistryTimeout})
+			if registry == nil {
+				registry = schemas.NewClient(cfg.RegistryURL, schemas.ClientOptions{Timeout: cfg.RegistryTimeout})
+			}
 		}
 	}
 	reg := prometheus.NewRegistry()

@@ -110,7 +110,11 @@ func checkSourceFields(c *Client, topic string, refs [][2]string) ([]Finding, er
 	}
 	if key, _, err := c.Latest(keySubject); err == nil {
 		if kn, err := rowFields(key); err == nil {
-			names = append(names, kn...)
+			for _, k := range kn {
+				if !slices.Contains(names, k) {
+					names = append(names, k)
+				}
+			}
 		}
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err

@@ -294,7 +294,7 @@ func classify(err error) error {
 		for status >= 1000 {
 			status /= 10 // 40403 -> 404
 		}
-	} else if msg := err.Error(); len(msg) >= 3 && msg[3:4] == " " {
+	} else if msg := err.Error(); len(msg) >= 4 && msg[3:4] == " " {
 		// A non-JSON error body: srclient reports the HTTP status line.
 		fmt.Sscanf(msg, "%d", &status)
 	}

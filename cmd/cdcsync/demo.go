@@ -15,7 +15,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	serve := fs.Bool("serve", false, "keep the broker and registry up after the run, on the printed addresses")
-	contacts := fs.Int("contacts", 200, "customers shared by the ERP and the CRM")
+	contacts := fs.Int("contacts", 200, "customers shared by the ERP and the CRM (half as many rows in the Avro shop table)")
 	brokerPort := fs.Int("broker-port", 0, "loopback port of the embedded broker (0: any free port)")
 	regPort := fs.Int("registry-port", 0, "loopback port of the embedded schema registry (0: any free port)")
 	verbose := fs.Bool("v", false, "print the workers' logs")
