@@ -237,6 +237,7 @@ func (e *avroEntry) info(topic string) SchemaInfo {
 func (d *AvroDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	st := d.states.Get().(*avroState)
 	defer d.states.Put(st)
+	st.conv.a.beginEvent()
 
 	ev := &Event{SourceSystem: d.opts.SourceSystem}
 	if len(key) > 0 {

@@ -151,7 +151,7 @@ func (r *avroReader) value(n *avroNode) (any, *convErr) {
 		if n.logical == lNone {
 			return x, nil
 		}
-		return intLogical(x, &logicalNodes[n.logical])
+		return r.c.intLogical(x, &logicalNodes[n.logical])
 	case aFloat:
 		b, err := r.fixed(4)
 		if err != nil {

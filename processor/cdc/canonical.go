@@ -90,7 +90,8 @@ func AppendCanonical(dst []byte, v any) []byte {
 		if !validNumber([]byte(x)) {
 			return appendCanonString(dst, canonOther, "Number:"+string(x))
 		}
-		neg, digits, exp, ok := splitNumber([]byte(x))
+		var buf [64]byte
+		neg, digits, exp, ok := splitNumber([]byte(x), buf[:])
 		if !ok {
 			return appendCanonString(dst, canonNumberRaw, string(x))
 		}
@@ -192,7 +193,8 @@ func appendCanonFloat(dst []byte, f float64, bits int) []byte {
 	// produces, so a float64 and the JSON number it was written as agree.
 	var buf [32]byte
 	b := strconv.AppendFloat(buf[:0], f, 'e', -1, bits)
-	neg, digits, exp, _ := splitNumber(b)
+	var dbuf [32]byte
+	neg, digits, exp, _ := splitNumber(b, dbuf[:])
 	return appendCanonDigits(dst, neg, digits, exp)
 }
 

@@ -13,19 +13,45 @@ func changed(before, after Row) []string {
 		return nil
 	}
 	if before == nil || after == nil {
+		return appendChanged(make([]string, 0, len(before)+len(after)), before, after)
+	}
+	return appendChanged(nil, before, after)
+}
+
+// changed is the package function with the result in the event's arena.
+// It keeps its nil and empty results apart.
+func (c *converter) changed(before, after Row) []string {
+	if before == nil && after == nil {
+		return nil
+	}
+	out := appendChanged(c.changedBuf[:0], before, after)
+	c.changedBuf = out[:0]
+	if len(out) == 0 {
+		if before == nil || after == nil {
+			return []string{}
+		}
+		return nil
+	}
+	dst := c.a.stringsN(len(out))
+	copy(dst, out)
+	clear(out) // drop the references to this event's names
+	return dst
+}
+
+// appendChanged appends the names changed() returns to dst.
+func appendChanged(dst []string, before, after Row) []string {
+	if before == nil || after == nil {
 		side := after
 		if side == nil {
 			side = before
 		}
-		out := make([]string, 0, len(side))
 		for _, f := range side {
 			if _, ok := f.Value.(Unavailable); !ok {
-				out = append(out, f.Name)
+				dst = append(dst, f.Name)
 			}
 		}
-		return out
+		return dst
 	}
-	var out []string
 	for i, f := range after {
 		if _, ok := f.Value.(Unavailable); ok {
 			continue
@@ -36,17 +62,17 @@ func changed(before, after Row) []string {
 				continue
 			}
 		}
-		out = append(out, f.Name)
+		dst = append(dst, f.Name)
 	}
 	for i, f := range before {
 		if _, ok := f.Value.(Unavailable); ok {
 			continue
 		}
 		if _, ok := lookup(after, f.Name, i); !ok {
-			out = append(out, f.Name)
+			dst = append(dst, f.Name)
 		}
 	}
-	return out
+	return dst
 }
 
 // lookup finds a field by name, trying position hint first: before and

@@ -3,6 +3,7 @@ package cdc
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/big"
@@ -70,9 +71,12 @@ func (e *convErr) decodeError(part, prefix string) *DecodeError {
 // state, so it is used by one goroutine at a time.
 type converter struct {
 	scratch []byte
-	slab    []byte // backing store for copied strings, see copyStr
+	a       arena // per-event memory of copied strings, boxed values and Rows
 	intern  map[string]string
-	mongo   fastjson.Parser // parses MongoDB's before/after JSON strings
+	recent  *[recentSize]string // cache in front of intern, see str
+	// changedBuf is reused scratch for Event.Changed.
+	changedBuf []string
+	mongo      fastjson.Parser // parses MongoDB's before/after JSON strings
 }
 
 // maxInterned bounds the per-state intern table of field names and
@@ -82,33 +86,58 @@ const maxInterned = 4096
 // str copies b out of the parser's memory, sharing the copy with earlier
 // identical short strings (field names, connector and table names), which
 // repeat in every record.
+//
+// A small direct-mapped cache in front of the intern table answers most
+// look-ups with one hash of a few bytes and one comparison.
 func (c *converter) str(b []byte) string {
 	if len(b) > 64 {
 		return string(b)
 	}
-	if s, ok := c.intern[string(b)]; ok {
-		return s
+	if c.recent == nil {
+		c.recent = new([recentSize]string)
 	}
-	s := string(b)
-	if c.intern == nil {
-		c.intern = make(map[string]string, 64)
+	slot := &c.recent[internHash(b)&(recentSize-1)]
+	if *slot == string(b) {
+		return *slot
 	}
-	if len(c.intern) < maxInterned {
-		c.intern[s] = s
+	s, ok := c.intern[string(b)]
+	if !ok {
+		s = string(b)
+		if c.intern == nil {
+			c.intern = make(map[string]string, 64)
+		}
+		if len(c.intern) < maxInterned {
+			c.intern[s] = s
+		}
 	}
+	*slot = s
 	return s
 }
 
-// Strings copied out of the parser share slab chunks of slabChunk bytes,
-// one allocation for many short strings. Bytes are only ever appended to
-// a chunk, never overwritten, so the strings stay immutable; a chunk lives
-// as long as any string in it.
-const (
-	slabChunk   = 2048
-	slabLargest = 256 // longer strings get their own allocation
-)
+// recentSize is the number of slots of converter.recent, a power of two.
+const recentSize = 512
 
-// copyStr copies b out of the parser's memory.
+// internHash is a cheap hash of the short strings str interns: the
+// length and the first and last (up to) eight bytes.
+func internHash(b []byte) uint32 {
+	var x, y uint64
+	if len(b) >= 8 {
+		x = binary.LittleEndian.Uint64(b)
+		y = binary.LittleEndian.Uint64(b[len(b)-8:])
+	} else {
+		for i, c := range b {
+			x |= uint64(c) << (8 * i)
+		}
+	}
+	h := (x*0x9E3779B97F4A7C15 ^ y*0xC2B2AE3D27D4EB4F ^ uint64(len(b))) * 0x9E3779B97F4A7C15
+	return uint32(h >> 32)
+}
+
+// Strings longer than slabLargest get their own allocation rather than
+// inflating the arena's blocks.
+const slabLargest = 256
+
+// copyStr copies b out of the parser's memory, into the event's arena.
 func (c *converter) copyStr(b []byte) string {
 	if len(b) == 0 {
 		return ""
@@ -116,12 +145,7 @@ func (c *converter) copyStr(b []byte) string {
 	if len(b) > slabLargest {
 		return string(b)
 	}
-	if cap(c.slab)-len(c.slab) < len(b) {
-		c.slab = make([]byte, 0, slabChunk)
-	}
-	start := len(c.slab)
-	c.slab = append(c.slab, b...)
-	return unsafe.String(&c.slab[start], len(b))
+	return unsafeString(c.a.copyBytes(b))
 }
 
 // rawNumber returns the text of a JSON number, validated against the JSON
@@ -211,13 +235,13 @@ func (c *converter) schemaless(v *fastjson.Value) (any, *convErr) {
 		if err != nil {
 			return nil, err
 		}
-		return Number(c.copyStr(b)), nil
+		return c.a.boxNumber(Number(c.copyStr(b))), nil
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
 		if string(b) == UnavailablePlaceholder {
 			return Unavailable{}, nil
 		}
-		return c.copyStr(b), nil
+		return c.a.boxString(c.copyStr(b)), nil
 	case fastjson.TypeArray:
 		arr, _ := v.Array()
 		out := make([]any, len(arr))
@@ -239,7 +263,7 @@ func (c *converter) schemaless(v *fastjson.Value) (any, *convErr) {
 // row converts an object into a Row, in the object's order. s is the
 // struct schema, or nil.
 func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
-	out := make(Row, 0, o.Len())
+	out := c.a.row(o.Len())
 	var cerr *convErr
 	i := 0
 	o.Visit(func(key []byte, v *fastjson.Value) {
@@ -316,7 +340,7 @@ func (c *converter) value(v *fastjson.Value, s *schemaNode) (any, *convErr) {
 		if perr != nil {
 			return nil, mismatch("%s out of range for %s", b, s.typ)
 		}
-		return intLogical(n, s)
+		return c.intLogical(n, s)
 	case tFloat32, tFloat64:
 		switch t {
 		case fastjson.TypeNumber:
@@ -328,7 +352,7 @@ func (c *converter) value(v *fastjson.Value, s *schemaNode) (any, *convErr) {
 			if perr != nil && !isRangeErr(perr) {
 				return nil, mismatch("invalid %s %s", s.typ, b)
 			}
-			return f, nil
+			return c.a.boxFloat64(f), nil
 		case fastjson.TypeString:
 			b, _ := v.StringBytes()
 			switch string(b) {
@@ -360,7 +384,7 @@ func (c *converter) value(v *fastjson.Value, s *schemaNode) (any, *convErr) {
 			if err != nil {
 				return nil, mismatch("invalid ZonedTimestamp %q", b)
 			}
-			return ts, nil
+			return c.a.boxTime(ts), nil
 		case lJSON:
 			return JSON(b), nil
 		case lUUID:
@@ -372,7 +396,7 @@ func (c *converter) value(v *fastjson.Value, s *schemaNode) (any, *convErr) {
 		case lEnum:
 			return Enum(c.str(b)), nil
 		}
-		return c.copyStr(b), nil
+		return c.a.boxString(c.copyStr(b)), nil
 	case tBytes:
 		if s.logical == lDecimal && t == fastjson.TypeNumber {
 			// decimal.format=NUMERIC writes the number itself.
@@ -475,7 +499,7 @@ func isRangeErr(err error) bool {
 }
 
 // intLogical applies an integer-based logical type.
-func intLogical(n int64, s *schemaNode) (any, *convErr) {
+func (c *converter) intLogical(n int64, s *schemaNode) (any, *convErr) {
 	switch s.logical {
 	case lDate:
 		if n < -1e8 || n > 1e8 {
@@ -489,13 +513,13 @@ func intLogical(n int64, s *schemaNode) (any, *convErr) {
 	case lTimeNs:
 		return timeOfDay(n, 1)
 	case lTsMs:
-		return time.UnixMilli(n).UTC(), nil
+		return c.a.boxTime(time.UnixMilli(n).UTC()), nil
 	case lTsUs:
-		return time.UnixMicro(n).UTC(), nil
+		return c.a.boxTime(time.UnixMicro(n).UTC()), nil
 	case lTsNs:
-		return time.Unix(0, n).UTC(), nil
+		return c.a.boxTime(time.Unix(0, n).UTC()), nil
 	}
-	return n, nil
+	return c.a.boxInt64(n), nil
 }
 
 func timeOfDay(n, unit int64) (any, *convErr) {
@@ -551,7 +575,8 @@ func fromTwosComplement(b []byte) *big.Int {
 
 // parseDecimalText parses an exact JSON number into a Decimal.
 func parseDecimalText(b []byte) (Decimal, bool) {
-	neg, digits, exp, ok := splitNumber(b)
+	var buf [64]byte
+	neg, digits, exp, ok := splitNumber(b, buf[:])
 	if !ok || exp < -maxScale || exp > maxScale {
 		return Decimal{}, false
 	}
@@ -572,13 +597,15 @@ func parseDecimalText(b []byte) (Decimal, bool) {
 // splitNumber splits a valid JSON number into sign, significant digits
 // (without leading zeros, at least "0") and a decimal exponent, so that the
 // value is digits × 10^exp. ok is false for an exponent that overflows.
-func splitNumber(b []byte) (neg bool, digits []byte, exp int, ok bool) {
+// The digits are appended to buf[:0], which callers may back with an array
+// on their stack.
+func splitNumber(b, buf []byte) (neg bool, digits []byte, exp int, ok bool) {
 	i := 0
 	if i < len(b) && b[i] == '-' {
 		neg = true
 		i++
 	}
-	digits = make([]byte, 0, len(b))
+	digits = buf[:0]
 	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 		digits = append(digits, b[i])
 		i++
@@ -613,7 +640,10 @@ func splitNumber(b []byte) (neg bool, digits []byte, exp int, ok bool) {
 	}
 	digits = bytes.TrimLeft(digits, "0")
 	if len(digits) == 0 {
-		return false, []byte{'0'}, 0, true
+		return false, zeroDigits, 0, true
 	}
 	return neg, digits, exp, true
 }
+
+// zeroDigits is splitNumber's digits for zero. Callers only read digits.
+var zeroDigits = []byte{'0'}

@@ -98,8 +98,11 @@ func (st *decodeState) eventType(entity string, op Op) string {
 func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	st := d.states.Get().(*decodeState)
 	defer d.states.Put(st)
+	st.conv.a.beginEvent()
 
-	ev := &Event{SourceSystem: d.opts.SourceSystem}
+	// The event and its transaction block share one allocation.
+	blk := &eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
+	ev := &blk.ev
 	if len(bytes.TrimSpace(key)) > 0 {
 		k, err := d.decodeKey(st, key)
 		if err != nil {
@@ -107,7 +110,7 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 		}
 		ev.Key = k
 	}
-	tomb, err := d.decodeValue(st, value, ev)
+	tomb, err := d.decodeValue(st, value, blk)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +124,12 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	}
 	ev.ID = id
 	return ev, nil
+}
+
+// eventBlock is an Event with room for its Transaction.
+type eventBlock struct {
+	ev Event
+	tx Transaction
 }
 
 // schemaFor returns the compiled form of an envelope schema, compiling it
@@ -208,6 +217,16 @@ func (d *JSONDecoder) decodeKey(st *decodeState, key []byte) (Row, error) {
 	if cs != nil {
 		root = cs.root
 	}
+	if v.Type() == fastjson.TypeObject && (root == nil || (root.typ == tStruct && root.logical != lVarDecimal)) {
+		// The usual struct key, converted as value would, without boxing
+		// the Row into an any and out again.
+		o, _ := v.Object()
+		k, cerr := st.conv.row(o, root)
+		if cerr != nil {
+			return nil, cerr.decodeError("key", prefix)
+		}
+		return k, nil
+	}
 	x, cerr := st.conv.value(v, root)
 	if cerr != nil {
 		return nil, cerr.decodeError("key", prefix)
@@ -225,7 +244,8 @@ func (d *JSONDecoder) decodeKey(st *decodeState, key []byte) (Row, error) {
 
 // decodeValue fills ev from the record value. It reports true for a
 // tombstone.
-func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, ev *Event) (bool, error) {
+func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, blk *eventBlock) (bool, error) {
+	ev := &blk.ev
 	if len(bytes.TrimSpace(value)) == 0 || bytes.Equal(bytes.TrimSpace(value), []byte("null")) {
 		return true, nil
 	}
@@ -246,7 +266,7 @@ func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, ev *Event) (boo
 		return false, &DecodeError{Part: "value", Path: prefix, Reason: "expected an object, got " + v.Type().String(), Err: ErrMalformed}
 	}
 	ev.Schema = cs.info
-	if cerr := d.fill(st, o, cs, ev); cerr != nil {
+	if cerr := d.fill(st, o, cs, blk); cerr != nil {
 		return false, cerr.decodeError("value", prefix)
 	}
 	ev.Type = st.eventType(ev.Entity, ev.Op)
@@ -256,7 +276,8 @@ func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, ev *Event) (boo
 var noSchema compiledSchema
 
 // fill converts a Debezium envelope payload into ev.
-func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSchema, ev *Event) *convErr {
+func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSchema, blk *eventBlock) *convErr {
+	ev := &blk.ev
 	c := &st.conv
 	opV := o.Get("op")
 	if opV == nil || opV.Type() == fastjson.TypeNull {
@@ -292,7 +313,7 @@ func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSche
 		if ev.After, cerr = c.state(o.Get("after"), cs.after); cerr != nil {
 			return cerr.at("after")
 		}
-		ev.Changed = changed(ev.Before, ev.After)
+		ev.Changed = c.changed(ev.Before, ev.After)
 	}
 
 	if ev.OccurredAt.IsZero() {
@@ -304,11 +325,10 @@ func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSche
 	}
 
 	if tv := o.Get("transaction"); tv != nil && tv.Type() != fastjson.TypeNull {
-		tx, cerr := c.transaction(tv)
-		if cerr != nil {
+		if cerr := c.transaction(tv, &blk.tx); cerr != nil {
 			return cerr.at("transaction")
 		}
-		ev.Transaction = tx
+		ev.Transaction = &blk.tx
 	}
 	if ev.Op == OpMessage {
 		mv := o.Get("message")
@@ -363,7 +383,7 @@ func (c *converter) state(v *fastjson.Value, s *schemaNode) (Row, *convErr) {
 // {"$numberInt"}, {"$numberDecimal"} and {"$numberDouble"} a Number, and
 // {"$date"} a time.Time; other wrappers stay Rows.
 func (c *converter) extendedRow(o *fastjson.Object) (Row, *convErr) {
-	out := make(Row, 0, o.Len())
+	out := c.a.row(o.Len())
 	var cerr *convErr
 	o.Visit(func(key []byte, v *fastjson.Value) {
 		if cerr != nil {
@@ -460,9 +480,17 @@ var positionFields = map[string][]string{
 // ev.OccurredAt.
 func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convErr {
 	src := &ev.Source
+	// One pass over the block finds the members read below (the first of
+	// duplicates, as Object.Get would).
+	var vals [skN]*fastjson.Value
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if i := sourceKey(k); i >= 0 && vals[i] == nil {
+			vals[i] = v
+		}
+	})
 	var cerr *convErr
-	get := func(name string) string {
-		v := o.Get(name)
+	get := func(i int, name string) string {
+		v := vals[i]
 		if v == nil || cerr != nil {
 			return ""
 		}
@@ -480,21 +508,21 @@ func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convEr
 		cerr = mismatch("expected string, got %s", v.Type()).at(name)
 		return ""
 	}
-	src.Connector = get("connector")
-	src.Name = get("name")
-	src.Database = get("db")
-	src.Schema = get("schema")
-	src.Table = get("table")
+	src.Connector = get(skConnector, "connector")
+	src.Name = get(skName, "name")
+	src.Database = get(skDB, "db")
+	src.Schema = get(skSchema, "schema")
+	src.Table = get(skTable, "table")
 	if src.Table == "" {
-		src.Table = get("collection")
+		src.Table = get(skCollection, "collection")
 	}
-	src.Snapshot = get("snapshot")
+	src.Snapshot = get(skSnapshot, "snapshot")
 	if cerr != nil {
 		return cerr
 	}
 
 	if names, ok := positionFields[src.Connector]; ok {
-		pos := make(Row, len(names))
+		pos := c.a.row(len(names))[:len(names)]
 		for i, name := range names {
 			pos[i].Name = name
 			v := o.Get(name)
@@ -510,7 +538,7 @@ func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convEr
 		ev.Position = pos
 	}
 
-	t, err := timestampOf(o)
+	t, err := timestampFrom(vals[skTsNs], vals[skTsUs], vals[skTsMs])
 	if err != nil {
 		return err
 	}
@@ -518,14 +546,62 @@ func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convEr
 	return nil
 }
 
+// The source block members source reads in its one pass.
+const (
+	skConnector = iota
+	skName
+	skDB
+	skSchema
+	skTable
+	skCollection
+	skSnapshot
+	skTsNs
+	skTsUs
+	skTsMs
+	skN
+)
+
+func sourceKey(k []byte) int {
+	switch string(k) {
+	case "connector":
+		return skConnector
+	case "name":
+		return skName
+	case "db":
+		return skDB
+	case "schema":
+		return skSchema
+	case "table":
+		return skTable
+	case "collection":
+		return skCollection
+	case "snapshot":
+		return skSnapshot
+	case "ts_ns":
+		return skTsNs
+	case "ts_us":
+		return skTsUs
+	case "ts_ms":
+		return skTsMs
+	}
+	return -1
+}
+
 // timestampOf reads ts_ns, ts_us or ts_ms from o, most precise first. The
 // zero time means none is present.
 func timestampOf(o *fastjson.Object) (time.Time, *convErr) {
+	return timestampFrom(o.Get("ts_ns"), o.Get("ts_us"), o.Get("ts_ms"))
+}
+
+// timestampFrom is timestampOf given the three members' values (nil when
+// absent).
+func timestampFrom(ns, us, ms *fastjson.Value) (time.Time, *convErr) {
 	for _, f := range [...]struct {
 		name string
 		unit int64
-	}{{"ts_ns", 1}, {"ts_us", 1e3}, {"ts_ms", 1e6}} {
-		v := o.Get(f.name)
+		v    *fastjson.Value
+	}{{"ts_ns", 1, ns}, {"ts_us", 1e3, us}, {"ts_ms", 1e6, ms}} {
+		v := f.v
 		if v == nil || v.Type() == fastjson.TypeNull {
 			continue
 		}
@@ -545,21 +621,20 @@ func timestampOf(o *fastjson.Object) (time.Time, *convErr) {
 	return time.Time{}, nil
 }
 
-func (c *converter) transaction(v *fastjson.Value) (*Transaction, *convErr) {
+func (c *converter) transaction(v *fastjson.Value, tx *Transaction) *convErr {
 	o, err := v.Object()
 	if err != nil {
-		return nil, mismatch("expected struct, got %s", v.Type())
+		return mismatch("expected struct, got %s", v.Type())
 	}
-	tx := &Transaction{}
 	idV := o.Get("id")
 	if idV == nil {
-		return nil, missing("id")
+		return missing("id")
 	}
 	id, err := idV.StringBytes()
 	if err != nil {
-		return nil, mismatch("expected string, got %s", idV.Type()).at("id")
+		return mismatch("expected string, got %s", idV.Type()).at("id")
 	}
-	tx.ID = string(id)
+	tx.ID = c.copyStr(id)
 	for _, f := range [...]struct {
 		name string
 		dst  *int64
@@ -570,11 +645,11 @@ func (c *converter) transaction(v *fastjson.Value) (*Transaction, *convErr) {
 		}
 		n, err := fv.Int64()
 		if err != nil {
-			return nil, mismatch("expected int64, got %s", fv.Type()).at(f.name)
+			return mismatch("expected int64, got %s", fv.Type()).at(f.name)
 		}
 		*f.dst = n
 	}
-	return tx, nil
+	return nil
 }
 
 func (c *converter) message(v *fastjson.Value) (*Message, *convErr) {
