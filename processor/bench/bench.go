@@ -240,7 +240,7 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 			o.Log.Warn("passthrough produce error", zap.Error(e.Err))
 		}
 	}()
-	out := topic + ".passthrough"
+	out := fmt.Sprintf("%s.passthrough.%d", topic, round)
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return 0, err

@@ -433,8 +433,11 @@ func TestRestoreAfterCompaction(t *testing.T) {
 	if gaps := st.EndOffset - st.StartOffset - int64(st.Records); gaps <= 0 {
 		t.Errorf("compaction left no offset gaps (%+v): the test does not test them", st)
 	}
-	if st.StartOffset != int64(len(first)) {
-		t.Errorf("StartOffset = %d, want %d", st.StartOffset, len(first))
+	// The log starts at the DeleteRecords offset; compaction may also have
+	// removed the records right after it, so the first offset read can be
+	// later (seen flaking at 201 when the test asserted equality).
+	if st.StartOffset < int64(len(first)) {
+		t.Errorf("StartOffset = %d, want at least %d", st.StartOffset, len(first))
 	}
 	if idx.Len() != len(live) {
 		t.Fatalf("Len = %d, want %d", idx.Len(), len(live))
