@@ -280,3 +280,37 @@ sink: {topic: sync.tomb, key: [id]}
 		t.Errorf("stats %+v: want the delete and the tombstone dropped by authority", s)
 	}
 }
+
+// Regression (found on the real stack): a TRUNCATE has no key and no row,
+// and went to the DLQ with "missing key field". It now reaches every sink
+// partition, keyless, so each partition's readers see it in order.
+func TestKfakeTruncateReachesEveryPartition(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 3, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "truncate", src.Topic(), "sync.truncate"))
+	truncate := []byte(`{"before":null,"after":null,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"erp","ts_ms":1764230400000,"snapshot":"false","db":"erp","sequence":"[null,\"24023200\"]","schema":"public","table":"contacts","txId":900,"lsn":24023200},"transaction":null,"op":"t","ts_ms":1764230400001}`)
+	w := makeWorkload(src, 20, 60, 0, 12)
+	recs := append(append([]demo.Record{}, w.Records...), demo.Record{Topic: src.Topic(), Value: truncate})
+	produce(t, brokers, recs)
+	wk := startWorker(t, brokers, "w1", plan)
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := wk.w.Stats(plan.Name()); s.DLQ != 0 {
+		t.Fatalf("%d records went to the DLQ", s.DLQ)
+	}
+	perPartition := map[int32]int{}
+	for _, m := range readAll(t, brokers, "sync.truncate") {
+		if r := decodeSink(t, m); r.Type == "contacts.truncated" {
+			if m.Key != nil {
+				t.Errorf("truncate with key %q", m.Key)
+			}
+			perPartition[m.Partition]++
+		}
+	}
+	if len(perPartition) != 3 {
+		t.Errorf("truncate reached partitions %v, want all 3 once", perPartition)
+	}
+}

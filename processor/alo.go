@@ -22,18 +22,21 @@ func (e *aloEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *aloEmitter) skip(r *record) { e.p.finish(r) }
 
-func (e *aloEmitter) emit(r *record, out, ledger *sarama.ProducerMessage) {
+func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
 	if ledger != nil {
 		ledger.Metadata = r
 	}
 	r.ledger = ledger
-	r.pending.Store(1)
-	out.Metadata = r
-	select {
-	case e.p.out.Input() <- out:
-	case <-e.t.sess.Context().Done():
-		if r.resolved.CompareAndSwap(false, true) {
-			e.t.fail(r)
+	r.pending.Store(int32(len(outs)))
+	for _, out := range outs {
+		out.Metadata = r
+		select {
+		case e.p.out.Input() <- out:
+		case <-e.t.sess.Context().Done():
+			if r.resolved.CompareAndSwap(false, true) {
+				e.t.fail(r)
+			}
+			return
 		}
 	}
 }

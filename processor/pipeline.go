@@ -527,3 +527,12 @@ func (p *pipeline) sinkTopicFor(source string) string {
 	}
 	return p.plan.SinkTopic(db, schema, table, table)
 }
+
+// sinkPartitions is the partition count of a sink topic that exists.
+func (p *pipeline) sinkPartitions(topic string) (int32, error) {
+	parts, err := p.client.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	return int32(len(parts)), nil
+}

@@ -29,9 +29,9 @@ type emitter interface {
 	// skip finishes a record that writes nothing (a duplicate, an event
 	// dropped by authority, a dropped tombstone).
 	skip(r *record)
-	// emit writes an output (sink or DLQ record) and, when ledger is not
-	// nil, the ledger entry that records it as applied.
-	emit(r *record, out, ledger *sarama.ProducerMessage)
+	// emit writes the outputs of a record (sink or DLQ records) and, when
+	// ledger is not nil, the ledger entry that records them as applied.
+	emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage)
 	// abandon gives up on a record after a transient failure; the session
 	// restarts from the last committed offset.
 	abandon(r *record, err error)
@@ -132,12 +132,17 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		return
 	}
 
-	key, err := route.Key(ev, p.plan.SinkKey())
-	if err != nil {
-		c.toDLQ(r, dlq.StageRoute, err, ev)
-		return
-	}
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
+	var key sarama.Encoder
+	keyless := (ev.Op == cdc.OpTruncate || ev.Op == cdc.OpMessage) && len(ev.Key) == 0
+	if !keyless {
+		k, err := route.Key(ev, p.plan.SinkKey())
+		if err != nil {
+			c.toDLQ(r, dlq.StageRoute, err, ev)
+			return
+		}
+		key = sarama.ByteEncoder(k)
+	}
 	if err := p.ensureTopic(topic); err != nil {
 		c.em.abandon(r, err)
 		return
@@ -176,14 +181,31 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	c.ps.idx.Add(ev.ID, now)
 	c.ps.mu.Unlock()
 
-	out := &sarama.ProducerMessage{
-		Topic:   topic,
-		Key:     sarama.ByteEncoder(key),
-		Value:   sarama.ByteEncoder(value),
-		Headers: headers,
+	var outs []*sarama.ProducerMessage
+	switch {
+	case !keyless:
+		outs = []*sarama.ProducerMessage{{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}}
+	case ev.Op == cdc.OpTruncate:
+		// A truncate concerns every key: it goes, keyless, to every sink
+		// partition, so each partition's consumers see it in order with
+		// the changes of their keys.
+		n, err := p.sinkPartitions(topic)
+		if err != nil {
+			c.em.abandon(r, err)
+			return
+		}
+		for i := int32(0); i < n; i++ {
+			outs = append(outs, &sarama.ProducerMessage{Topic: topic, Key: route.NullKey{Partition: i},
+				Value: sarama.ByteEncoder(value), Headers: headers})
+		}
+	default:
+		// A logical decoding message belongs to no key: it keeps the
+		// source partition number.
+		outs = []*sarama.ProducerMessage{{Topic: topic, Key: route.NullKey{Partition: msg.Partition},
+			Value: sarama.ByteEncoder(value), Headers: headers}}
 	}
 	c.process.Observe(since(start))
-	c.em.emit(r, out, led)
+	c.em.emit(r, led, outs...)
 }
 
 // Header keys of sink records; sarama only reads them.
@@ -249,7 +271,7 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 		c.em.abandon(r, err)
 		return
 	}
-	c.em.emit(r, &sarama.ProducerMessage{
+	c.em.emit(r, nil, &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.ByteEncoder(key),
 		Headers: []sarama.RecordHeader{
 			{Key: hdrEventType, Value: []byte(ev.Type)},
@@ -270,7 +292,7 @@ func (c *claimCtx) toDLQ(r *record, stage string, err error, ev *cdc.Event) {
 		return
 	}
 	c.log.Warn("record sent to the DLQ", zap.Int64("offset", r.offset), zap.String("stage", stage), zap.Error(err))
-	c.em.emit(r, p.dlqRecord(r.src, stage, err, ev), nil)
+	c.em.emit(r, nil, p.dlqRecord(r.src, stage, err, ev))
 }
 
 func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err error, ev *cdc.Event) *sarama.ProducerMessage {

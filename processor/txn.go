@@ -73,6 +73,7 @@ type txnEmitter struct {
 	records  int   // source records in the open transaction
 	outs     int
 	dlqs     int
+	ledgers  int
 	next     int64 // offset to commit: last record + 1
 	rec      record
 	opened   time.Time
@@ -99,7 +100,7 @@ func (e *txnEmitter) beginTxn() {
 	e.ps.mu.Lock()
 	e.ps.idx.Mark()
 	e.ps.mu.Unlock()
-	e.open, e.records, e.outs, e.dlqs, e.opened = true, 0, 0, 0, time.Now()
+	e.open, e.records, e.outs, e.dlqs, e.ledgers, e.opened = true, 0, 0, 0, 0, time.Now()
 }
 
 func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
@@ -112,17 +113,20 @@ func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *txnEmitter) skip(*record) {}
 
-func (e *txnEmitter) emit(_ *record, out, ledger *sarama.ProducerMessage) {
+func (e *txnEmitter) emit(_ *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
 	if e.fenced != nil || e.failed != nil {
 		return // the transaction will abort; writing more is pointless
 	}
-	if out.Topic == e.dlqTopic {
-		e.dlqs++
-	} else {
-		e.outs++
+	for _, out := range outs {
+		if out.Topic == e.dlqTopic {
+			e.dlqs++
+		} else {
+			e.outs++
+		}
+		e.send(out)
 	}
-	e.send(out)
 	if ledger != nil {
+		e.ledgers++
 		e.send(ledger)
 	}
 }
@@ -169,7 +173,7 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		st := e.p.stats
 		st.Out.Add(int64(e.outs))
 		st.DLQ.Add(int64(e.dlqs))
-		st.LedgerWrites.Add(int64(e.outs))
+		st.LedgerWrites.Add(int64(e.ledgers))
 		st.Completed.Add(int64(e.records))
 		st.TxnCommits.Add(1)
 		e.p.metrics.ack.WithLabelValues(e.p.plan.Name()).Observe(since(e.opened))

@@ -120,8 +120,14 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 		d.Keep = ev.SourceSystem == r.defaultOwner
 		return
 	}
+	noBefore := ev.Before == nil && (ev.Op == cdc.OpCreate || ev.Op == cdc.OpRead)
+	// The entity's owner creating a row with no non-null field besides
+	// the key (a key-only table, or every column NULL) is a real change,
+	// not an echo: an echo of a sync write sets the other system's fields.
+	ownerCreates := noBefore && ev.SourceSystem == r.defaultOwner
 	n := len(ev.Changed)
 	if n == 0 {
+		d.Keep = ownerCreates
 		return
 	}
 	if cap(buf) < n {
@@ -131,7 +137,6 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 	buf = buf[:n]
 	// Owned fields fill buf from the front, dropped ones from the back.
 	nf, nd := 0, 0
-	noBefore := ev.Before == nil && (ev.Op == cdc.OpCreate || ev.Op == cdc.OpRead)
 	hint := 0
 	for _, name := range ev.Changed {
 		if isKey(ev.Key, name) {
@@ -164,7 +169,7 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 	if nd > 0 {
 		d.Dropped = dropped
 	}
-	d.Keep = nf > 0
+	d.Keep = nf > 0 || (ownerCreates && nd == 0)
 	// A change of unowned fields only is indistinguishable from the echo
 	// of a sync write, so it is dropped quietly even under DLQ.
 	d.Violation = d.Keep && nd > 0 && r.policy == DLQ

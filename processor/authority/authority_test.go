@@ -24,6 +24,36 @@ func row(kv ...any) cdc.Row {
 
 var key42 = row("contact_id", int64(42))
 
+// Regression (found on the real stack): an insert or snapshot row whose
+// non-key columns are all NULL, or any row of a key-only table, was
+// dropped as "nothing owned changed".
+func TestApplyOwnerCreatesEmptyRow(t *testing.T) {
+	key := cdc.Row{{Name: "id", Value: int64(3)}}
+	for _, op := range []cdc.Op{cdc.OpCreate, cdc.OpRead} {
+		r := New(nil, "erp", DropField)
+		ev := &cdc.Event{Op: op, SourceSystem: "erp", Key: key,
+			After: cdc.Row{{Name: "id", Value: int64(3)}, {Name: "price", Value: nil}}, Changed: []string{"id", "price"}}
+		if d := r.Apply(ev); !d.Keep {
+			t.Errorf("op %c: all-NULL row from the entity owner dropped", op)
+		}
+		keyOnly := &cdc.Event{Op: op, SourceSystem: "erp", Key: key, After: cdc.Row{{Name: "id", Value: int64(3)}}, Changed: []string{"id"}}
+		if d := r.Apply(keyOnly); !d.Keep {
+			t.Errorf("op %c: key-only row from the entity owner dropped", op)
+		}
+		// The echo of a row the other system created sets its fields only.
+		echo := &cdc.Event{Op: op, SourceSystem: "erp", Key: key,
+			After:   cdc.Row{{Name: "id", Value: int64(3)}, {Name: "email", Value: "a@x"}, {Name: "price", Value: nil}},
+			Changed: []string{"id", "email", "price"}}
+		if d := New(map[string]string{"email": "crm"}, "erp", DropField).Apply(echo); d.Keep {
+			t.Errorf("op %c: echo of a CRM-created row kept", op)
+		}
+		// A system that does not own the entity creates nothing by itself.
+		if d := New(nil, "crm", DropField).Apply(ev); d.Keep {
+			t.Errorf("op %c: all-NULL row from a non-owner kept", op)
+		}
+	}
+}
+
 func TestApply(t *testing.T) {
 	tests := []struct {
 		name string
