@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,4 +316,76 @@ func TestKfakeTruncateReachesEveryPartition(t *testing.T) {
 	if len(perPartition) != 3 {
 		t.Errorf("truncate reached partitions %v, want all 3 once", perPartition)
 	}
+}
+
+// Regression (found on the real stack): a re-snapshot after streaming
+// changes re-emitted every changed row, because those rows were in the
+// ledger only under their position IDs. Inserts and updates now also
+// record the content ID a snapshot row of the same state gets.
+func TestKfakeResnapshotAfterUpdates(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 2, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "resnap", src.Topic(), "sync.resnap"))
+	w := makeWorkload(src, 30, 300, 0, 13)
+	produce(t, brokers, w.Records)
+	wk := startWorker(t, brokers, "w1", plan)
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+	before := len(readAll(t, brokers, "sync.resnap"))
+
+	// The connector snapshots again: every row's current state, op=r,
+	// at new positions. A second worker restores the ledger from Kafka.
+	var snap []demo.Record
+	state := lastStates(t, w)
+	for _, c := range state {
+		k, v := src.Change('r', nil, c)
+		snap = append(snap, demo.Record{Topic: src.Topic(), Key: k, Value: v})
+	}
+	produce(t, brokers, snap)
+	wk2 := startWorker(t, brokers, "w2", plan)
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(readAll(t, brokers, "sync.resnap")); after != before {
+		t.Errorf("the re-snapshot of %d rows added %d sink records; the ledger must drop them all", len(snap), after-before)
+	}
+	if s := wk2.w.Stats(plan.Name()); s.Duplicates != int64(len(snap)) {
+		t.Errorf("duplicates dropped = %d, want %d", s.Duplicates, len(snap))
+	}
+}
+
+// lastStates replays the workload's records to the final row of each key.
+func lastStates(t *testing.T, w *workload) map[int64]*demo.Contact {
+	t.Helper()
+	out := map[int64]*demo.Contact{}
+	for _, r := range w.Records {
+		var v struct {
+			After *struct {
+				ID        int64  `json:"id"`
+				FirstName string `json:"first_name"`
+				LastName  string `json:"last_name"`
+				Email     string `json:"email"`
+				Phone     string `json:"phone"`
+				Address   string `json:"address"`
+				City      string `json:"city"`
+				Balance   string `json:"balance"`
+				UpdatedAt int64  `json:"updated_at"`
+			} `json:"after"`
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil || v.After == nil {
+			t.Fatalf("workload record: %v", err)
+		}
+		a := v.After
+		bal, err := strconv.ParseFloat(a.Balance, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[a.ID] = &demo.Contact{ID: a.ID, FirstName: a.FirstName, LastName: a.LastName, Email: a.Email, Phone: a.Phone,
+			Address: a.Address, City: a.City, Balance: int64(math.Round(bal * 100)), UpdatedAt: time.UnixMicro(a.UpdatedAt).UTC()}
+	}
+	return out
 }

@@ -168,9 +168,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	}
 
 	now := p.now()
-	lb := make([]byte, ledger.KeySize, ledger.KeySize+ledger.ValueSize)
+	entry := ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset, Content: c.contentID(ev)}
+	lb := make([]byte, ledger.KeySize, ledger.KeySize+ledger.ValueSizeContent)
 	copy(lb, ev.ID[:])
-	lb = ledger.AppendValue(lb, ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset})
+	lb = ledger.AppendValue(lb, entry)
 	led := &sarama.ProducerMessage{
 		Topic:     p.ledgerTopic,
 		Partition: msg.Partition,
@@ -179,6 +180,9 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	}
 	c.ps.mu.Lock()
 	c.ps.idx.Add(ev.ID, now)
+	if !entry.Content.IsZero() {
+		c.ps.idx.Add(entry.Content, now)
+	}
 	c.ps.mu.Unlock()
 
 	var outs []*sarama.ProducerMessage
@@ -206,6 +210,29 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	}
 	c.process.Observe(since(start))
 	c.em.emit(r, led, outs...)
+}
+
+// contentID is the ID a snapshot row with ev's after-state would get. It is
+// recorded in the ledger with inserts and updates keyed by position, so a
+// re-snapshot after streaming changes is recognised as already applied.
+// It is zero when it would add nothing: snapshot rows and content-keyed
+// topologies already use it as their ID, and an after-state with an
+// unavailable (unchanged TOASTed) column is not the full row a snapshot
+// reads.
+func (c *claimCtx) contentID(ev *cdc.Event) cdc.ID {
+	if (ev.Op != cdc.OpCreate && ev.Op != cdc.OpUpdate) || ev.After == nil || c.p.plan.Dedup().Key != topology.DedupPosition {
+		return cdc.ID{}
+	}
+	for i := range ev.After {
+		if _, ok := ev.After[i].Value.(cdc.Unavailable); ok {
+			return cdc.ID{}
+		}
+	}
+	id, err := cdc.ComputeID(ev, cdc.IDContent, "")
+	if err != nil || id == ev.ID {
+		return cdc.ID{}
+	}
+	return id
 }
 
 // Header keys of sink records; sarama only reads them.

@@ -8,22 +8,30 @@ import (
 	"github.com/cdcsync/cdcsync/processor/cdc"
 )
 
-// ValueVersion is the version byte written at the start of every ledger
-// value by this package.
-const ValueVersion byte = 1
-
-// KeySize and ValueSize are the encoded sizes of a ledger key and a version-1
-// ledger value, in bytes.
+// ValueVersion is the version byte of a ledger value without a content ID;
+// ValueVersionContent is the version of one that carries it.
 const (
-	KeySize   = 16
-	ValueSize = 1 + 8 + 8
+	ValueVersion        byte = 1
+	ValueVersionContent byte = 2
 )
 
-// Entry is the content of a ledger value: when the ID was first seen and at
-// which offset of the source partition.
+// KeySize, ValueSize and ValueSizeContent are the encoded sizes of a ledger
+// key, a version-1 value and a version-2 value, in bytes.
+const (
+	KeySize          = 16
+	ValueSize        = 1 + 8 + 8
+	ValueSizeContent = ValueSize + 16
+)
+
+// Entry is the content of a ledger value: when the ID was first seen, at
+// which offset of the source partition, and optionally the content ID of
+// the change's after-state. The content ID is what a snapshot row of the
+// same state gets as its ID, so recording it lets a re-snapshot after
+// streaming changes be recognised as already applied.
 type Entry struct {
 	FirstSeen    time.Time // stored to the millisecond
 	SourceOffset int64
+	Content      cdc.ID // zero when absent (version 1)
 }
 
 // EncodeKey returns the ledger record key for id: its 16 raw bytes.
@@ -54,9 +62,17 @@ func EncodeValue(e Entry) []byte { return AppendValue(make([]byte, 0, ValueSize)
 // AppendValue appends the encoding of e to dst, for callers that reuse
 // buffers.
 func AppendValue(dst []byte, e Entry) []byte {
-	dst = append(dst, ValueVersion)
+	version := ValueVersion
+	if !e.Content.IsZero() {
+		version = ValueVersionContent
+	}
+	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(e.FirstSeen.UnixMilli()))
-	return binary.BigEndian.AppendUint64(dst, uint64(e.SourceOffset))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(e.SourceOffset))
+	if version == ValueVersionContent {
+		dst = append(dst, e.Content[:]...)
+	}
+	return dst
 }
 
 // DecodeValue parses a ledger record value. A nil or empty value is a
@@ -68,14 +84,24 @@ func DecodeValue(v []byte) (Entry, error) {
 	if len(v) == 0 {
 		return Entry{}, ErrTombstone
 	}
-	if v[0] != ValueVersion {
-		return Entry{}, fmt.Errorf("%w: version %d, this build reads version %d", ErrUnknownVersion, v[0], ValueVersion)
+	want := 0
+	switch v[0] {
+	case ValueVersion:
+		want = ValueSize
+	case ValueVersionContent:
+		want = ValueSizeContent
+	default:
+		return Entry{}, fmt.Errorf("%w: version %d, this build reads versions %d and %d", ErrUnknownVersion, v[0], ValueVersion, ValueVersionContent)
 	}
-	if len(v) != ValueSize {
-		return Entry{}, fmt.Errorf("%w: %d bytes, want %d for version %d", ErrBadValue, len(v), ValueSize, ValueVersion)
+	if len(v) != want {
+		return Entry{}, fmt.Errorf("%w: %d bytes, want %d for version %d", ErrBadValue, len(v), want, v[0])
 	}
-	return Entry{
+	e := Entry{
 		FirstSeen:    time.UnixMilli(int64(binary.BigEndian.Uint64(v[1:9]))),
 		SourceOffset: int64(binary.BigEndian.Uint64(v[9:17])),
-	}, nil
+	}
+	if v[0] == ValueVersionContent {
+		copy(e.Content[:], v[17:33])
+	}
+	return e, nil
 }

@@ -41,6 +41,21 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+func TestCodecContentID(t *testing.T) {
+	content := cdc.ID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	v := EncodeValue(Entry{FirstSeen: t0, SourceOffset: 7, Content: content})
+	if len(v) != ValueSizeContent || v[0] != ValueVersionContent {
+		t.Fatalf("value %x: want version 2, %d bytes", v, ValueSizeContent)
+	}
+	e, err := DecodeValue(v)
+	if err != nil || e.Content != content || e.SourceOffset != 7 || !e.FirstSeen.Equal(t0) {
+		t.Fatalf("round trip: %+v, %v", e, err)
+	}
+	if v1 := EncodeValue(Entry{FirstSeen: t0, SourceOffset: 7}); len(v1) != ValueSize || v1[0] != ValueVersion {
+		t.Fatalf("without a content ID the value stays version 1: %x", v1)
+	}
+}
+
 func TestCodecErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -59,7 +74,8 @@ func TestCodecErrors(t *testing.T) {
 		{"nil is a tombstone", nil, ErrTombstone},
 		{"empty is a tombstone", []byte{}, ErrTombstone},
 		{"version 0", append([]byte{0}, good[1:]...), ErrUnknownVersion},
-		{"version 2", append([]byte{2}, good[1:]...), ErrUnknownVersion},
+		{"version 3", append([]byte{3}, good[1:]...), ErrUnknownVersion},
+		{"version 2 without its content ID", append([]byte{2}, good[1:]...), ErrBadValue},
 		{"short", good[:16], ErrBadValue},
 		{"version byte only", good[:1], ErrBadValue},
 		{"trailing byte", append(append([]byte{}, good...), 0), ErrBadValue},

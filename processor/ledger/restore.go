@@ -418,6 +418,9 @@ func (r *restorer) fold(key, value []byte) {
 	if r.idx.Add(id, e.FirstSeen) {
 		r.stats.Keys++
 	}
+	if !e.Content.IsZero() && r.idx.Add(e.Content, e.FirstSeen) {
+		r.stats.Keys++
+	}
 }
 
 func (r *restorer) invalid(err error) {
