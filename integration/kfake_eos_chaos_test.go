@@ -23,8 +23,15 @@ func TestKfakeExactlyOnceChaos(t *testing.T) {
 	}
 	src := demo.NewSource("erp", "erp", false)
 	st := cluster(t, 8, src.Topic())
-	brokers := st.Brokers()
-	doc := fmt.Sprintf(eosTopology, "chaos", src.Topic(), "sync.chaos")
+	exactlyOnceChaos(t, st.Brokers(), src, "chaos", events)
+}
+
+// exactlyOnceChaos runs the chaos scenario against brokers, whose topic
+// src.Topic() exists with 8 partitions: worker processes are killed and
+// restarted, added and removed while events flow; the sink must hold every
+// event exactly once for a read_committed reader.
+func exactlyOnceChaos(t *testing.T, brokers []string, src *demo.Source, name string, events int) {
+	doc := fmt.Sprintf(eosTopology, name, src.Topic(), "sync."+name)
 	plan := mustPlan(t, doc)
 	dir := writeTopology(t, doc)
 	w := makeWorkload(src, 3000, events, 0.10, 8)
@@ -48,7 +55,7 @@ func TestKfakeExactlyOnceChaos(t *testing.T) {
 	n := 0
 	start := func() *proc {
 		n++
-		return startProcess(t, fmt.Sprintf("chaos-%d", n), brokers, dir, env...)
+		return startProcess(t, fmt.Sprintf("%s-%d", name, n), brokers, dir, env...)
 	}
 	workers := []*proc{start(), start(), start()}
 	kills := 0
@@ -87,7 +94,7 @@ func TestKfakeExactlyOnceChaos(t *testing.T) {
 			t.Errorf("SIGTERM: %v", err)
 		}
 	}
-	msgs := readCommitted(t, brokers, "sync.chaos")
+	msgs := readCommitted(t, brokers, "sync."+name)
 	checkExactlyOnce(t, msgs, w)
 	t.Logf("%d events, %d unique, %d committed sink records", len(w.Records), w.Unique, len(msgs))
 }

@@ -295,6 +295,8 @@ func TestKfakeTruncateReachesEveryPartition(t *testing.T) {
 	truncate := []byte(`{"before":null,"after":null,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"erp","ts_ms":1764230400000,"snapshot":"false","db":"erp","sequence":"[null,\"24023200\"]","schema":"public","table":"contacts","txId":900,"lsn":24023200},"transaction":null,"op":"t","ts_ms":1764230400001}`)
 	w := makeWorkload(src, 20, 60, 0, 12)
 	recs := append(append([]demo.Record{}, w.Records...), demo.Record{Topic: src.Topic(), Value: truncate})
+	// A tombstone from the entity's owner passes as a sink tombstone.
+	recs = append(recs, demo.Record{Topic: src.Topic(), Key: src.Tombstone(1)})
 	produce(t, brokers, recs)
 	wk := startWorker(t, brokers, "w1", plan)
 	waitProcessed(t, brokers, time.Minute, plan)
@@ -305,7 +307,15 @@ func TestKfakeTruncateReachesEveryPartition(t *testing.T) {
 		t.Fatalf("%d records went to the DLQ", s.DLQ)
 	}
 	perPartition := map[int32]int{}
+	tombstones := 0
 	for _, m := range readAll(t, brokers, "sync.truncate") {
+		if m.Value == nil {
+			if string(m.Key) != `{"id":1}` {
+				t.Errorf("sink tombstone with key %s", m.Key)
+			}
+			tombstones++
+			continue
+		}
 		if r := decodeSink(t, m); r.Type == "contacts.truncated" {
 			if m.Key != nil {
 				t.Errorf("truncate with key %q", m.Key)
@@ -315,6 +325,11 @@ func TestKfakeTruncateReachesEveryPartition(t *testing.T) {
 	}
 	if len(perPartition) != 3 {
 		t.Errorf("truncate reached partitions %v, want all 3 once", perPartition)
+	}
+	// Regression: tombstones were emitted with a nil second output and
+	// panicked the worker.
+	if tombstones != 1 {
+		t.Errorf("%d sink tombstones, want 1", tombstones)
 	}
 }
 

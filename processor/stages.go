@@ -304,7 +304,7 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 			{Key: hdrEventType, Value: []byte(ev.Type)},
 			{Key: hdrTopology, Value: p.nameBytes},
 		},
-	}, nil)
+	})
 }
 
 // toDLQ sends the source record to the DLQ with the stage it failed in,
