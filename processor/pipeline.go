@@ -259,12 +259,20 @@ func (p *pipeline) run(ctx context.Context) error {
 	// transactional producer (see txn.go), opened in Setup.
 	alo := p.plan.Guarantee() != topology.ExactlyOnce
 	if alo {
-		if p.out, err = sarama.NewAsyncProducerFromClient(p.client); err != nil {
+		// Each producer gets its own client, so its own connections: with
+		// idempotence only one request may be in flight per connection,
+		// and sharing one with the consumer's fetches (or the other
+		// producer) would serialise them.
+		var outClient, ledClient sarama.Client
+		if p.out, outClient, err = p.newProducer(); err != nil {
 			return err
 		}
-		if p.led, err = sarama.NewAsyncProducerFromClient(p.client); err != nil {
+		defer outClient.Close()
+		if p.led, ledClient, err = p.newProducer(); err != nil {
+			p.out.Close()
 			return err
 		}
+		defer ledClient.Close()
 	}
 	group, err := sarama.NewConsumerGroupFromClient(string(p.plan.Group()), p.client)
 	if err != nil {
@@ -535,4 +543,20 @@ func (p *pipeline) sinkPartitions(topic string) (int32, error) {
 		return 0, err
 	}
 	return int32(len(parts)), nil
+}
+
+// newProducer opens an async producer on a client of its own, with the
+// pipeline client's configuration. The caller closes the client after the
+// producer has drained.
+func (p *pipeline) newProducer() (sarama.AsyncProducer, sarama.Client, error) {
+	c, err := sarama.NewClient(p.cfg.Brokers, p.client.Config())
+	if err != nil {
+		return nil, nil, err
+	}
+	prod, err := sarama.NewAsyncProducerFromClient(c)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return prod, c, nil
 }
