@@ -31,6 +31,7 @@ type stack struct {
 	PGBin, PGPort, PGUser string
 	KafkaPort             string
 	ConnectPort           string
+	RegistryPort          string // Apicurio Registry; empty for a state file of an older up.sh
 	brokers               []string
 	connectURL            string
 }
@@ -52,7 +53,7 @@ func loadStack(t *testing.T) *stack {
 			kv[k] = v
 		}
 	}
-	s := &stack{PGBin: kv["PG_BIN"], PGPort: kv["PG_PORT"], PGUser: kv["PG_USER"], KafkaPort: kv["KAFKA_PORT"], ConnectPort: kv["CONNECT_PORT"]}
+	s := &stack{PGBin: kv["PG_BIN"], PGPort: kv["PG_PORT"], PGUser: kv["PG_USER"], KafkaPort: kv["KAFKA_PORT"], ConnectPort: kv["CONNECT_PORT"], RegistryPort: kv["REGISTRY_PORT"]}
 	if s.PGPort == "" || s.KafkaPort == "" || s.ConnectPort == "" {
 		t.Fatalf("%s: incomplete state file:\n%s", path, data)
 	}

@@ -7,6 +7,8 @@ RS_LOGS=${CDCSYNC_REALSTACK_LOGS:-$RS_ROOT/integration/.logs/realstack}
 RS_STATE=$RS_CACHE/state.env          # written by up.sh, read by the tests and down.sh
 RS_KAFKA_LIBS=$RS_CACHE/kafka-libs
 RS_PLUGINS=$RS_CACHE/plugins
+RS_APICURIO=$RS_CACHE/apicurio                 # registry: apicurio-mem-1-runner.jar + lib/
+RS_APICURIO_PLUGINS=$RS_CACHE/plugins-apicurio # Connect plugin folder apicurio-converter/
 RS_PG_VERSION=${CDCSYNC_PG_VERSION:-}
 
 log() { printf '[realstack] %s\n' "$*" >&2; }

@@ -23,6 +23,7 @@ stop() { # name pid
 }
 stop "kafka connect" "${CONNECT_PID:-}"
 stop "kafka" "${KAFKA_PID:-}"
+stop "apicurio registry" "${REGISTRY_PID:-}"
 # SIGTERM to the postmaster is PostgreSQL's "smart" shutdown; SIGINT is
 # "fast", which ends open replication connections too.
 if alive "${PG_PID:-}"; then kill -INT "$PG_PID" 2>/dev/null; fi

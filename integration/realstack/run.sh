@@ -2,7 +2,7 @@
 # The real-stack tier on its own: install (setup.sh), start the stack
 # (up.sh), run the Go suite tagged `realstack` against it, and always stop
 # the stack (down.sh). On failure, prints the tails of the PostgreSQL,
-# Kafka and Kafka Connect logs. Logs stay in integration/.logs/realstack/.
+# Kafka, Kafka Connect and Apicurio Registry logs. Logs stay in integration/.logs/realstack/.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$RS_ROOT"
@@ -12,7 +12,7 @@ t1=$(date +%s)
 
 show_logs() {
   local n=${CDCSYNC_REALSTACK_LOG_LINES:-80}
-  for f in "$RS_LOGS/postgresql.log" "$RS_LOGS/kafka.log" "$RS_LOGS/connect.log"; do
+  for f in "$RS_LOGS/postgresql.log" "$RS_LOGS/kafka.log" "$RS_LOGS/connect.log" "$RS_LOGS/registry.log"; do
     [ -f "$f" ] || continue
     printf '\n----- last %s lines of %s -----\n' "$n" "$f"
     tail -n "$n" "$f"

@@ -2,7 +2,9 @@
 # Installs what the real-stack tier needs, idempotently:
 #   - Debian packages: postgresql (server), kcat;
 #   - Apache Kafka (broker + Connect) jars and the Debezium PostgreSQL
-#     connector, from Maven Central, into integration/.cache/realstack/.
+#     connector, from Maven Central, into integration/.cache/realstack/;
+#   - Apicurio Registry (built from Maven Central, see apicurio/) and its
+#     Kafka Connect Avro converter, into the same cache.
 # A second run with warm caches does nothing and takes about a second.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -45,4 +47,32 @@ if [ "$(cat "$RS_CACHE/jars.stamp" 2>/dev/null)" != "$stamp" ]; then
   mv "$RS_PLUGINS.tmp" "$RS_PLUGINS"
   echo "$stamp" >"$RS_CACHE/jars.stamp"
 fi
-log "ready: $(ls "$RS_KAFKA_LIBS" | wc -l) Kafka jars, $(ls "$RS_PLUGINS/debezium-connector-postgres" | wc -l) Debezium jars, PostgreSQL $(basename "$(dirname "$(pg_bin)")"), $(kcat -V 2>&1 | head -1)"
+# --- Apicurio Registry + its Connect converter (the Avro test) ---------------
+# The registry server is built with the Quarkus Maven plugin from the files in
+# apicurio/ (copied to a build folder in the cache, so nothing is written
+# beside them); the converter is a Connect plugin folder of its own, outside
+# $RS_PLUGINS, which the Kafka/Debezium step above replaces as a whole.
+# Both from Maven Central only (apicurio/settings.xml). Own stamp.
+ap_stamp=$(cat "$RS_DIR/apicurio/pom.xml" "$RS_DIR/apicurio/pom-converter.xml" "$RS_DIR/apicurio/settings.xml" \
+  "$RS_DIR/apicurio/application.properties" | sha256sum | cut -c1-16)
+if [ "$(cat "$RS_CACHE/apicurio.stamp" 2>/dev/null)" != "$ap_stamp" ]; then
+  log "building Apicurio Registry 2.4.2 and fetching its Avro converter with Maven (first run: about a minute)"
+  b=$RS_CACHE/apicurio-build
+  rm -rf "$b" "$RS_APICURIO.tmp" "$RS_APICURIO_PLUGINS.tmp"
+  mkdir -p "$b/src/main/resources"
+  cp "$RS_DIR/apicurio/pom.xml" "$b/pom.xml"
+  cp "$RS_DIR/apicurio/application.properties" "$b/src/main/resources/application.properties"
+  mvn -B -q -s "$RS_DIR/apicurio/settings.xml" -f "$b/pom.xml" package -DskipTests >"$RS_LOGS/mvn-apicurio.log" 2>&1 \
+    || { tail -40 "$RS_LOGS/mvn-apicurio.log"; die "maven (apicurio registry) failed"; }
+  mkdir -p "$RS_APICURIO.tmp"
+  mv "$b/target/apicurio-mem-1-runner.jar" "$b/target/lib" "$RS_APICURIO.tmp/"
+  mvn -B -q -s "$RS_DIR/apicurio/settings.xml" -f "$RS_DIR/apicurio/pom-converter.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$RS_APICURIO_PLUGINS.tmp/apicurio-converter" -DincludeScope=runtime \
+      -DexcludeGroupIds=org.apache.kafka >"$RS_LOGS/mvn-apicurio-converter.log" 2>&1 \
+    || { tail -40 "$RS_LOGS/mvn-apicurio-converter.log"; die "maven (apicurio converter) failed"; }
+  rm -rf "$b" "$RS_APICURIO" "$RS_APICURIO_PLUGINS"
+  mv "$RS_APICURIO.tmp" "$RS_APICURIO"
+  mv "$RS_APICURIO_PLUGINS.tmp" "$RS_APICURIO_PLUGINS"
+  echo "$ap_stamp" >"$RS_CACHE/apicurio.stamp"
+fi
+log "ready: $(ls "$RS_KAFKA_LIBS" | wc -l) Kafka jars, $(ls "$RS_PLUGINS/debezium-connector-postgres" | wc -l) Debezium jars, Apicurio Registry ($(ls "$RS_APICURIO/lib" | wc -l) jars) + converter ($(ls "$RS_APICURIO_PLUGINS/apicurio-converter" | wc -l) jars), PostgreSQL $(basename "$(dirname "$(pg_bin)")"), $(kcat -V 2>&1 | head -1)"

@@ -2,19 +2,21 @@
 # Starts the real stack on loopback ports, each on a free port of its own:
 #   - a PostgreSQL cluster in a temporary folder (wal_level=logical);
 #   - Apache Kafka, one KRaft node (broker + controller), java -cp;
-#   - Kafka Connect (distributed worker) with Debezium on its plugin.path.
+#   - Apicurio Registry 2.4.2 (in-memory), for the Debezium-Avro test;
+#   - Kafka Connect (distributed worker) with Debezium and the Apicurio
+#     Avro converter on its plugin.path.
 # Waits until each is ready and writes PIDs, ports and paths to
 # integration/.cache/realstack/state.env. If a complete stack from an
 # earlier run is still up it is reused; a partial one is stopped first.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-[ -f "$RS_CACHE/jars.stamp" ] || die "run setup.sh first"
+[ -f "$RS_CACHE/jars.stamp" ] && [ -f "$RS_CACHE/apicurio.stamp" ] || die "run setup.sh first"
 
 if [ -f "$RS_STATE" ]; then
   # shellcheck disable=SC1090
   . "$RS_STATE"
-  if alive "${PG_PID:-}" && alive "${KAFKA_PID:-}" && alive "${CONNECT_PID:-}"; then
-    log "stack already up (kafka 127.0.0.1:$KAFKA_PORT, connect 127.0.0.1:$CONNECT_PORT, postgres 127.0.0.1:$PG_PORT)"
+  if alive "${PG_PID:-}" && alive "${KAFKA_PID:-}" && alive "${CONNECT_PID:-}" && alive "${REGISTRY_PID:-}"; then
+    log "stack already up (kafka 127.0.0.1:$KAFKA_PORT, connect 127.0.0.1:$CONNECT_PORT, postgres 127.0.0.1:$PG_PORT, registry 127.0.0.1:$REGISTRY_PORT)"
     exit 0
   fi
   log "partial stack from an earlier run: stopping it"
@@ -25,12 +27,17 @@ PG_BIN=$(pg_bin)
 DATA=$(mktemp -d /tmp/cdcsync-realstack.XXXXXX)
 chmod 755 "$DATA"
 mkdir -p "$RS_LOGS"
-PG_LOG=$RS_LOGS/postgresql.log KAFKA_LOG=$RS_LOGS/kafka.log CONNECT_LOG=$RS_LOGS/connect.log
-: >"$PG_LOG"; : >"$KAFKA_LOG"; : >"$CONNECT_LOG"
+PG_LOG=$RS_LOGS/postgresql.log KAFKA_LOG=$RS_LOGS/kafka.log CONNECT_LOG=$RS_LOGS/connect.log REGISTRY_LOG=$RS_LOGS/registry.log
+: >"$PG_LOG"; : >"$KAFKA_LOG"; : >"$CONNECT_LOG"; : >"$REGISTRY_LOG"
 PG_PORT=$(free_port); KAFKA_PORT=$(free_port); CONTROLLER_PORT=$(free_port); CONNECT_PORT=$(free_port)
 while [ "$KAFKA_PORT" = "$PG_PORT" ] || [ "$CONTROLLER_PORT" = "$KAFKA_PORT" ] || [ "$CONTROLLER_PORT" = "$PG_PORT" ] \
    || [ "$CONNECT_PORT" = "$KAFKA_PORT" ] || [ "$CONNECT_PORT" = "$CONTROLLER_PORT" ] || [ "$CONNECT_PORT" = "$PG_PORT" ]; do
   CONTROLLER_PORT=$(free_port); CONNECT_PORT=$(free_port)
+done
+REGISTRY_PORT=$(free_port)
+while [ "$REGISTRY_PORT" = "$PG_PORT" ] || [ "$REGISTRY_PORT" = "$KAFKA_PORT" ] || [ "$REGISTRY_PORT" = "$CONTROLLER_PORT" ] \
+   || [ "$REGISTRY_PORT" = "$CONNECT_PORT" ]; do
+  REGISTRY_PORT=$(free_port)
 done
 
 write_state() {
@@ -48,6 +55,9 @@ CONNECT_PID=${CONNECT_PID:-}
 PG_LOG=$PG_LOG
 KAFKA_LOG=$KAFKA_LOG
 CONNECT_LOG=$CONNECT_LOG
+REGISTRY_PORT=$REGISTRY_PORT
+REGISTRY_PID=${REGISTRY_PID:-}
+REGISTRY_LOG=$REGISTRY_LOG
 STATE
 }
 write_state
@@ -142,6 +152,24 @@ for i in $(seq 1 120); do
 done
 log "kafka up: 127.0.0.1:$KAFKA_PORT pid $KAFKA_PID"
 
+# --- Apicurio Registry (in-memory H2) --------------------------------------------
+# Started before Connect, which only needs it once an Avro connector runs.
+# Connect's converter talks to /apis/registry/v2; cdcsync reads the same
+# schemas through the Confluent-compatible API, /apis/ccompat/v7.
+mkdir -p "$DATA/registry"
+(cd "$DATA/registry" && exec setsid java -Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+  -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" -jar "$RS_APICURIO/apicurio-mem-1-runner.jar" \
+  >>"$REGISTRY_LOG" 2>&1 </dev/null) &
+REGISTRY_PID=$!
+write_state
+for i in $(seq 1 120); do
+  alive "$REGISTRY_PID" || fail "apicurio registry exited (see $REGISTRY_LOG)"
+  curl -fsS "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects" >/dev/null 2>&1 && break
+  [ "$i" = 120 ] && fail "apicurio registry not ready in 60s (see $REGISTRY_LOG)"
+  sleep 0.5
+done
+log "apicurio registry up: http://127.0.0.1:$REGISTRY_PORT pid $REGISTRY_PID"
+
 # --- Kafka Connect (distributed) -----------------------------------------------
 mkdir -p "$DATA/connect"
 cat >"$DATA/connect/worker.properties" <<CONF
@@ -163,7 +191,7 @@ offset.flush.interval.ms=1000
 listeners=http://127.0.0.1:$CONNECT_PORT
 rest.advertised.host.name=127.0.0.1
 rest.advertised.port=$CONNECT_PORT
-plugin.path=$RS_PLUGINS
+plugin.path=$RS_PLUGINS,$RS_APICURIO_PLUGINS
 plugin.discovery=only_scan
 scheduled.rebalance.max.delay.ms=1000
 CONF
@@ -174,6 +202,7 @@ write_state
 for i in $(seq 1 240); do
   alive "$CONNECT_PID" || fail "kafka connect exited (see $CONNECT_LOG)"
   if curl -fsS "http://127.0.0.1:$CONNECT_PORT/connector-plugins" 2>/dev/null | grep -q PostgresConnector; then
+    # (/connector-plugins lists connectors only; the converter is checked below.)
     # The REST server answers before the worker has joined its group;
     # listing connectors goes through the herder and so waits for that.
     curl -fsS "http://127.0.0.1:$CONNECT_PORT/connectors" >/dev/null 2>&1 && break
@@ -181,4 +210,6 @@ for i in $(seq 1 240); do
   [ "$i" = 240 ] && fail "kafka connect not ready in 120s (see $CONNECT_LOG)"
   sleep 0.5
 done
-log "kafka connect up: http://127.0.0.1:$CONNECT_PORT pid $CONNECT_PID (Debezium PostgresConnector loaded)"
+curl -fsS "http://127.0.0.1:$CONNECT_PORT/connector-plugins?connectorsOnly=false" 2>/dev/null \
+  | grep -q io.apicurio.registry.utils.converter.AvroConverter || fail "kafka connect did not load the Apicurio AvroConverter (see $CONNECT_LOG)"
+log "kafka connect up: http://127.0.0.1:$CONNECT_PORT pid $CONNECT_PID (Debezium PostgresConnector and Apicurio AvroConverter loaded)"
