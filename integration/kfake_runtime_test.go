@@ -404,3 +404,33 @@ func lastStates(t *testing.T, w *workload) map[int64]*demo.Contact {
 	}
 	return out
 }
+
+// Topologies fail independently: one that cannot start (its ledger has
+// the wrong partition count) stops, and the worker's other topology keeps
+// processing.
+func TestKfakeTopologiesFailIndependently(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 2, src.Topic())
+	brokers := st.Brokers()
+	good := mustPlan(t, fmt.Sprintf(contactsTopology, "indep-good", src.Topic(), "sync.indep"))
+	bad := mustPlan(t, fmt.Sprintf(contactsTopology, "indep-bad", src.Topic(), "sync.indep-bad"))
+	admin, err := sarama.NewClusterAdminFromClient(newClient(t, brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic(string(bad.LedgerTopic()), &sarama.TopicDetail{NumPartitions: 5, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	w := makeWorkload(src, 50, 500, 0, 14)
+	produce(t, brokers, w.Records)
+	wk := startWorker(t, brokers, "w1", good, bad)
+	waitProcessed(t, brokers, time.Minute, good)
+	checkExactlyOnce(t, readAll(t, brokers, "sync.indep"), w)
+	if wk.w.Ready() {
+		t.Error("/readyz would say ready while a topology is stopped")
+	}
+	err = wk.stop()
+	if !errors.Is(err, ledger.ErrPartitionMismatch) {
+		t.Errorf("worker returned %v, want the stopped topology's ledger mismatch", err)
+	}
+}

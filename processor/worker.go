@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -13,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
@@ -107,8 +107,8 @@ func (w *Worker) HTTPAddr() string {
 
 // Run connects, runs every pipeline until ctx is cancelled, then shuts
 // down softly: stop fetching, wait for in-flight records, commit, leave
-// the groups. It returns the first fatal error of any pipeline, which also
-// stops the others. A soft shutdown that does not finish within
+// the groups. A pipeline stopped by a fatal error does not stop the
+// others; Run returns when every pipeline has stopped, with their errors. A soft shutdown that does not finish within
 // ShutdownTimeout is reported as an error, never as success.
 func (w *Worker) Run(ctx context.Context) error {
 	if w.cfg.HTTPAddr != "" {
@@ -123,11 +123,25 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", ln.Addr().String()))
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
+	// Topologies fail independently, as Kafka Connect's connectors do: a
+	// fatal error stops its own pipeline (logged, and /readyz turns not
+	// ready) while the others keep running. Run returns once every
+	// pipeline has stopped, with their errors.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
 	for _, p := range w.pipelines {
 		sc, err := w.cfg.saramaConfig(p.plan.Name())
 		if err != nil {
-			return err
+			fail(err)
+			break
 		}
 		sc.Producer.Partitioner = partitionerFor(string(p.plan.LedgerTopic()))
 		if p.plan.Guarantee() == topology.ExactlyOnce {
@@ -138,30 +152,40 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		client, err := connect(ctx, w.cfg.Brokers, sc, w.log)
 		if err != nil {
-			return err
+			fail(err)
+			break
 		}
 		p.client = client
-		g.Go(func() error {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			defer client.Close()
-			err := p.run(gctx)
-			if err != nil {
-				return fmt.Errorf("topology %s: %w", p.plan.Name(), err)
+			if err := p.run(ctx); err != nil {
+				err = fmt.Errorf("topology %s: %w", p.plan.Name(), err)
+				if len(w.pipelines) > 1 && ctx.Err() == nil {
+					w.log.Error("topology stopped; the worker's other topologies keep running", zap.Error(err))
+				}
+				fail(err)
 			}
-			return nil
-		})
+		}()
 	}
-	done := make(chan error, 1)
-	go func() { done <- g.Wait() }()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	result := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return errors.Join(errs...)
+	}
 	select {
-	case err := <-done:
-		return err
+	case <-done:
+		return result()
 	case <-ctx.Done():
 	}
 	w.log.Info("shutting down: stop fetching, flush, commit, leave the groups",
 		zap.Duration("timeout", w.cfg.ShutdownTimeout))
 	select {
-	case err := <-done:
-		return err
+	case <-done:
+		return result()
 	case <-time.After(w.cfg.ShutdownTimeout + 5*time.Second):
 		return errors.New("processor: soft shutdown timed out; uncommitted records will be redelivered to the next worker")
 	}
