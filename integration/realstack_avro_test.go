@@ -19,9 +19,10 @@ import (
 )
 
 // apicurioConverter is the connector configuration of the Apicurio Avro
-// converter for keys and values. dereference-schema=true: Debezium's
-// schemas reference nothing that must stay a reference, and cdcsync does
-// not resolve Confluent schema references (see the README).
+// converter for keys and values. dereference-schema=false, the
+// converter's default: it registers Debezium's source block as a schema of
+// its own and refers to it with a Confluent schema reference, which
+// cdcsync's registry client resolves.
 func apicurioConverter(registryV2 string) map[string]string {
 	cfg := map[string]string{}
 	for _, side := range []string{"key", "value"} {
@@ -33,7 +34,7 @@ func apicurioConverter(registryV2 string) map[string]string {
 			"as-confluent":       "true",
 			"headers.enabled":    "false",
 			"use-id":             "contentId",
-			"dereference-schema": "true",
+			"dereference-schema": "false",
 		} {
 			cfg[side+".converter.apicurio.registry."+k] = v
 		}

@@ -139,13 +139,17 @@ func (c *Client) WriterSchema(id int) (string, error) {
 	if t := sch.SchemaType(); t != nil && *t != srclient.Avro && *t != "" {
 		return "", fmt.Errorf("schema ID %d is %s, not Avro: %w", id, *t, cdc.ErrUnknownSchema)
 	}
+	text, err := c.dereference(sch.Schema(), sch.References(), 0)
+	if err != nil {
+		return "", fmt.Errorf("schema ID %d: %w", id, err)
+	}
 	c.mu.Lock()
 	if len(c.byID) >= maxCachedIDs {
 		clear(c.byID)
 	}
-	c.byID[id] = sch.Schema()
+	c.byID[id] = text
 	c.mu.Unlock()
-	return sch.Schema(), nil
+	return text, nil
 }
 
 // SubjectVersions lists where id is registered (cdc.SchemaSource). A
