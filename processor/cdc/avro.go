@@ -89,22 +89,7 @@ type avroState struct {
 	conv    converter
 	idBuf   []byte
 	srcVals []any
-	types   map[typeKey]string
-}
-
-func (st *avroState) eventType(entity string, op Op) string {
-	k := typeKey{entity, op}
-	if s, ok := st.types[k]; ok {
-		return s
-	}
-	s := entity + "." + op.Verb()
-	if st.types == nil {
-		st.types = make(map[typeKey]string)
-	}
-	if len(st.types) < maxInterned {
-		st.types[k] = s
-	}
-	return s
+	types   typeCache
 }
 
 // Codec returns the goavro codec of a writer schema already fetched, for
@@ -249,7 +234,7 @@ func (d *AvroDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	}
 	if len(value) == 0 {
 		fillTombstone(ev, topic)
-		ev.Type = st.eventType(ev.Entity, ev.Op)
+		ev.Type = st.types.eventType(ev.Entity, ev.Op)
 	} else if err := d.decodeValue(st, topic, value, ev); err != nil {
 		return nil, err
 	}
@@ -324,7 +309,7 @@ func (d *AvroDecoder) decodeValue(st *avroState, topic string, value []byte, ev 
 		de.SchemaID = e.id
 		return de
 	}
-	ev.Type = st.eventType(ev.Entity, ev.Op)
+	ev.Type = st.types.eventType(ev.Entity, ev.Op)
 	return nil
 }
 

@@ -68,7 +68,7 @@ type decodeState struct {
 	// its compiled form: a hit skips the shared cache's lock and hashing.
 	lastRaw [2][]byte
 	lastCS  [2]*compiledSchema
-	types   map[typeKey]string
+	types   typeCache
 }
 
 type typeKey struct {
@@ -76,19 +76,22 @@ type typeKey struct {
 	op     Op
 }
 
+// typeCache interns event types per goroutine state.
+type typeCache map[typeKey]string
+
 // eventType returns "<entity>.<verb>", without allocating for a pair seen
 // before.
-func (st *decodeState) eventType(entity string, op Op) string {
+func (c *typeCache) eventType(entity string, op Op) string {
 	k := typeKey{entity, op}
-	if s, ok := st.types[k]; ok {
+	if s, ok := (*c)[k]; ok {
 		return s
 	}
 	s := entity + "." + op.Verb()
-	if st.types == nil {
-		st.types = make(map[typeKey]string)
+	if *c == nil {
+		*c = make(typeCache)
 	}
-	if len(st.types) < maxInterned {
-		st.types[k] = s
+	if len(*c) < maxInterned {
+		(*c)[k] = s
 	}
 	return s
 }
@@ -116,7 +119,7 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	}
 	if tomb {
 		fillTombstone(ev, topic)
-		ev.Type = st.eventType(ev.Entity, ev.Op)
+		ev.Type = st.types.eventType(ev.Entity, ev.Op)
 	}
 	id, err := computeID(ev, d.opts.IDMode, d.opts.IDField, &st.idBuf)
 	if err != nil {
@@ -269,7 +272,7 @@ func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, blk *eventBlock
 	if cerr := d.fill(st, o, cs, blk); cerr != nil {
 		return false, cerr.decodeError("value", prefix)
 	}
-	ev.Type = st.eventType(ev.Entity, ev.Op)
+	ev.Type = st.types.eventType(ev.Entity, ev.Op)
 	return false, nil
 }
 
