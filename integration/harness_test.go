@@ -52,8 +52,16 @@ type worker struct {
 
 func startWorker(t *testing.T, brokers []string, name string, plans ...*topology.Plan) *worker {
 	t.Helper()
+	return startWorkerWithRegistry(t, brokers, "", name, plans...)
+}
+
+// startWorkerWithRegistry is startWorker with a schema registry URL, for
+// Avro topologies.
+func startWorkerWithRegistry(t *testing.T, brokers []string, registryURL, name string, plans ...*topology.Plan) *worker {
+	t.Helper()
 	cfg := processor.DefaultConfig()
 	cfg.Brokers = brokers
+	cfg.RegistryURL = registryURL
 	cfg.ClientID = name
 	cfg.HTTPAddr = ""
 	cfg.CommitInterval = 200 * time.Millisecond

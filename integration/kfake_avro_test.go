@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +13,7 @@ import (
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/demo"
 	"github.com/cdcsync/cdcsync/processor/embedded"
 	"github.com/cdcsync/cdcsync/schemas"
@@ -44,27 +40,10 @@ func avroStack(t *testing.T) *embedded.Stack {
 	return st
 }
 
-// startAvroWorker is startWorker with the registry configured.
+// startAvroWorker is startWorker with the embedded registry configured.
 func startAvroWorker(t *testing.T, st *embedded.Stack, name string, plans ...*topology.Plan) *worker {
 	t.Helper()
-	cfg := processor.DefaultConfig()
-	cfg.Brokers = st.Brokers()
-	cfg.RegistryURL = st.RegistryURL()
-	cfg.ClientID = name
-	cfg.HTTPAddr = ""
-	cfg.CommitInterval = 200 * time.Millisecond
-	cfg.SessionTimeout = 6 * time.Second
-	cfg.Heartbeat = 500 * time.Millisecond
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).With(zap.String("worker", name))
-	w, err := processor.New(cfg, plans, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	wk := &worker{w: w, cancel: cancel, done: make(chan error, 1)}
-	go func() { wk.done <- w.Run(ctx) }()
-	t.Cleanup(func() { _ = wk.stop() })
-	return wk
+	return startWorkerWithRegistry(t, st.Brokers(), st.RegistryURL(), name, plans...)
 }
 
 // avroWriter makes Debezium Avro records of the customers table from the
