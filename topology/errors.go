@@ -31,6 +31,9 @@ var (
 	ErrDuplicateName = errors.New("topology: duplicate name")
 	// ErrRead is returned when a file or directory cannot be read.
 	ErrRead = errors.New("topology: cannot read")
+	// ErrInvalidTopicName is returned by CheckTopicName for a name Kafka
+	// does not accept, such as a sink topic expanded from a table name.
+	ErrInvalidTopicName = errors.New("topology: invalid topic name")
 )
 
 // Error is one problem in one topology file.
