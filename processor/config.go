@@ -3,7 +3,11 @@ package processor
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -91,17 +95,30 @@ var ErrConfig = errors.New("processor: invalid configuration")
 // Validate reports the first invalid option, naming its key.
 func (c Config) Validate() error {
 	bad := func(key, format string, a ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
+		return &ConfigError{Key: key, Reason: fmt.Sprintf(format, a...)}
 	}
 	if len(c.Brokers) == 0 {
 		return bad("brokers", "at least one broker is required")
 	}
-	v, err := sarama.ParseKafkaVersion(c.KafkaVersion)
-	if err != nil {
+	// A malformed address never connects: refuse it here rather than
+	// retry it forever as "cannot reach".
+	for i, b := range c.Brokers {
+		if err := CheckBrokerAddr(b); err != nil {
+			return bad(fmt.Sprintf("brokers[%d]", i), "%v", err)
+		}
+	}
+	if _, err := ParseKafkaVersion(c.KafkaVersion); err != nil {
 		return bad("kafka_version", "%v", err)
 	}
-	if !v.IsAtLeast(sarama.V0_11_0_0) {
-		return bad("kafka_version", "%s is older than 0.11.0, which record headers and idempotence need", c.KafkaVersion)
+	if c.HTTPAddr != "" {
+		if err := CheckListenAddr(c.HTTPAddr); err != nil {
+			return bad("http_addr", "%v", err)
+		}
+	}
+	if c.RegistryURL != "" {
+		if err := CheckRegistryURL(c.RegistryURL); err != nil {
+			return bad("registry_url", "%v", err)
+		}
 	}
 	if c.MaxInFlight < 1 {
 		return bad("max_in_flight", "must be at least 1, got %d", c.MaxInFlight)
@@ -176,4 +193,175 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 		return nil, fmt.Errorf("%w: sarama: %v", ErrConfig, err)
 	}
 	return sc, nil
+}
+
+// ConfigError is an invalid option: Key is its YAML key, with an index for
+// a list entry ("brokers[1]"). It wraps ErrConfig.
+type ConfigError struct {
+	Key    string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return ErrConfig.Error() + ": " + e.Key + ": " + e.Reason }
+
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// MinKafkaVersion is the oldest protocol version cdcsync speaks: record
+// headers, idempotent producers and transactions need 0.11.0.
+var MinKafkaVersion = sarama.V0_11_0_0
+
+// ParseKafkaVersion reads a Kafka version as people write it: "0.11.0",
+// "0.11.0.0", "2.8", "3.6.0". sarama.ParseKafkaVersion needs exactly four
+// parts before 1.0 and three after; missing trailing parts are zero here.
+// Versions older than MinKafkaVersion are refused.
+func ParseKafkaVersion(s string) (sarama.KafkaVersion, error) {
+	parts := strings.Split(strings.TrimSpace(s), ".")
+	want := 3
+	if parts[0] == "0" {
+		want = 4
+	}
+	ok := len(parts) >= 2 && len(parts) <= want
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" || len(p) > 4 {
+			ok = false
+		}
+	}
+	if !ok {
+		return sarama.KafkaVersion{}, fmt.Errorf("%q is not a Kafka version; want MAJOR.MINOR[.PATCH], e.g. 3.6.0, 2.8 or 0.11.0", s)
+	}
+	for len(parts) < want {
+		parts = append(parts, "0")
+	}
+	v, err := sarama.ParseKafkaVersion(strings.Join(parts, "."))
+	if err != nil {
+		return sarama.KafkaVersion{}, fmt.Errorf("%q is not a Kafka version: %v", s, err)
+	}
+	if !v.IsAtLeast(MinKafkaVersion) {
+		return sarama.KafkaVersion{}, fmt.Errorf("%s is older than 0.11.0, the oldest version cdcsync supports (record headers, idempotence and transactions need it)", s)
+	}
+	return v, nil
+}
+
+// CheckBrokerAddr returns why addr is not a broker address: host:port,
+// with a host name, an IPv4 address or a bracketed IPv6 address, and a
+// port from 1 to 65535. A URL ("http://k:9092") is refused.
+func CheckBrokerAddr(addr string) error {
+	if strings.TrimSpace(addr) == "" {
+		return errors.New("empty address; want host:port")
+	}
+	if strings.Contains(addr, "://") {
+		return fmt.Errorf("%q is a URL; want host:port", addr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (%v)", addr, addrReason(err))
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host; want host:port", addr)
+	}
+	if err := checkHost(host); err != nil {
+		return fmt.Errorf("%q: %v", addr, err)
+	}
+	if err := checkPort(port); err != nil {
+		return fmt.Errorf("%q: %v", addr, err)
+	}
+	return nil
+}
+
+// CheckListenAddr returns why addr is not a listen address: [host]:port,
+// port 0 to 65535 (0 picks a free port).
+func CheckListenAddr(addr string) error {
+	if strings.Contains(addr, "://") {
+		return fmt.Errorf("%q is a URL; want [host]:port, e.g. :9102", addr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not [host]:port (%v)", addr, addrReason(err))
+	}
+	if host != "" {
+		if err := checkHost(host); err != nil {
+			return fmt.Errorf("%q: %v", addr, err)
+		}
+	}
+	if port != "0" {
+		if err := checkPort(port); err != nil {
+			return fmt.Errorf("%q: %v", addr, err)
+		}
+	}
+	return nil
+}
+
+// CheckRegistryURL returns why u is not a schema registry URL: http or
+// https, with a host and, if given, a port from 1 to 65535.
+func CheckRegistryURL(u string) error {
+	if strings.TrimSpace(u) == "" {
+		return errors.New("empty URL; want http://host:port")
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%q is not a URL (%v); want http://host:port", u, err)
+	}
+	if pu.Scheme != "http" && pu.Scheme != "https" {
+		return fmt.Errorf("%q: scheme must be http or https, e.g. http://schema-registry:8081", u)
+	}
+	if pu.Host == "" || pu.Hostname() == "" {
+		return fmt.Errorf("%q has no host", u)
+	}
+	if err := checkHost(pu.Hostname()); err != nil {
+		return fmt.Errorf("%q: %v", u, err)
+	}
+	if p := pu.Port(); p != "" || strings.HasSuffix(pu.Host, ":") {
+		if err := checkPort(p); err != nil {
+			return fmt.Errorf("%q: %v", u, err)
+		}
+	}
+	return nil
+}
+
+// checkHost accepts an IP address or a DNS name (letters, digits, '-',
+// '_' and '.'; '_' because container host names use it).
+func checkHost(h string) error {
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("host name is %d bytes, longer than 253", len(h))
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" {
+			return fmt.Errorf("host %q has an empty label", h)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("host %q has illegal character %q", h, c)
+			}
+		}
+	}
+	return nil
+}
+
+func checkPort(p string) error {
+	n, err := strconv.Atoi(p)
+	if err != nil || p == "" || p[0] == '+' || p[0] == '-' {
+		return fmt.Errorf("port %q is not a number", p)
+	}
+	if n < 1 || n > 65535 {
+		return fmt.Errorf("port %d is out of range 1-65535", n)
+	}
+	return nil
+}
+
+// addrReason is net.SplitHostPort's reason without the repeated address.
+func addrReason(err error) string {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
+	return err.Error()
 }

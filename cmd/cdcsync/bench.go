@@ -34,7 +34,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *guarantee != "at_least_once" && *guarantee != "exactly_once" {
 		return &exitError{code: 2, err: fmt.Errorf("--guarantee %q: want at_least_once or exactly_once", *guarantee)}
 	}
-	bs := splitList(*brokers)
+	bs := splitAddrs(*brokers)
+	if err := checkBrokers("--brokers", bs); err != nil {
+		return err
+	}
 	if len(bs) == 0 && *inProcess {
 		st, err := embedded.Start(embedded.Options{NoRegistry: true})
 		if err != nil {

@@ -44,7 +44,7 @@ log_level: warn
 func TestLoadWorkerConfigLayers(t *testing.T) {
 	file := writeFile(t, t.TempDir(), "worker.yaml", workerYAML)
 	wf, err := loadWorkerConfig(file, envMap(map[string]string{
-		"CDCSYNC_BROKERS":         " env-1:9092 ,, env-2:9092 ",
+		"CDCSYNC_BROKERS":         " env-1:9092 , env-2:9092 ",
 		"CDCSYNC_MAX_IN_FLIGHT":   "7",
 		"CDCSYNC_SESSION_TIMEOUT": "30s",
 		"CDCSYNC_COMMIT_INTERVAL": "250ms",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 )
 
@@ -45,12 +46,15 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: errors.New(dlqUsage)}
 	}
 	topic := fs.Arg(0)
-	bs := splitList(*brokers)
+	bs, src := splitAddrs(*brokers), "--brokers"
 	if len(bs) == 0 {
-		bs = splitList(envOr("CDCSYNC_BROKERS", ""))
+		bs, src = splitAddrs(envOr("CDCSYNC_BROKERS", "")), "CDCSYNC_BROKERS"
 	}
 	if len(bs) == 0 {
 		return &exitError{code: 2, err: errors.New("--brokers is required")}
+	}
+	if err := checkBrokers(src, bs); err != nil {
+		return err
 	}
 	f := dlq.Filter{Reason: *reason, Key: *key}
 	var err error
@@ -61,8 +65,8 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: fmt.Errorf("--until: %w", err)}
 	}
 	cfg := sarama.NewConfig()
-	if cfg.Version, err = sarama.ParseKafkaVersion(*version); err != nil {
-		return &exitError{code: 2, err: err}
+	if cfg.Version, err = processor.ParseKafkaVersion(*version); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--kafka-version: %w", err)}
 	}
 	cfg.ClientID = "cdcsync-dlq"
 	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond // a partition's end is found by waiting out a fetch

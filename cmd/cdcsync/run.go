@@ -28,6 +28,34 @@ type workerFile struct {
 	processor.Config `yaml:",inline"`
 	Topologies       string `yaml:"topologies"`
 	LogLevel         string `yaml:"log_level"`
+
+	// origin says where each option that is not a default was set: the
+	// worker file, a CDCSYNC_* variable or a flag, keyed by YAML key. It
+	// is nil when everything is a default.
+	origin map[string]string
+}
+
+// setOrigin records that key was set by src.
+func (wf *workerFile) setOrigin(key, src string) {
+	if wf.origin == nil {
+		wf.origin = map[string]string{}
+	}
+	wf.origin[key] = src
+}
+
+// withOrigin adds where the option named by a configuration error was
+// set, so "brokers[1]: ..." says whether the file, CDCSYNC_BROKERS or
+// --brokers is to blame.
+func (wf *workerFile) withOrigin(err error) error {
+	var ce *processor.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	key, _, _ := strings.Cut(ce.Key, "[")
+	if src := wf.origin[key]; src != "" {
+		return fmt.Errorf("%w (%s set by %s)", err, key, src)
+	}
+	return err
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,23 +80,26 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if set["brokers"] {
-		wf.Brokers = splitList(*brokers)
+	for _, f := range []struct {
+		flag, key string
+		apply     func()
+	}{
+		{"brokers", "brokers", func() { wf.Brokers = splitAddrs(*brokers) }},
+		{"topologies", "topologies", func() { wf.Topologies = *topoDir }},
+		{"http-addr", "http_addr", func() { wf.HTTPAddr = *httpAddr }},
+		{"client-id", "client_id", func() { wf.ClientID = *clientID }},
+		{"registry", "registry_url", func() { wf.RegistryURL = *registry }},
+		{"log-level", "log_level", func() { wf.LogLevel = *logLevel }},
+	} {
+		if set[f.flag] {
+			f.apply()
+			wf.setOrigin(f.key, "--"+f.flag)
+		}
 	}
-	if set["topologies"] {
-		wf.Topologies = *topoDir
-	}
-	if set["http-addr"] {
-		wf.HTTPAddr = *httpAddr
-	}
-	if set["client-id"] {
-		wf.ClientID = *clientID
-	}
-	if set["registry"] {
-		wf.RegistryURL = *registry
-	}
-	if set["log-level"] {
-		wf.LogLevel = *logLevel
+	// sarama wants "0.11.0.0" where people write "0.11.0"; Validate
+	// reports a version that does not parse.
+	if v, err := processor.ParseKafkaVersion(wf.KafkaVersion); err == nil {
+		wf.KafkaVersion = v.String()
 	}
 	if wf.Topologies == "" {
 		return &exitError{code: 2, err: errors.New("--topologies is required (or topologies: in --config, or CDCSYNC_TOPOLOGIES)")}
@@ -86,7 +117,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	w, err := processor.New(wf.Config, plans, logger)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: wf.withOrigin(err)}
 	}
 	names := make([]string, len(plans))
 	for i, p := range plans {
@@ -96,6 +127,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		zap.String("client_id", wf.ClientID))
 	if err := w.Run(ctx); err != nil {
 		logger.Error("worker stopped", zap.Error(err))
+		// A configuration problem found only at start (http_addr in use)
+		// is still a configuration problem: exit 2, as the README says.
+		if errors.Is(err, processor.ErrConfig) {
+			return &exitError{code: 2, err: wf.withOrigin(err)}
+		}
 		return &exitError{code: 1, err: err}
 	}
 	logger.Info("worker stopped cleanly")
@@ -119,12 +155,19 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		if err := dec.Decode(&wf); err != nil && !errors.Is(err, io.EOF) {
 			return wf, fmt.Errorf("%s: %w", file, err)
 		}
+		var keys map[string]any
+		if yaml.Unmarshal(data, &keys) == nil {
+			for k := range keys {
+				wf.setOrigin(k, file)
+			}
+		}
 	}
 	env := func(name string, apply func(string) error) error {
 		if v := getenv(name); v != "" {
 			if err := apply(v); err != nil {
 				return fmt.Errorf("%s=%q: %w", name, v, err)
 			}
+			wf.setOrigin(strings.ToLower(strings.TrimPrefix(name, "CDCSYNC_")), name)
 		}
 		return nil
 	}
@@ -135,7 +178,7 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		name  string
 		apply func(string) error
 	}{
-		{"CDCSYNC_BROKERS", func(v string) error { wf.Brokers = splitList(v); return nil }},
+		{"CDCSYNC_BROKERS", func(v string) error { wf.Brokers = splitAddrs(v); return nil }},
 		{"CDCSYNC_TOPOLOGIES", func(v string) error { wf.Topologies = v; return nil }},
 		{"CDCSYNC_HTTP_ADDR", func(v string) error { wf.HTTPAddr = v; return nil }},
 		{"CDCSYNC_CLIENT_ID", func(v string) error { wf.ClientID = v; return nil }},
@@ -161,6 +204,33 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		}
 	}
 	return wf, nil
+}
+
+// splitAddrs splits a comma-separated address list, trimming spaces but
+// keeping empty entries ("a:1,,b:2"), so validation reports them instead
+// of a worker silently running with fewer brokers than were written. An
+// empty or blank s is no list at all.
+func splitAddrs(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	out := strings.Split(s, ",")
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	return out
+}
+
+// checkBrokers refuses a malformed broker address (exit 2), naming the
+// flag or variable and the entry: `--brokers[1]: "http://k:9092" is a
+// URL; want host:port`.
+func checkBrokers(src string, brokers []string) error {
+	for i, b := range brokers {
+		if err := processor.CheckBrokerAddr(b); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("%s[%d]: %w", src, i, err)}
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -31,6 +32,15 @@ func cmdSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() == 0 || *registry == "" {
 		return &exitError{code: 2, err: errors.New(schemasUsage)}
+	}
+	src := "CDCSYNC_REGISTRY_URL"
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "registry" {
+			src = "--registry"
+		}
+	})
+	if err := processor.CheckRegistryURL(*registry); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("%s: %w", src, err)}
 	}
 	plans, err := topology.Load(fs.Args()...)
 	if err != nil {
