@@ -179,4 +179,11 @@
 // *.yml files in name order, not recursively, ignoring names that start
 // with "." and all other files. A file named directly is loaded whatever
 // its extension. If any file has a problem, Load returns no plans.
+//
+// Only regular files, or symbolic links to them, of at most MaxFileSize
+// (1 MiB) are read. A topology path that is a FIFO, a device, a socket, a
+// dangling symbolic link or a link loop, or a file over the limit, is a
+// problem (ErrRead) that names the file and says what it is; none of them
+// is opened for reading, so a FIFO cannot block and /dev/zero cannot fill
+// memory. Subdirectories and links to directories are ignored.
 package topology

@@ -1,10 +1,14 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Parse decodes, defaults, validates and compiles the topology in data.
@@ -25,19 +29,114 @@ func Parse(file string, data []byte) (*Plan, error) {
 	return p, nil
 }
 
-// LoadFile reads and parses one topology file.
+// MaxFileSize is the largest topology file read, 1 MiB. Real topologies
+// are a few kilobytes; the bound keeps a wrong path (a log, a device)
+// from being read into memory.
+const MaxFileSize = 1 << 20
+
+// LoadFile reads and parses one topology file. Only a regular file, or a
+// symbolic link to one, of at most MaxFileSize bytes is read; anything
+// else (a FIFO, a device, a socket, a dangling link, a link loop) is an
+// *Error wrapping ErrRead that says what the path is.
 func LoadFile(path string) (*Plan, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, Errors{readError(path, err)}
+		return nil, Errors{err}
 	}
 	return Parse(path, data)
 }
 
+// readFile reads a topology file, refusing what is not a bounded regular
+// file before it opens it: opening a FIFO blocks until a writer comes,
+// and /dev/zero never ends.
+func readFile(path string) ([]byte, *Error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, statError(path, err)
+	}
+	if e := checkRegular(path, fi); e != nil {
+		return nil, e
+	}
+	// O_NONBLOCK: should the path have become a FIFO since Stat, open
+	// returns at once instead of waiting for a writer; the check on the
+	// open file below then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, readError(path, err)
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, readError(path, err)
+	}
+	if e := checkRegular(path, fi); e != nil {
+		return nil, e
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, readError(path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(path, int64(len(data)))
+	}
+	return data, nil
+}
+
+// checkRegular refuses a file that is not regular or is too large.
+func checkRegular(path string, fi os.FileInfo) *Error {
+	m := fi.Mode()
+	if m.IsRegular() {
+		if fi.Size() > MaxFileSize {
+			return tooLarge(path, fi.Size())
+		}
+		return nil
+	}
+	var what string
+	switch {
+	case m.IsDir():
+		what = "a directory"
+	case m&os.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case m&os.ModeSocket != 0:
+		what = "a socket"
+	case m&os.ModeCharDevice != 0:
+		what = "a character device"
+	case m&os.ModeDevice != 0:
+		what = "a block device"
+	default:
+		what = "not a regular file (mode " + m.String() + ")"
+	}
+	reason := "is " + what
+	if target, err := os.Readlink(path); err == nil {
+		reason = fmt.Sprintf("is a symbolic link to %s, which is %s", target, what)
+	}
+	return &Error{File: path, Reason: reason + "; only regular files (or symbolic links to them) are read", Err: ErrRead}
+}
+
+func tooLarge(path string, size int64) *Error {
+	return &Error{
+		File:   path,
+		Reason: fmt.Sprintf("is %d bytes, larger than the %d-byte (1 MiB) limit for a topology file", size, MaxFileSize),
+		Err:    ErrRead,
+	}
+}
+
+// statError explains why a path cannot be followed: a dangling symbolic
+// link or a link loop is named as such.
+func statError(path string, err error) *Error {
+	switch target, lerr := os.Readlink(path); {
+	case errors.Is(err, syscall.ELOOP):
+		return &Error{File: path, Reason: "is a symbolic link loop (too many levels of symbolic links)", Err: fmt.Errorf("%w: %w", ErrRead, err)}
+	case lerr == nil && errors.Is(err, fs.ErrNotExist):
+		return &Error{File: path, Reason: fmt.Sprintf("is a dangling symbolic link: its target %s does not exist", target), Err: fmt.Errorf("%w: %w", ErrRead, err)}
+	}
+	return readError(path, err)
+}
+
 // Load loads the topologies in paths. A path may be a file, loaded
 // whatever its name, or a directory, whose *.yaml and *.yml files are
-// loaded in name order; subdirectories, other files and names starting
-// with "." are ignored. Topology names must be unique across everything
+// loaded in name order; subdirectories (and links to them), other files and
+// names starting with "." are ignored. A *.yaml or *.yml entry that is not
+// a regular file is reported, as LoadFile does. Topology names must be unique across everything
 // loaded. Plans are returned in load order.
 //
 // Load reports every problem in every file. If there is any, it returns no
@@ -101,7 +200,7 @@ func Load(paths ...string) ([]*Plan, error) {
 func expand(path string) ([]string, *Error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, readError(path, err)
+		return nil, statError(path, err)
 	}
 	if !info.IsDir() {
 		return []string{path}, nil
@@ -120,8 +219,12 @@ func expand(path string) ([]string, *Error) {
 		if e.IsDir() {
 			continue
 		}
-		if !e.Type().IsRegular() { // follow symlinks, as Kubernetes ConfigMap mounts use them
-			if fi, err := os.Stat(full); err != nil || fi.IsDir() {
+		// Follow symlinks, as Kubernetes ConfigMap mounts use them; a link
+		// to a directory is a subdirectory. Anything else that is not a
+		// regular file is kept, so that LoadFile reports it rather than
+		// it being skipped without a word.
+		if e.Type()&os.ModeSymlink != 0 {
+			if fi, err := os.Stat(full); err == nil && fi.IsDir() {
 				continue
 			}
 		}
