@@ -59,8 +59,8 @@ func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
 	must(os.Symlink("loop-b.yaml", path("loop-a.yaml")))
 	must(os.Symlink("loop-a.yaml", path("loop-b.yaml")))
 	must(os.Symlink(filepath.Join(other, "target.txt"), path("linked.yaml"))) // followed: a link to a regular file
-	must(os.Mkdir(path("subdir.yaml"), 0o755))                               // ignored: a subdirectory
-	must(os.Symlink(other, path("linkdir.yml")))                             // ignored: a link to a directory
+	must(os.Mkdir(path("subdir.yaml"), 0o755))                                // ignored: a subdirectory
+	must(os.Symlink(other, path("linkdir.yml")))                              // ignored: a link to a directory
 	big := named("big") + "#" + strings.Repeat("x", MaxFileSize) + "\n"
 	must(os.WriteFile(path("big.yaml"), []byte(big), 0o644))
 	exact := named("exact") + "#"
