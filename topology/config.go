@@ -298,8 +298,17 @@ func (v *validator) source(declared map[System]bool) {
 		}
 	}
 	if hasPattern {
-		if _, err := compilePattern(s.TopicPattern); err != nil {
+		if re, err := compilePattern(s.TopicPattern); err != nil {
 			v.add("source.topic_pattern", ErrInvalid, "invalid regexp %q: %v", s.TopicPattern, regexpReason(err))
+		} else if l, ok := v.ledger(); ok && re.MatchString(l) {
+			v.add("source.topic_pattern", ErrInvalid, "%q matches the topology's own ledger topic %q: the topology would consume its dedup ledger", s.TopicPattern, l)
+		}
+	}
+	if l, ok := v.ledger(); ok {
+		for i, t := range s.Topics {
+			if how := topicClash(string(t), l); how != "" {
+				v.add(fmt.Sprintf("source.topics[%d]", i), ErrInvalid, "%q %s the topology's own ledger topic %q%s: the topology would consume its dedup ledger", t, how, l, collideNote(how))
+			}
 		}
 	}
 	switch {
@@ -373,6 +382,8 @@ func (v *validator) sink() {
 		v.add("sink.topic", ErrInvalid, "%s", reason)
 	} else if lit, ok := t.literal(); ok && v.c.Source.matches(Topic(lit)) {
 		v.add("sink.topic", ErrInvalid, "%q is also a source topic: the topology would consume its own output", lit)
+	} else if ok {
+		v.sinkClashes(lit)
 	}
 	if len(s.Key) == 0 {
 		v.add("sink.key", ErrMissing, "required: at least one partition-key field, e.g. [id]")
@@ -410,7 +421,73 @@ func (v *validator) dlq() {
 		v.add("dlq.topic", ErrInvalid, "%s", reason)
 	} else if v.c.Source.matches(t) {
 		v.add("dlq.topic", ErrInvalid, "%q is also a source topic: the topology would consume its own dead letters", t)
+	} else if i, how := v.collidesWithSource(string(t)); how != "" {
+		v.add("dlq.topic", ErrInvalid, "%q %s source.topics[%d] %q%s: the topology would consume its own dead letters", t, how, i, v.c.Source.Topics[i], collideNote(how))
+	} else if l, ok := v.ledger(); ok && topicClash(string(t), l) != "" {
+		how := topicClash(string(t), l)
+		v.add("dlq.topic", ErrInvalid, "%q %s the topology's ledger topic %q%s: dead letters would corrupt the dedup ledger", t, how, l, collideNote(how))
 	}
+}
+
+// ledger is the topology's ledger topic, when its name is valid.
+func (v *validator) ledger() (string, bool) {
+	n := v.c.Name
+	if n == "" || !namePattern.MatchString(n) || len(n) > maxNameLen {
+		return "", false
+	}
+	return n + ".ledger", true
+}
+
+// sinkClashes refuses a literal sink topic that is, or that Kafka would
+// confuse with, the DLQ topic, the ledger topic or a listed source topic.
+// (A sink topic the source reads is reported by sink already.)
+func (v *validator) sinkClashes(sink string) {
+	if d := string(v.c.DLQ.Topic); d != "" {
+		if how := topicClash(sink, d); how != "" {
+			v.add("sink.topic", ErrInvalid, "%q %s the DLQ topic %q%s: sync records would be counted as dead letters", sink, how, d, collideNote(how))
+			return
+		}
+	}
+	if l, ok := v.ledger(); ok {
+		if how := topicClash(sink, l); how != "" {
+			v.add("sink.topic", ErrInvalid, "%q %s the topology's ledger topic %q%s: sync records would corrupt the dedup ledger", sink, how, l, collideNote(how))
+			return
+		}
+	}
+	if i, how := v.collidesWithSource(sink); how != "" {
+		v.add("sink.topic", ErrInvalid, "%q %s source.topics[%d] %q%s: the topology would consume its own output", sink, how, i, v.c.Source.Topics[i], collideNote(how))
+	}
+}
+
+// collidesWithSource returns the first listed source topic t collides
+// with, and how; "" when none. Equality is reported by Source.matches.
+func (v *validator) collidesWithSource(t string) (int, string) {
+	for i, s := range v.c.Source.Topics {
+		if TopicsCollide(t, string(s)) {
+			return i, "collides with"
+		}
+	}
+	return 0, ""
+}
+
+// topicClash says how a and b clash: "is" when equal, "collides with" when
+// Kafka treats them as the same name; "" when they do not.
+func topicClash(a, b string) string {
+	switch {
+	case a == b:
+		return "is"
+	case TopicsCollide(a, b):
+		return "collides with"
+	}
+	return ""
+}
+
+// collideNote explains a collision.
+func collideNote(how string) string {
+	if how == "collides with" {
+		return " (Kafka treats '.' and '_' in topic names as the same)"
+	}
+	return ""
 }
 
 func (v *validator) errorPolicy() {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -190,6 +191,7 @@ func Load(paths ...string) ([]*Plan, error) {
 		byName[p.Name()] = p
 		plans = append(plans, p)
 	}
+	errs = append(errs, crossCheck(plans)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -247,4 +249,85 @@ func where(p *Plan) string {
 		return fmt.Sprintf("%s:%d", p.File(), l)
 	}
 	return p.File()
+}
+
+// namedTopic is a topic a plan names at load time, and the field that
+// names it.
+type namedTopic struct {
+	plan  *Plan
+	field string
+	topic string
+}
+
+// namedTopics are the topics p names: ledger, DLQ, a sink topic without
+// placeholders and the listed source topics.
+func (p *Plan) namedTopics() []namedTopic {
+	out := []namedTopic{{p, "name", string(p.LedgerTopic())}, {p, "dlq.topic", string(p.DLQTopic())}}
+	if lit, ok := p.sink.literal(); ok {
+		out = append(out, namedTopic{p, "sink.topic", lit})
+	}
+	for i, t := range p.cfg.Source.Topics {
+		out = append(out, namedTopic{p, fmt.Sprintf("source.topics[%d]", i), string(t)})
+	}
+	return out
+}
+
+// crossCheck refuses topics that clash between the topologies loaded
+// together:
+//
+//   - a sink or DLQ topic that is another topology's ledger, and a source
+//     that reads another topology's ledger: a ledger holds only its own
+//     topology's dedup entries;
+//   - a sink topic that is another topology's DLQ: its dead-letter tools
+//     would read sync records as failures;
+//   - any two named topics that Kafka treats as the same name ('.' and
+//     '_'), since the broker refuses to create the second.
+//
+// Allowed, and documented: two topologies sharing a DLQ topic (every DLQ
+// record names its topology, and replay writes each back to its own
+// source), sharing a sink topic (fan-in), and one topology's sink or DLQ
+// being another's source (chaining).
+func crossCheck(plans []*Plan) Errors {
+	var errs Errors
+	add := func(p *Plan, field, format string, args ...any) {
+		errs = append(errs, &Error{File: p.File(), Line: p.cfg.line(field), Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid})
+	}
+	other := func(p *Plan) string { return fmt.Sprintf("topology %q (%s)", p.Name(), p.File()) }
+	for _, a := range plans {
+		for _, b := range plans {
+			if a == b {
+				continue
+			}
+			ledger := string(b.LedgerTopic())
+			if lit, ok := a.sink.literal(); ok && lit == ledger {
+				add(a, "sink.topic", "%q is the ledger topic of %s: sync records would corrupt its dedup ledger", lit, other(b))
+			} else if ok && lit == string(b.DLQTopic()) {
+				add(a, "sink.topic", "%q is the DLQ topic of %s: sync records would be counted as its dead letters", lit, other(b))
+			}
+			if d := string(a.DLQTopic()); d == ledger {
+				add(a, "dlq.topic", "%q is the ledger topic of %s: dead letters would corrupt its dedup ledger", d, other(b))
+			}
+			if a.MatchesTopic(ledger) {
+				field := "source.topic_pattern"
+				if i := slices.Index(a.cfg.Source.Topics, Topic(ledger)); i >= 0 {
+					field = fmt.Sprintf("source.topics[%d]", i)
+				}
+				add(a, field, "reads %q, the ledger topic of %s: a ledger is not a change topic", ledger, other(b))
+			}
+		}
+	}
+	var named []namedTopic
+	for _, p := range plans {
+		named = append(named, p.namedTopics()...)
+	}
+	for j, y := range named {
+		for _, x := range named[:j] {
+			if x.plan != y.plan && TopicsCollide(x.topic, y.topic) {
+				add(y.plan, y.field, "%q collides with %q (%s of %s): Kafka treats '.' and '_' in topic names as the same and refuses the second",
+					y.topic, x.topic, x.field, other(x.plan))
+				break
+			}
+		}
+	}
+	return errs
 }

@@ -69,8 +69,12 @@ func parseTemplate(s string) (template, string) {
 			return template{}, fmt.Sprintf("template %q has illegal character %q (allowed outside placeholders: a-z A-Z 0-9 . _ -)", s, c)
 		}
 	}
-	if t.litLen > maxTopicLen {
-		return template{}, fmt.Sprintf("template %q has %d bytes of literal text, longer than Kafka's topic name limit of %d", s, t.litLen, maxTopicLen)
+	// Every placeholder adds at least one byte (a table name is never
+	// empty), so a template whose shortest expansion is too long can never
+	// give a legal topic: every record would fail at run time.
+	if n := t.minLen(); n > maxTopicLen {
+		return template{}, fmt.Sprintf("template %q has %d bytes of literal text and %d placeholder(s) of at least 1 byte, so every topic it gives is at least %d bytes, longer than Kafka's topic name limit of %d",
+			s, t.litLen, n-t.litLen, n, maxTopicLen)
 	}
 	if lit, ok := t.literal(); ok {
 		if reason := checkTopic(lit); reason != "" {
@@ -78,6 +82,18 @@ func parseTemplate(s string) (template, string) {
 		}
 	}
 	return t, ""
+}
+
+// minLen is the length of the shortest expansion: the literal text plus
+// one byte per placeholder.
+func (t template) minLen() int {
+	n := t.litLen
+	for _, p := range t.parts {
+		if p.ph != phNone {
+			n++
+		}
+	}
+	return n
 }
 
 func (t *template) addLit(s string) {

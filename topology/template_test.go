@@ -12,6 +12,7 @@ func TestTemplate(t *testing.T) {
 		{"{db}{table}", "erpcontacts_t"},
 		{"static", "static"},
 		{"x.{schema}.y", "x.public.y"},
+		{strings.Repeat("a", 248) + "{table}", strings.Repeat("a", 248) + "contacts_t"}, // the shortest expansion fits
 	} {
 		tmpl, reason := parseTemplate(tc.tmpl)
 		if reason != "" {
@@ -29,7 +30,12 @@ func TestTemplate(t *testing.T) {
 		{"sync.table}", `"}" without a matching "{"`},
 		{"sync {table}", `illegal character ' '`},
 		{"..", `".." is not a legal topic name`},
-		{strings.Repeat("a", 250) + "{table}", "literal text, longer than"},
+		{strings.Repeat("a", 250) + "{table}", "every topic it gives is at least 251 bytes, longer than Kafka's topic name limit of 249"},
+		// Regression (issue 9): only literal text over 249 bytes was
+		// refused, so these templates, which no table name can fit, were
+		// accepted and every record failed at run time.
+		{strings.Repeat("a", 249) + "{table}", "249 bytes of literal text and 1 placeholder(s) of at least 1 byte, so every topic it gives is at least 250 bytes"},
+		{strings.Repeat("a", 246) + "{db}.{schema}.{table}", "every topic it gives is at least 251 bytes"},
 	} {
 		if _, reason := parseTemplate(tc.tmpl); !strings.Contains(reason, tc.reason) {
 			t.Errorf("%q: reason %q, want it to contain %q", tc.tmpl, reason, tc.reason)
