@@ -14,14 +14,17 @@ import (
 
 	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/topology"
 )
 
 const dlqUsage = `usage:
   cdcsync dlq inspect --brokers HOST:PORT TOPIC                 summary: counts by topology, stage, class; first/last seen
   cdcsync dlq inspect --brokers HOST:PORT --list TOPIC          one line per record (filters apply)
   cdcsync dlq inspect --brokers HOST:PORT --show P/O TOPIC      one record with every header and a readable value
-  cdcsync dlq replay  --brokers HOST:PORT TOPIC                 produce the originals back to their source partitions
-filters: --reason TEXT  --key KEY  --since TIME  --until TIME  (TIME: RFC 3339 or a duration ago, e.g. 1h)`
+  cdcsync dlq replay  --brokers HOST:PORT [--topologies DIR] TOPIC   produce the originals back to their source partitions
+filters: --reason TEXT  --key KEY  --since TIME  --until TIME  (TIME: RFC 3339 or a duration ago, e.g. 1h)
+exit status: 0 done; 1 could not read or write (replay: what was written is reported first);
+             2 bad usage or configuration; 3 done, but some records are not readable DLQ records and were skipped`
 
 func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "inspect" && args[0] != "replay") {
@@ -39,6 +42,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	until := fs.String("until", "", "only records before TIME")
 	limit := fs.Int("limit", 0, "stop after this many matching records (0: all)")
 	version := fs.String("kafka-version", "2.8.0", "Kafka protocol version")
+	topoPath := fs.String("topologies", "", "replay: topology directory or file; refuse to write into any of their DLQ or ledger topics (env CDCSYNC_TOPOLOGIES)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -64,6 +68,24 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f.Until, err = parseTime(*until); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--until: %w", err)}
 	}
+	// Replay refuses targets that are a loaded topology's DLQ or ledger.
+	forbidden := map[string]string{}
+	if sub == "replay" {
+		path := *topoPath
+		if path == "" {
+			path = envOr("CDCSYNC_TOPOLOGIES", "")
+		}
+		if path != "" {
+			plans, err := topology.Load(path)
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("topologies refused:\n%w", err)}
+			}
+			for _, p := range plans {
+				forbidden[string(p.DLQTopic())] = fmt.Sprintf("the DLQ topic of topology %s (%s)", p.Name(), p.File())
+				forbidden[string(p.LedgerTopic())] = fmt.Sprintf("the ledger topic of topology %s (%s)", p.Name(), p.File())
+			}
+		}
+	}
 	cfg := sarama.NewConfig()
 	if cfg.Version, err = processor.ParseKafkaVersion(*version); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--kafka-version: %w", err)}
@@ -86,39 +108,89 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !ok || err1 != nil || err2 != nil {
 			return &exitError{code: 2, err: fmt.Errorf("--show %q: want PARTITION/OFFSET, e.g. 3/17", *show)}
 		}
-		entries, err := dlq.Read(ctx, client, topic, f, 0)
+		entries, skipped, err := readDLQ(ctx, client, topic, f, 0)
 		if err != nil {
-			return &exitError{code: 1, err: err}
+			return err
 		}
 		for _, e := range entries {
 			if e.DLQPartition == int32(part) && e.DLQOffset == off {
+				// Unreadable records elsewhere in the topic do not concern
+				// this one.
 				return dlq.WriteShow(stdout, e)
 			}
 		}
+		if pe := skipped.Find(int32(part), off); pe != nil {
+			return &exitError{code: 1, err: fmt.Errorf("%s partition %d offset %d is not a readable DLQ record: %s", topic, part, off, pe.Reason())}
+		}
 		return &exitError{code: 1, err: fmt.Errorf("no DLQ record at %s partition %d offset %d matching the filters", topic, part, off)}
 	}
-	entries, err := dlq.Read(ctx, client, topic, f, *limit)
+	entries, skipped, err := readDLQ(ctx, client, topic, f, *limit)
 	if err != nil {
-		return &exitError{code: 1, err: err}
+		return err
 	}
 	switch {
 	case sub == "replay":
+		if err := dlq.CheckTargets(entries, forbidden); err != nil {
+			return &exitError{code: 1, err: err}
+		}
 		prod, err := sarama.NewSyncProducerFromClient(client)
 		if err != nil {
 			return &exitError{code: 1, err: err}
 		}
 		defer prod.Close()
-		for _, e := range entries {
-			if err := dlq.Replay(ctx, prod, e); err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("replaying %d/%d: %w", e.DLQPartition, e.DLQOffset, err)}
+		r, err := dlq.ReplayAll(ctx, prod, entries)
+		if err != nil {
+			// Say what was written before the failure, so the operator
+			// knows where the source topics stand.
+			last := ""
+			if len(r.Last) > 0 {
+				last = "; last written:" + lastPositions(r)
 			}
+			fmt.Fprintf(stdout, "replayed %d of %d record(s) before the failure%s\n", r.Written, len(entries), last)
+			return &exitError{code: 1, err: fmt.Errorf("%w\nthe %d record(s) before it were written; replaying again is safe, the dedup ledger drops any already applied", err, r.Written)}
 		}
-		fmt.Fprintf(stdout, "replayed %d record(s) to their source partitions; the dedup ledger drops any already applied\n", len(entries))
-		return nil
+		fmt.Fprintf(stdout, "replayed %d record(s) to their source partitions; the dedup ledger drops any already applied\n", r.Written)
+		if len(r.Last) > 0 {
+			fmt.Fprintf(stdout, "last written:%s\n", lastPositions(r))
+		}
 	case *list:
-		return dlq.WriteList(stdout, entries)
+		if err := dlq.WriteList(stdout, entries); err != nil {
+			return err
+		}
+	default:
+		s := dlq.Summarize(entries)
+		if err := dlq.WriteSummary(stdout, s); err != nil {
+			return err
+		}
+		if len(skipped) > 0 {
+			fmt.Fprintf(stdout, "\nskipped:    %d record(s) that are not readable DLQ records (listed on stderr)\n", len(skipped))
+		}
 	}
-	return dlq.WriteSummary(stdout, dlq.Summarize(entries))
+	if len(skipped) > 0 {
+		return &exitError{code: 3, err: skipped}
+	}
+	return nil
+}
+
+// readDLQ reads the DLQ topic; records that are not readable DLQ records
+// are returned apart, and only other failures are an error (exit 1).
+func readDLQ(ctx context.Context, client sarama.Client, topic string, f dlq.Filter, limit int) ([]dlq.Entry, dlq.Skipped, error) {
+	entries, err := dlq.Read(ctx, client, topic, f, limit)
+	var skipped dlq.Skipped
+	if err != nil && !errors.As(err, &skipped) {
+		return nil, nil, &exitError{code: 1, err: err}
+	}
+	return entries, skipped, nil
+}
+
+// lastPositions lists the last position written per topic partition,
+// each after a space.
+func lastPositions(r dlq.ReplayReport) string {
+	var b strings.Builder
+	for _, p := range r.Last {
+		b.WriteString(" " + p.String())
+	}
+	return b.String()
 }
 
 // parseTime reads RFC 3339 or a duration meaning "that long ago".

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -330,5 +331,201 @@ func TestDLQReplay(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("source topic after replay:\n got %q\nwant %q", got, want)
+	}
+}
+
+// startMixedDLQBroker is startDLQBroker with two unreadable records in the
+// middle of the DLQ topic (one partition): a plain record without error
+// headers after the third case, and a record whose offset header is not a
+// number after the fifth. It returns the broker and their offsets.
+func startMixedDLQBroker(t *testing.T) (string, []int64) {
+	t.Helper()
+	st, err := embedded.Start(embedded.Options{NoRegistry: true, Topics: []string{dlqSource}, Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(st.Brokers(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = admin.CreateTopic(dlqTopic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false)
+	_ = admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Producer.Return.Successes = true
+	prod, err := sarama.NewSyncProducer(st.Brokers(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	var bad []int64
+	for i, c := range dlqCases(time.Now()) {
+		src := &sarama.ConsumerMessage{Topic: dlqSource, Partition: c.partition, Offset: c.offset, Key: c.key,
+			Value: []byte(fmt.Sprintf(`{"n":%d}`, i)), Timestamp: c.failed}
+		msg := dlq.Record(dlqTopic, src, dlq.Failure{Topology: "contacts-erp-to-crm", Stage: c.stage, ExceptionClass: c.exception,
+			Message: c.message, Attempts: 1, FirstFailure: c.failed})
+		if _, _, err := prod.SendMessage(msg); err != nil {
+			t.Fatal(err)
+		}
+		var extra *sarama.ProducerMessage
+		switch i {
+		case 2:
+			extra = &sarama.ProducerMessage{Topic: dlqTopic, Value: sarama.StringEncoder(`{"not":"a dead letter"}`)}
+		case 4:
+			extra = dlq.Record(dlqTopic, src, dlq.Failure{Topology: "contacts-erp-to-crm", Stage: c.stage})
+			for j := range extra.Headers {
+				if string(extra.Headers[j].Key) == dlq.HeaderOffset {
+					extra.Headers[j].Value = []byte("NaN")
+				}
+			}
+		}
+		if extra != nil {
+			_, off, err := prod.SendMessage(extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad = append(bad, off)
+		}
+	}
+	return st.Brokers()[0], bad
+}
+
+// Regression (issue 9): one malformed record in a DLQ topic made `dlq
+// inspect` fail for the whole topic, even --show of a good record. Good
+// records are shown; the bad ones are counted and listed by offset on
+// stderr, and the exit status is 3.
+func TestDLQInspectSkipsMalformedRecords(t *testing.T) {
+	broker, bad := startMixedDLQBroker(t)
+	if !slices.Equal(bad, []int64{3, 6}) {
+		t.Fatalf("bad records at %v, want [3 6]", bad)
+	}
+	skipReport := "dlq: skipped 2 record(s) of " + dlqTopic + " that are not readable DLQ records:\n" +
+		"  0/3: not a dead-letter record (no __connect.errors.topic header)\n" +
+		`  0/6: dlq: malformed error header: __connect.errors.offset="NaN"`
+	stdouts, errs := runAll([][]string{
+		{"dlq", "inspect", "--brokers", broker, dlqTopic},
+		{"dlq", "inspect", "--brokers", broker, "--list", dlqTopic},
+		{"dlq", "inspect", "--brokers", broker, "--show", "0/4", dlqTopic}, // the good record right after a bad one
+		{"dlq", "inspect", "--brokers", broker, "--show", "0/3", dlqTopic}, // the bad record itself
+	})
+	// Summary: the six good records, the skip count, exit 3.
+	if exitCode(errs[0]) != 3 || errs[0].Error() != skipReport {
+		t.Errorf("summary: exit %d, err:\n%v\nwant exit 3 and\n%s", exitCode(errs[0]), errs[0], skipReport)
+	}
+	for _, want := range []string{"records:    6\n", "skipped:    2 record(s) that are not readable DLQ records (listed on stderr)\n"} {
+		if !strings.Contains(stdouts[0], want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdouts[0])
+		}
+	}
+	// List: one line per good record, nothing else on stdout.
+	if exitCode(errs[1]) != 3 || strings.Count(stdouts[1], "\n") != 6 || strings.Contains(stdouts[1], "skipped") {
+		t.Errorf("list: exit %d (%v):\n%s", exitCode(errs[1]), errs[1], stdouts[1])
+	}
+	// Show of a good record: exit 0.
+	if errs[2] != nil || !strings.Contains(stdouts[2], "dlq:        "+dlqTopic+"/0@4\n") || !strings.Contains(stdouts[2], "stage:      authority\n") {
+		t.Errorf("show 0/4: %v\n%s", errs[2], stdouts[2])
+	}
+	// Show of the bad record: exit 1, with the reason.
+	if exitCode(errs[3]) != 1 || !strings.Contains(errs[3].Error(), "partition 0 offset 3 is not a readable DLQ record: not a dead-letter record") {
+		t.Errorf("show 0/3: exit %d, %v", exitCode(errs[3]), errs[3])
+	}
+}
+
+// Regression (issue 9): `dlq replay` could write into a DLQ topic. A
+// record whose original topic is the DLQ itself, or a loaded topology's
+// DLQ or ledger, makes the replay refuse before it writes anything.
+func TestDLQReplayRefusesDLQTargets(t *testing.T) {
+	t.Setenv("CDCSYNC_TOPOLOGIES", "")
+	broker, _ := startDLQBroker(t)
+	dir := t.TempDir()
+	// Topology "other" uses the cases' source topic as its DLQ.
+	writeFile(t, dir, "other.yaml", `name: other
+systems: [erp]
+source: {topics: [erp.public.other], system: erp, format: debezium-json}
+sink: {topic: sync.other, key: [id]}
+dlq: {topic: `+dlqSource+`}
+`)
+	stdout, _, err := run(t, "", "dlq", "replay", "--brokers", broker, "--topologies", dir, "--reason", "authority", dlqTopic)
+	wantExit(t, err, 1)
+	for _, want := range []string{"2 record(s) refused, nothing written",
+		"its original topic " + dlqSource + " is the DLQ topic of topology other (" + filepath.Join(dir, "other.yaml") + ")"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if stdout != "" {
+		t.Errorf("stdout: %q", stdout)
+	}
+	// CDCSYNC_TOPOLOGIES stands in for --topologies.
+	t.Setenv("CDCSYNC_TOPOLOGIES", dir)
+	_, _, err = run(t, "", "dlq", "replay", "--brokers", broker, "--reason", "route", dlqTopic)
+	wantExit(t, err, 1)
+	t.Setenv("CDCSYNC_TOPOLOGIES", "")
+	// Nothing was written to the source topic.
+	client, err := sarama.NewClient([]string{broker}, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for p := int32(0); p < 4; p++ {
+		if end, _ := client.GetOffset(dlqSource, p, sarama.OffsetNewest); end != 0 {
+			t.Errorf("partition %d has %d records after a refused replay", p, end)
+		}
+	}
+}
+
+// Regression (issue 9): a replay that failed midway said nothing of what
+// it had written. Here the second record's original topic was deleted:
+// the first is written, the report names it, the third is not written.
+func TestDLQReplayReportsWhatItWroteBeforeAFailure(t *testing.T) {
+	st, err := embedded.Start(embedded.Options{NoRegistry: true, Topics: []string{dlqSource, dlqTopic, "gone.topic"}, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	broker := st.Brokers()[0]
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Return.Successes = true
+	client, err := sarama.NewClient(st.Brokers(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	prod, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i, origin := range []string{dlqSource, "gone.topic", dlqSource} {
+		src := &sarama.ConsumerMessage{Topic: origin, Offset: int64(i), Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte("v")}
+		if _, _, err := prod.SendMessage(dlq.Record(dlqTopic, src, dlq.Failure{Topology: "t", Stage: dlq.StageRoute})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteTopic("gone.topic"); err != nil {
+		t.Fatal(err)
+	}
+
+	stdout, _, err := run(t, "", "dlq", "replay", "--brokers", broker, dlqTopic)
+	wantExit(t, err, 1)
+	if want := "replayed 1 of 3 record(s) before the failure; last written: " + dlqSource + "/0@0\n"; stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+	for _, want := range []string{"replaying DLQ record 0/1:", "gone.topic", "the 1 record(s) before it were written"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if end, _ := client.GetOffset(dlqSource, 0, sarama.OffsetNewest); end != 1 {
+		t.Errorf("source topic has %d records, want 1 (the record after the failure must not be written)", end)
 	}
 }

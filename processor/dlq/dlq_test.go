@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -501,5 +502,161 @@ func TestRecordNullKey(t *testing.T) {
 	}
 	if pm.Value != nil {
 		t.Errorf("tombstone value = %#v, want nil", pm.Value)
+	}
+}
+
+// Regression (issue 9): one malformed record in a DLQ topic made `dlq
+// inspect` fail for the whole topic, even --show of a good record. Read
+// returns every good record, and a Skipped error naming the bad ones by
+// partition and offset.
+func TestReadSkipsMalformedRecords(t *testing.T) {
+	const mixed = "dlq.mixed"
+	c := newCluster(t, kfake.SeedTopics(1, mixed))
+	cl := newClient(t, c, testConfig())
+	prod := newProducer(t, cl)
+	src := &sarama.ConsumerMessage{Topic: srcTopic, Partition: 1, Offset: 7, Key: []byte("k"), Value: []byte("v")}
+	badOffset := Record(mixed, src, failures[0])
+	for i := range badOffset.Headers {
+		if string(badOffset.Headers[i].Key) == HeaderOffset {
+			badOffset.Headers[i].Value = []byte("seven")
+		}
+	}
+	for i, msg := range []*sarama.ProducerMessage{
+		Record(mixed, src, failures[0]), // 0
+		{Topic: mixed, Key: sarama.StringEncoder("k"), Value: sarama.StringEncoder("a sink record written here by mistake")}, // 1: no error headers
+		Record(mixed, src, failures[1]), // 2
+		badOffset,                       // 3
+		Record(mixed, src, failures[2]), // 4
+	} {
+		if _, off, err := prod.SendMessage(msg); err != nil || off != int64(i) {
+			t.Fatalf("record %d at offset %d: %v", i, off, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	entries, err := Read(ctx, cl, mixed, Filter{}, 0)
+	var offs []int64
+	for _, e := range entries {
+		offs = append(offs, e.DLQOffset)
+	}
+	if !reflect.DeepEqual(offs, []int64{0, 2, 4}) {
+		t.Errorf("read offsets %v, want [0 2 4]", offs)
+	}
+	var skipped Skipped
+	if !errors.As(err, &skipped) || len(skipped) != 2 {
+		t.Fatalf("err = %v, want Skipped with 2 records", err)
+	}
+	if pe := skipped.Find(0, 1); pe == nil || !errors.Is(pe, ErrNotDLQRecord) {
+		t.Errorf("0/1: %v", pe)
+	}
+	if pe := skipped.Find(0, 3); pe == nil || !errors.Is(pe, ErrBadHeader) || pe.Header != HeaderOffset {
+		t.Errorf("0/3: %v", pe)
+	}
+	if !errors.Is(err, ErrNotDLQRecord) || !errors.Is(err, ErrBadHeader) {
+		t.Errorf("errors.Is does not see both causes through %v", err)
+	}
+	want := "dlq: skipped 2 record(s) of dlq.mixed that are not readable DLQ records:\n" +
+		"  0/1: not a dead-letter record (no __connect.errors.topic header)\n" +
+		`  0/3: dlq: malformed error header: __connect.errors.offset="seven"`
+	if err.Error() != want {
+		t.Errorf("error text:\n%s\nwant\n%s", err, want)
+	}
+	// The limit counts good records only.
+	if got, err := Read(ctx, cl, mixed, Filter{}, 2); len(got) != 2 || got[1].DLQOffset != 2 || !errors.As(err, &skipped) || len(skipped) != 1 {
+		t.Errorf("limit 2: %d entries, %v", len(got), err)
+	}
+}
+
+// Regression (issue 9): `dlq replay` stopped at the first failure without
+// saying what it had already written. ReplayAll reports the count and the
+// last offset per partition, also when it fails; here the third record's
+// original topic was deleted before the replay.
+func TestReplayAllReportsWhatItWroteBeforeAFailure(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "gone"))
+	cl := newClient(t, c, testConfig())
+	srcs := produceSources(t, c, []source{
+		{key: []byte("a"), value: []byte("1"), partition: 1},
+		{key: []byte("b"), value: []byte("2"), partition: 3},
+		{key: []byte("c"), value: []byte("3"), partition: 1},
+		{key: []byte("d"), value: []byte("4"), partition: 2},
+	})
+	entries := make([]Entry, len(srcs))
+	for i, s := range srcs {
+		entries[i] = Entry{Failure: Failure{Topic: s.Topic, Partition: s.Partition, Offset: s.Offset}, Key: s.Key, Value: s.Value,
+			DLQTopic: dlqTopic, DLQOffset: int64(i)}
+	}
+	entries = slices.Insert(entries, 3, Entry{Failure: Failure{Topic: "gone", Partition: 0}, Key: []byte("x"), Value: []byte("x"),
+		DLQTopic: dlqTopic, DLQOffset: 99})
+	admin, err := sarama.NewClusterAdminFromClient(newClient(t, c, testConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteTopic("gone"); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig()
+	ConfigureReplayProducer(cfg)
+	cfg.Producer.Retry.Max = 1
+	rp := newProducer(t, newClient(t, c, cfg))
+	ends := map[int32]int64{}
+	for p := int32(0); p < 4; p++ {
+		ends[p], _ = cl.GetOffset(srcTopic, p, sarama.OffsetNewest)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := ReplayAll(ctx, rp, entries)
+	var re *ReplayError
+	if !errors.As(err, &re) || re.DLQOffset != 99 || !strings.Contains(err.Error(), "replaying DLQ record 0/99") ||
+		!strings.Contains(err.Error(), "gone/0") {
+		t.Fatalf("err = %v, want a ReplayError for 0/99", err)
+	}
+	want := []Position{{srcTopic, 1, ends[1]}, {srcTopic, 3, ends[3]}}
+	want[0].Offset++ // two records went to partition 1: the last is the second
+	if r.Written != 3 || !reflect.DeepEqual(r.Last, want) {
+		t.Errorf("report = %+v, want 3 written, last %v", r, want)
+	}
+	// Nothing after the failure was written.
+	if end, _ := cl.GetOffset(srcTopic, 2, sarama.OffsetNewest); end != ends[2] {
+		t.Errorf("partition 2 grew from %d to %d: a record after the failure was written", ends[2], end)
+	}
+
+	r, err = ReplayAll(ctx, rp, entries[:3])
+	if err != nil || r.Written != 3 || len(r.Last) != 2 {
+		t.Errorf("clean replay: %+v, %v", r, err)
+	}
+}
+
+// Regression (issue 9): `dlq replay` could write into a dead-letter topic.
+// CheckTargets refuses, before anything is written, every entry whose
+// target is the DLQ being replayed, a topic known to be a DLQ or ledger,
+// or a topic whose records carry Connect error headers.
+func TestCheckTargets(t *testing.T) {
+	good := Entry{Failure: Failure{Topic: srcTopic}, DLQTopic: dlqTopic, DLQOffset: 1}
+	if err := CheckTargets([]Entry{good}, map[string]string{"dlq.other": "x"}); err != nil {
+		t.Fatalf("good entry refused: %v", err)
+	}
+	self := Entry{Failure: Failure{Topic: dlqTopic}, DLQTopic: dlqTopic, DLQPartition: 2, DLQOffset: 5}
+	known := Entry{Failure: Failure{Topic: "dlq.other"}, DLQTopic: dlqTopic, DLQOffset: 6}
+	fromDLQ := Entry{Failure: Failure{Topic: "connect-dlq"}, DLQTopic: dlqTopic, DLQOffset: 7,
+		OriginalHeaders: []*sarama.RecordHeader{{Key: []byte(HeaderTopic), Value: []byte("pg.public.t")}}}
+	none := Entry{DLQTopic: dlqTopic, DLQOffset: 8}
+	err := CheckTargets([]Entry{good, self, known, fromDLQ, none}, map[string]string{"dlq.other": "the DLQ topic of topology other (o.yaml)"})
+	if !errors.Is(err, ErrReplayTarget) {
+		t.Fatalf("err = %v, want ErrReplayTarget", err)
+	}
+	for _, want := range []string{
+		"4 record(s) refused, nothing written",
+		"2/5: its original topic dlq.contacts is the DLQ topic being replayed",
+		"0/6: its original topic dlq.other is the DLQ topic of topology other (o.yaml)",
+		"0/7: its original record carries __connect.errors.topic headers, so connect-dlq is a dead-letter topic",
+		"0/8: it has no original topic",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "0/1:") {
+		t.Errorf("good entry listed: %v", err)
 	}
 }

@@ -54,10 +54,11 @@ func (f Filter) Match(e *Entry) bool {
 // Read uses the client's consumer settings (isolation level, fetch sizes)
 // and does not close the client.
 //
-// Records Parse rejects are skipped; Read then returns the entries it did
-// parse together with an error joining one *ParseError per skipped record.
-// Other errors (a missing topic, a broker failure, ctx done) return nil
-// entries.
+// Records Parse rejects (not DLQ records, malformed error headers) are
+// skipped and never fail the others: Read then returns every entry it did
+// parse together with a Skipped error listing one *ParseError per skipped
+// record. limit counts parsed entries only. Other errors (a missing topic,
+// a broker failure, ctx done) return nil entries.
 func Read(ctx context.Context, client sarama.Client, topic string, f Filter, limit int) ([]Entry, error) {
 	partitions, err := client.Partitions(topic)
 	if err != nil {
@@ -73,7 +74,7 @@ func Read(ctx context.Context, client sarama.Client, topic string, f Filter, lim
 	idle = max(idle, time.Second)
 	var (
 		out       []Entry
-		parseErrs []error
+		parseErrs Skipped
 	)
 	for _, p := range partitions {
 		if limit > 0 && len(out) >= limit {
@@ -95,12 +96,15 @@ func Read(ctx context.Context, client sarama.Client, topic string, f Filter, lim
 			return nil, err
 		}
 	}
-	return out, errors.Join(parseErrs...)
+	if len(parseErrs) > 0 {
+		return out, parseErrs
+	}
+	return out, nil
 }
 
 func readPartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, from, end int64,
-	idle time.Duration, f Filter, limit int, out []Entry, parseErrs []error,
-) ([]Entry, []error, error) {
+	idle time.Duration, f Filter, limit int, out []Entry, parseErrs Skipped,
+) ([]Entry, Skipped, error) {
 	pc, err := consumer.ConsumePartition(topic, p, from)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dlq: read %s/%d: %w", topic, p, err)
@@ -127,9 +131,12 @@ func readPartition(ctx context.Context, consumer sarama.Consumer, topic string, 
 				return out, parseErrs, nil
 			}
 			e, err := Parse(msg)
+			var pe *ParseError
 			switch {
-			case err != nil:
-				parseErrs = append(parseErrs, err)
+			case errors.As(err, &pe):
+				parseErrs = append(parseErrs, pe)
+			case err != nil: // Parse returns only *ParseError
+				parseErrs = append(parseErrs, &ParseError{Topic: topic, Partition: p, Offset: msg.Offset, Err: err})
 			case f.Match(&e):
 				out = append(out, e)
 			}
@@ -139,4 +146,62 @@ func readPartition(ctx context.Context, consumer sarama.Consumer, topic string, 
 			timer.Reset(idle)
 		}
 	}
+}
+
+// Skipped is the error Read returns, with the entries it did read, when
+// some records of the topic are not readable DLQ records. Each element
+// names the record's partition and offset and says why; the records
+// around them were read normally.
+type Skipped []*ParseError
+
+// maxSkippedListed bounds the records Skipped.Error lists one by one.
+const maxSkippedListed = 20
+
+// Error reports the count, then one line per record ("P/O: reason"), at
+// most 20 of them.
+func (s Skipped) Error() string {
+	var b strings.Builder
+	topic := ""
+	if len(s) > 0 {
+		topic = " of " + s[0].Topic
+	}
+	fmt.Fprintf(&b, "dlq: skipped %d record(s)%s that are not readable DLQ records:", len(s), topic)
+	for i, pe := range s {
+		if i == maxSkippedListed {
+			fmt.Fprintf(&b, "\n  … and %d more", len(s)-i)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %d/%d: %s", pe.Partition, pe.Offset, pe.Reason())
+	}
+	return b.String()
+}
+
+// Unwrap returns the *ParseError of each skipped record.
+func (s Skipped) Unwrap() []error {
+	out := make([]error, len(s))
+	for i, pe := range s {
+		out[i] = pe
+	}
+	return out
+}
+
+// Find returns the skipped record at partition/offset, if it is one.
+func (s Skipped) Find(partition int32, offset int64) *ParseError {
+	for _, pe := range s {
+		if pe.Partition == partition && pe.Offset == offset {
+			return pe
+		}
+	}
+	return nil
+}
+
+// Reason is why the record could not be parsed, without its position.
+func (e *ParseError) Reason() string {
+	switch {
+	case errors.Is(e.Err, ErrNotDLQRecord):
+		return "not a dead-letter record (no " + HeaderTopic + " header)"
+	case e.Header != "":
+		return fmt.Sprintf("%v: %s=%q", e.Err, e.Header, e.Value)
+	}
+	return e.Err.Error()
 }
