@@ -123,7 +123,14 @@
 //	                       {entity} (the event's entity, currently the
 //	                       table or collection name). {schema} is empty
 //	                       for databases without schemas (e.g. MySQL).
-//	                       Example: sync.{entity}. No default.
+//	                       Example: sync.{entity}. No default. Refused
+//	                       when its shortest expansion (literal text plus
+//	                       one byte per {db}, {table} or {entity}) is over
+//	                       249 bytes. Without placeholders it must not be,
+//	                       or collide with ('.' and '_' are the same to
+//	                       Kafka), a source topic, the DLQ topic or the
+//	                       ledger topic; with placeholders the runtime
+//	                       checks each expanded topic (Plan.CheckSinkTopic).
 //	sink.key               required; non-empty list of distinct fields
 //	                       forming the output record key, which picks the
 //	                       partition with the Java-compatible murmur2
@@ -137,8 +144,11 @@
 //
 // dlq
 //
-//	dlq.topic  dead-letter topic. Default "dlq.<name>". Must not be a
-//	           source topic.
+//	dlq.topic  dead-letter topic. Default "dlq.<name>". Must not be, or
+//	           collide with, a source topic or the ledger topic. Several
+//	           topologies may share one DLQ topic: every record names its
+//	           topology, and replay writes each back to its own source.
+
 //
 // errors
 //
@@ -186,4 +196,11 @@
 // problem (ErrRead) that names the file and says what it is; none of them
 // is opened for reading, so a FIFO cannot block and /dev/zero cannot fill
 // memory. Subdirectories and links to directories are ignored.
+//
+// Load also refuses topics that clash between the topologies loaded
+// together: a sink or DLQ topic that is another topology's ledger; a sink
+// topic that is another's DLQ; a source that reads another's ledger; and
+// any two topics they name (ledger, DLQ, literal sink, listed sources)
+// that collide. A shared DLQ, a shared sink (fan-in) and one topology's
+// sink or DLQ read by another (chaining) are allowed.
 package topology

@@ -69,9 +69,10 @@ func parseTemplate(s string) (template, string) {
 			return template{}, fmt.Sprintf("template %q has illegal character %q (allowed outside placeholders: a-z A-Z 0-9 . _ -)", s, c)
 		}
 	}
-	// Every placeholder adds at least one byte (a table name is never
-	// empty), so a template whose shortest expansion is too long can never
-	// give a legal topic: every record would fail at run time.
+	// {db}, {table} and {entity} are never empty, so each adds at least a
+	// byte ({schema} is empty for MySQL). A template whose shortest
+	// expansion is too long can never give a legal topic: every record
+	// would fail at run time.
 	if n := t.minLen(); n > maxTopicLen {
 		return template{}, fmt.Sprintf("template %q has %d bytes of literal text and %d placeholder(s) of at least 1 byte, so every topic it gives is at least %d bytes, longer than Kafka's topic name limit of %d",
 			s, t.litLen, n-t.litLen, n, maxTopicLen)
@@ -85,11 +86,11 @@ func parseTemplate(s string) (template, string) {
 }
 
 // minLen is the length of the shortest expansion: the literal text plus
-// one byte per placeholder.
+// one byte per placeholder that is never empty (all but {schema}).
 func (t template) minLen() int {
 	n := t.litLen
 	for _, p := range t.parts {
-		if p.ph != phNone {
+		if p.ph != phNone && p.ph != phSchema {
 			n++
 		}
 	}

@@ -13,6 +13,7 @@ func TestTemplate(t *testing.T) {
 		{"static", "static"},
 		{"x.{schema}.y", "x.public.y"},
 		{strings.Repeat("a", 248) + "{table}", strings.Repeat("a", 248) + "contacts_t"}, // the shortest expansion fits
+		{strings.Repeat("a", 248) + "{schema}{table}", strings.Repeat("a", 248) + "publiccontacts_t"}, // {schema} may be empty
 	} {
 		tmpl, reason := parseTemplate(tc.tmpl)
 		if reason != "" {
@@ -35,7 +36,7 @@ func TestTemplate(t *testing.T) {
 		// refused, so these templates, which no table name can fit, were
 		// accepted and every record failed at run time.
 		{strings.Repeat("a", 249) + "{table}", "249 bytes of literal text and 1 placeholder(s) of at least 1 byte, so every topic it gives is at least 250 bytes"},
-		{strings.Repeat("a", 246) + "{db}.{schema}.{table}", "every topic it gives is at least 251 bytes"},
+		{strings.Repeat("a", 246) + "{db}.{schema}.{table}", "248 bytes of literal text and 2 placeholder(s) of at least 1 byte, so every topic it gives is at least 250 bytes"},
 	} {
 		if _, reason := parseTemplate(tc.tmpl); !strings.Contains(reason, tc.reason) {
 			t.Errorf("%q: reason %q, want it to contain %q", tc.tmpl, reason, tc.reason)

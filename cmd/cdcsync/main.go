@@ -11,7 +11,7 @@
 //	cdcsync topology describe PATH
 //	cdcsync decode --format debezium-json [--key FILE] [--value FILE]
 //	cdcsync dlq inspect --brokers HOST:PORT TOPIC [--list|--show P/O] [filters]
-//	cdcsync dlq replay --brokers HOST:PORT TOPIC [filters]
+//	cdcsync dlq replay --brokers HOST:PORT [--topologies DIR] TOPIC [filters]
 //	cdcsync schemas check --registry URL TOPOLOGY...
 package main
 
@@ -37,7 +37,7 @@ Usage:
   cdcsync topology describe PATH    print the compiled plan of a topology
   cdcsync decode --format debezium-json [--key FILE] [--value FILE]
   cdcsync dlq inspect --brokers HOST:PORT TOPIC [--list | --show PARTITION/OFFSET] [filters]
-  cdcsync dlq replay  --brokers HOST:PORT TOPIC [filters]
+  cdcsync dlq replay  --brokers HOST:PORT [--topologies DIR] TOPIC [filters]
 
 Run "cdcsync COMMAND -h" for the flags of a command.
 `

@@ -29,7 +29,9 @@
 // # Inspection and replay
 //
 // Read scans a DLQ topic from the oldest offset of every partition to the
-// high-water mark taken when it starts, applying a Filter, and returns.
+// high-water mark taken when it starts, applying a Filter, and returns. A
+// record that does not parse is skipped, never failing the others, and
+// reported in a Skipped error returned with the good entries.
 // Summarize, WriteSummary, WriteList and WriteShow format what it found for
 // the `cdcsync dlq` commands.
 //
@@ -40,4 +42,9 @@
 // once that succeeds its event ID is in the ledger and any further replay
 // of the same record is dropped as a duplicate. (A record that fails
 // decoding has no event ID and simply fails again.)
+//
+// CheckTargets refuses, before anything is written, a replay whose
+// targets include a dead-letter or ledger topic. ReplayAll replays entries
+// in order, stops at the first failure, and reports what it wrote (count,
+// last offset per partition) whether or not it fails.
 package dlq
