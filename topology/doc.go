@@ -148,7 +148,6 @@
 //	           collide with, a source topic or the ledger topic. Several
 //	           topologies may share one DLQ topic: every record names its
 //	           topology, and replay writes each back to its own source.
-
 //
 // errors
 //
