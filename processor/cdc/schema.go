@@ -41,13 +41,16 @@ const (
 	lTimeMs             // time of day, milliseconds
 	lTimeUs             // time of day, microseconds
 	lTimeNs             // time of day, nanoseconds
-	lTsMs               // instant, milliseconds since epoch
-	lTsUs               // instant, microseconds since epoch
-	lTsNs               // instant, nanoseconds since epoch
+	lTsMs               // local date-time (no zone), milliseconds since 1970-01-01T00:00
+	lTsUs               // local date-time (no zone), microseconds
+	lTsNs               // local date-time (no zone), nanoseconds
 	lZonedTs            // ISO-8601 string with offset
 	lJSON               // io.debezium.data.Json
 	lUUID               // io.debezium.data.Uuid
 	lEnum               // io.debezium.data.Enum
+	lInstantMs          // Avro's own timestamp-millis: an instant (UTC)
+	lInstantUs          // Avro's own timestamp-micros
+	lInstantNs          // Avro's own timestamp-nanos
 )
 
 var logicalByName = map[string]logical{
@@ -269,7 +272,7 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 		if t != tInt32 && t != tInt64 {
 			n.logical = lNone
 		}
-	case lTimeUs, lTimeNs, lTsMs, lTsUs, lTsNs:
+	case lTimeUs, lTimeNs, lTsMs, lTsUs, lTsNs, lInstantMs, lInstantUs, lInstantNs:
 		if t != tInt64 && t != tInt32 {
 			n.logical = lNone
 		}
