@@ -117,6 +117,12 @@ func TestDecodeBadInput(t *testing.T) {
 		want        string
 	}{
 		{"not JSON", "{not json", nil, 1, "decode failed: cdc: malformed record: value"},
+		// Regression: `printf null | cdcsync decode` exited 0 printing a
+		// delete of type ".deleted"; null is not a tombstone.
+		{"JSON null", "null", nil, 1, "value: is JSON null, not a change event"},
+		// Regression: a BOM gave `cannot parse number: unexpected char: "\xef"`.
+		{"BOM", "\xef\xbb\xbf{}", nil, 1, "value: starts with a UTF-8 byte-order mark"},
+		{"create without after", `{"op":"c","source":{"table":"t"},"before":{"id":1}}`, nil, 1, `value after: op "c" (a create) needs an after-state`},
 		{"unknown op", `{"payload":{"op":"x"}}`, nil, 1, `decode failed: cdc: unknown op: value payload.op: unknown op "x"`},
 		{"bad key", fixture(t, "pg_update.bare.value.json"), []string{"--key", writeFile(t, t.TempDir(), "k.json", "{oops")}, 1, "decode failed: cdc: malformed record: key"},
 		{"missing value file", "", []string{"--value", filepath.Join(t.TempDir(), "nope.json")}, 1, "nope.json"},

@@ -261,7 +261,8 @@ func (c *converter) schemaless(v *fastjson.Value) (any, *convErr) {
 }
 
 // row converts an object into a Row, in the object's order. s is the
-// struct schema, or nil.
+// struct schema, or nil. A key given twice keeps its first position and
+// its last value, as in most JSON parsers: a Row never repeats a name.
 func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 	out := c.a.row(o.Len())
 	var cerr *convErr
@@ -272,11 +273,19 @@ func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 		}
 		var name string
 		var fs *schemaNode
+		// A field found at its schema position is new: positions only
+		// grow. Any other may repeat an earlier one.
+		inOrder := false
 		if s != nil {
 			name, fs = s.field(key, i)
+			inOrder = i < len(s.fields) && s.fields[i].name == name && name != ""
 		}
 		if name == "" {
 			name = c.str(key)
+		}
+		dup := -1
+		if !inOrder {
+			dup = indexOf(out, name)
 		}
 		var x any
 		var err *convErr
@@ -289,6 +298,10 @@ func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 			cerr = err.at(name)
 			return
 		}
+		if dup >= 0 {
+			out[dup].Value = x
+			return
+		}
 		out = append(out, Field{Name: name, Value: x})
 		i++
 	})
@@ -296,6 +309,16 @@ func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 		return nil, cerr
 	}
 	return out, nil
+}
+
+// indexOf is the position of the named field in r, or -1.
+func indexOf(r Row, name string) int {
+	for j := range r {
+		if r[j].Name == name {
+			return j
+		}
+	}
+	return -1
 }
 
 var unavailableBase64 = base64.StdEncoding.EncodeToString([]byte(UnavailablePlaceholder))
@@ -589,7 +612,7 @@ func timeOfDay(n, unit int64) (any, *convErr) {
 
 // varDecimal converts io.debezium.data.VariableScaleDecimal, {scale, value}.
 func (c *converter) varDecimal(o *fastjson.Object) (any, *convErr) {
-	sv, vv := o.Get("scale"), o.Get("value")
+	sv, vv := lastGet(o, "scale"), lastGet(o, "value")
 	if sv == nil {
 		return nil, missing("scale")
 	}

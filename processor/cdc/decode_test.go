@@ -464,10 +464,21 @@ func TestOpsTransactionsTombstones(t *testing.T) {
 	if v, _ := tomb.Key.Get("id"); v != int64(1004) {
 		t.Errorf("tombstone key = %#v", v)
 	}
-	for _, value := range [][]byte{nil, {}, []byte("null"), []byte(`{"schema":null,"payload":null}`)} {
+	for _, value := range [][]byte{nil, {}, []byte(" \n")} {
 		ev, err := d.Decode("pg.public.customers", []byte(`{"id":1}`), value)
 		if err != nil || !ev.Tombstone || ev.Op != OpDelete {
 			t.Errorf("value %q: %+v %v", value, ev, err)
+		}
+	}
+	// Regression: the JSON text null (bare or as an envelope's payload)
+	// decoded as a tombstone, and `printf null | cdcsync decode` printed
+	// a delete of type ".deleted". A tombstone is a record with no value;
+	// null is a value, and not a change event.
+	for _, value := range [][]byte{[]byte("null"), []byte(`{"schema":null,"payload":null}`)} {
+		_, err := d.Decode("pg.public.customers", []byte(`{"id":1}`), value)
+		var de *DecodeError
+		if !errors.As(err, &de) || !errors.Is(err, ErrMalformed) || !strings.Contains(de.Reason, "JSON null, not a change event") {
+			t.Errorf("value %q: %v, want a malformed-record DecodeError", value, err)
 		}
 	}
 	// A tombstone's ID is stable and differs per key.
