@@ -2,10 +2,7 @@ package processor
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"math"
 	"strconv"
-	"time"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
 )
@@ -16,12 +13,13 @@ import (
 //	 "source_system":"erp","key":{...primary key...},
 //	 "fields":{...owned, changed fields: after values...},
 //	 "before":{...the same fields' before values, when known...},
-//	 "position":{...source position...},"occurred_at":"RFC3339Nano",
+//	 "position":{...source position...},"occurred_at":"<ISO 8601, UTC>",
 //	 "schema_version":2}
 //
 // A delete carries no "fields"; op "t" and "m" carry neither key fields
 // nor values beyond what the source gave. Values use the JSON forms of the
-// cdc value types: exact numbers, ISO dates and times, embedded JSON.
+// cdc value types (cdc.AppendJSONValue): exact numbers, ISO dates and
+// times, embedded JSON. docs/sink-format.md is the reference.
 func appendSinkValue(dst []byte, ev *cdc.Event, fields []string) []byte {
 	dst = append(dst, `{"id":"`...)
 	dst = appendHexID(dst, ev.ID)
@@ -48,9 +46,8 @@ func appendSinkValue(dst []byte, ev *cdc.Event, fields []string) []byte {
 		dst = appendRow(dst, ev.Position)
 	}
 	if !ev.OccurredAt.IsZero() {
-		dst = append(dst, `,"occurred_at":"`...)
-		dst = ev.OccurredAt.UTC().AppendFormat(dst, time.RFC3339Nano)
-		dst = append(dst, '"')
+		dst = append(dst, `,"occurred_at":`...)
+		dst = appendJSONValue(dst, ev.OccurredAt.UTC())
 	}
 	if ev.Schema.Version != 0 {
 		dst = append(dst, `,"schema_version":`...)
@@ -80,9 +77,9 @@ func appendHexID(dst []byte, id cdc.ID) []byte {
 func appendProjected(dst []byte, row cdc.Row, fields []string) []byte {
 	dst = append(dst, '{')
 	first := true
-	for _, name := range fields {
+	for i, name := range fields {
 		v, ok := row.Get(name)
-		if !ok {
+		if !ok || repeated(fields, i) {
 			continue
 		}
 		if !first {
@@ -94,6 +91,17 @@ func appendProjected(dst []byte, row cdc.Row, fields []string) []byte {
 		dst = appendJSONValue(dst, v)
 	}
 	return append(dst, '}')
+}
+
+// repeated reports whether fields[i] occurs before i: an object never
+// repeats a key.
+func repeated(fields []string, i int) bool {
+	for _, f := range fields[:i] {
+		if f == fields[i] {
+			return true
+		}
+	}
+	return false
 }
 
 func appendRow(dst []byte, row cdc.Row) []byte {
@@ -109,77 +117,9 @@ func appendRow(dst []byte, row cdc.Row) []byte {
 	return append(dst, '}')
 }
 
-// appendJSONValue writes v as JSON. Common types are written directly;
-// anything else goes through encoding/json.
-func appendJSONValue(dst []byte, v any) []byte {
-	switch x := v.(type) {
-	case nil:
-		return append(dst, "null"...)
-	case bool:
-		return strconv.AppendBool(dst, x)
-	case int64:
-		return strconv.AppendInt(dst, x, 10)
-	case int32:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return appendString(dst, strconv.FormatFloat(x, 'g', -1, 64))
-		}
-		return strconv.AppendFloat(dst, x, 'g', -1, 64)
-	case float32:
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return appendString(dst, strconv.FormatFloat(float64(x), 'g', -1, 32))
-		}
-		return strconv.AppendFloat(dst, float64(x), 'g', -1, 32)
-	case string:
-		return appendString(dst, x)
-	case cdc.Number:
-		return append(dst, x...)
-	case cdc.Decimal:
-		return append(dst, x.String()...)
-	case cdc.Enum:
-		return appendString(dst, string(x))
-	case cdc.JSON:
-		if x == "" || !json.Valid([]byte(x)) {
-			return appendString(dst, string(x))
-		}
-		return append(dst, x...)
-	case time.Time:
-		dst = append(dst, '"')
-		dst = x.AppendFormat(dst, time.RFC3339Nano)
-		return append(dst, '"')
-	case cdc.Date:
-		return appendString(dst, x.String())
-	case cdc.TimeOfDay:
-		return appendString(dst, x.String())
-	case cdc.UUID:
-		return appendString(dst, x.String())
-	case cdc.Unavailable:
-		return appendString(dst, cdc.UnavailablePlaceholder)
-	case []byte:
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, x)
-		return append(dst, '"')
-	case cdc.Row:
-		return appendRow(dst, x)
-	case []any:
-		dst = append(dst, '[')
-		for i, e := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONValue(dst, e)
-		}
-		return append(dst, ']')
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return append(dst, "null"...)
-	}
-	return append(dst, b...)
-}
+// appendJSONValue writes v as JSON with cdc.AppendJSONValue, the writer
+// `cdcsync decode` uses too, so a value has the same text in both.
+func appendJSONValue(dst []byte, v any) []byte { return cdc.AppendJSONValue(dst, v) }
 
 // appendString writes s as a JSON string, as encoding/json does with
 // SetEscapeHTML(false).

@@ -3,6 +3,7 @@ package processor
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"math/big"
@@ -55,12 +56,17 @@ func TestAppendJSONValue(t *testing.T) {
 		{"int", 42, `42`},
 		{"float64", 0.1, `0.1`},
 		{"float64 large", 1e21, `1e+21`},
-		{"float64 small", 1.5e-7, `1.5e-07`},
+		{"float64 small", 1.5e-7, `1.5e-7`},
+		{"float64 million", 1e6, `1000000`},
+		{"float64 huge", 1e300, `1e+300`},
 		{"float64 negative zero", math.Copysign(0, -1), `-0`},
 		{"float64 NaN", math.NaN(), `"NaN"`},
-		{"float64 +Inf", math.Inf(1), `"+Inf"`},
-		{"float64 -Inf", math.Inf(-1), `"-Inf"`},
+		{"float64 +Inf", math.Inf(1), `"Infinity"`},
+		{"float64 -Inf", math.Inf(-1), `"-Infinity"`},
 		{"float32", float32(0.1), `0.1`},
+		{"float32 NaN", float32(math.NaN()), `"NaN"`},
+		{"float32 -Inf", float32(math.Inf(-1)), `"-Infinity"`},
+		{"float32 large", float32(1.2345679e11), `123456790000`},
 		{"string", "Anne", `"Anne"`},
 		{"string escapes", "a\"b\\c\n\r\t\x00\x1f", `"a\"b\\c\n\r\t\u0000\u001f"`},
 		{"string invalid utf8", "a\xffb\xc3", `"a\ufffdb\ufffd"`},
@@ -73,6 +79,18 @@ func TestAppendJSONValue(t *testing.T) {
 		{"Decimal nil", cdc.Decimal{}, `0`},
 		{"Date", cdc.Date{Year: 2024, Month: time.June, Day: 10}, `"2024-06-10"`},
 		{"Date epoch days", cdc.DateFromEpochDays(-1), `"1969-12-31"`},
+		{"Date year 12000", cdc.Date{Year: 12000, Month: 1, Day: 1}, `"+12000-01-01"`},
+		{"Date 44 BC", cdc.Date{Year: -43, Month: 3, Day: 15}, `"-0043-03-15"`},
+		{"Date year 0", cdc.Date{Year: 0, Month: 1, Day: 1}, `"0000-01-01"`},
+		{"Date PostgreSQL max", cdc.DateFromEpochDays(2145042905), `"+5874897-12-31"`},
+		{"Infinity", cdc.PosInfinity, `"infinity"`},
+		{"-Infinity", cdc.NegInfinity, `"-infinity"`},
+		{"LocalDateTime", cdc.LocalDateTime(time.Date(2026, 11, 27, 10, 0, 0, 500000000, time.UTC)), `"2026-11-27T10:00:00.5"`},
+		{"LocalDateTime 44 BC", cdc.LocalDateTime(time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC)), `"-0043-03-15T12:00:00"`},
+		{"LocalDateTime year 12000", cdc.LocalDateTime(time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)), `"+12000-01-01T00:00:00"`},
+		{"time year 12000", time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), `"+12000-01-01T00:00:00Z"`},
+		{"time 4713 BC", time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC), `"-4712-01-01T00:00:00Z"`},
+		{"time zone with seconds", time.Date(1890, 1, 1, 0, 0, 0, 0, time.FixedZone("LMT", -(36*60+45))), `"1890-01-01T00:00:00-00:36:45"`},
 		{"TimeOfDay", cdc.TimeOfDay(13*time.Hour + 45*time.Minute + 30*time.Second + 250*time.Millisecond), `"13:45:30.25"`},
 		{"TimeOfDay midnight", cdc.TimeOfDay(0), `"00:00:00"`},
 		{"JSON object", cdc.JSON(`{"a":[1,2,{"b":null}]}`), `{"a":[1,2,{"b":null}]}`},
@@ -92,7 +110,8 @@ func TestAppendJSONValue(t *testing.T) {
 		{"map", map[string]any{"b": int64(2), "a": "x"}, `{"a":"x","b":2}`},
 		{"int16 via encoding/json", int16(-3), `-3`},
 		{"uint64 via encoding/json", uint64(math.MaxUint64), `18446744073709551615`},
-		{"unencodable falls back to null", map[string]any{"f": math.NaN()}, `null`},
+		{"map with NaN", map[string]any{"f": math.NaN()}, `{"f":"NaN"}`},
+		{"unencodable falls back to null", func() {}, `null`},
 	} {
 		got, ok := appendValue(t, tc.v)
 		if !ok {
@@ -418,4 +437,71 @@ func BenchmarkSinkValue(b *testing.B) {
 			}
 		}
 	})
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestSinkValueEdgeGolden pins the sink records of the values PostgreSQL
+// allows that Go's formatting used to get wrong, from records Debezium
+// 3.6.1 wrote on the real stack (a snapshot row and a streamed insert):
+// timestamptz and timestamp infinity, -infinity, 44 BC and year 12000,
+// date infinity, -infinity, 44 BC, year 12000 and 5874897, a timestamp
+// without time zone, float8 Infinity, -Infinity, NaN, 1e300, 1.5e-7 and
+// 1e6, real -Infinity, and an interval.
+//
+// Regression: the change went to the DLQ (infinity, BC and expanded
+// years did not parse, large day counts were out of range); a timestamp
+// without time zone was written with a Z; floats as "+Inf" and 1e+06.
+func TestSinkValueEdgeGolden(t *testing.T) {
+	dec := cdc.NewJSONDecoder(cdc.Options{SourceSystem: "erp"})
+	for _, name := range []string{"values_pg_edge_read", "values_pg_edge_create"} {
+		base := filepath.Join("cdc", "testdata", "decode", name+".env")
+		key, err := os.ReadFile(base + ".key.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		value, err := os.ReadFile(base + ".value.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := dec.Decode("pg.public.edge", key, value)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := append(appendSinkValue(nil, ev, ev.Changed), '\n')
+		if !json.Valid(got) {
+			t.Fatalf("%s: not valid JSON: %s", name, got)
+		}
+		path := filepath.Join("testdata", "sink", name+".json")
+		if *updateGolden {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -update)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s (run go test -update and review the diff):\n%s", name, path, got)
+		}
+	}
+}
+
+// TestSinkValueFieldsNeverRepeat: an object never repeats a key, even when
+// the projection names a field twice.
+//
+// Regression: a record whose after held "name" twice was written as
+// "fields":{"name":"x","name":"x"}.
+func TestSinkValueFieldsNeverRepeat(t *testing.T) {
+	ev := goldenEvent()
+	got := string(appendSinkValue(nil, ev, []string{"city", "email", "city"}))
+	if !strings.Contains(got, `"fields":{"city":"Porto","email":"anne.k@example.com"}`) ||
+		!strings.Contains(got, `"before":{"city":"Lisbon","email":"annek@noanswer.org"}`) {
+		t.Errorf("sink value repeats a key: %s", got)
+	}
 }

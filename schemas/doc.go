@@ -5,8 +5,11 @@
 //     avro. Row values are the Value union of event.avsc: null, boolean,
 //     long, double, string, bytes, and named records for the cdc value
 //     types (Decimal, Date, TimeOfDay, Timestamp, Json, Uuid, Enum,
-//     Unavailable, Row, List, Map), so a consumer gets exact decimals and
-//     typed times, not their wire encodings. The schema is fixed: it does
+//     Unavailable, Row, List, Map, and, appended last so the schema stays
+//     BACKWARD compatible, LocalTimestamp for a timestamp without time
+//     zone and Infinity for PostgreSQL's infinity and -infinity), so a
+//     consumer gets exact decimals and typed times, not their wire
+//     encodings. docs/sink-format.md lists the branch of every value. The schema is fixed: it does
 //     not depend on the source table, so one subject serves every table.
 //   - The Confluent wire format (AppendHeader, SplitWire): magic byte 0,
 //     the 4-byte big-endian schema ID, the Avro body. A tombstone (null

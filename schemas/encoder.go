@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -201,8 +202,8 @@ func appendRowMap(dst []byte, row cdc.Row, names []string) []byte {
 	if names == nil {
 		n = len(row)
 	} else {
-		for _, name := range names {
-			if _, ok := row.Get(name); ok {
+		for i, name := range names {
+			if _, ok := row.Get(name); ok && !repeated(names, i) {
 				n++
 			}
 		}
@@ -215,8 +216,8 @@ func appendRowMap(dst []byte, row cdc.Row, names []string) []byte {
 				dst = appendValue(dst, row[i].Value)
 			}
 		} else {
-			for _, name := range names {
-				if v, ok := row.Get(name); ok {
+			for i, name := range names {
+				if v, ok := row.Get(name); ok && !repeated(names, i) {
 					dst = appendString(dst, name)
 					dst = appendValue(dst, v)
 				}
@@ -245,6 +246,8 @@ const (
 	vRow
 	vList
 	vMap
+	vLocalTimestamp
+	vInfinity
 )
 
 // appendValue writes one Value union.
@@ -288,13 +291,22 @@ func appendValue(dst []byte, v any) []byte {
 		}
 		return appendDecimal(dst, cdc.Decimal{Unscaled: x})
 	case cdc.Date:
-		days := time.Date(x.Year, x.Month, x.Day, 0, 0, 0, 0, time.UTC).Unix() / 86400
-		return appendLong(appendLong(dst, vDate), days)
+		return appendLong(appendLong(dst, vDate), x.EpochDays())
 	case cdc.TimeOfDay:
 		return appendLong(appendLong(dst, vTimeOfDay), int64(x))
 	case time.Time:
 		dst = appendLong(appendLong(dst, vTimestamp), x.Unix())
 		return appendLong(dst, int64(x.Nanosecond()))
+	case cdc.LocalDateTime:
+		t := x.Time()
+		dst = appendLong(appendLong(dst, vLocalTimestamp), t.Unix())
+		return appendLong(dst, int64(t.Nanosecond()))
+	case cdc.Infinity:
+		dst = appendLong(dst, vInfinity)
+		if x < 0 {
+			return appendLong(dst, 1) // MINUS_INFINITY
+		}
+		return appendLong(dst, 0) // INFINITY
 	case cdc.JSON:
 		return appendString(appendLong(dst, vJSON), string(x))
 	case cdc.UUID:
@@ -323,17 +335,36 @@ func appendValue(dst []byte, v any) []byte {
 		}
 		return append(dst, 0)
 	case map[string]any:
+		// Sorted, so the same map is always the same bytes.
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
 		dst = appendLong(dst, vMap)
 		if len(x) > 0 {
 			dst = appendLong(dst, int64(len(x)))
-			for k, e := range x {
+			for _, k := range keys {
 				dst = appendString(dst, k)
-				dst = appendValue(dst, e)
+				dst = appendValue(dst, x[k])
 			}
 		}
 		return append(dst, 0)
 	}
-	return appendString(appendLong(dst, vString), fmt.Sprint(v))
+	// A type the decoder does not produce: its JSON text, as the JSON
+	// sink writes it, never Go's %v.
+	return appendString(appendLong(dst, vString), string(cdc.AppendJSONValue(nil, v)))
+}
+
+// repeated reports whether names[i] occurs before i: a map never repeats
+// a key.
+func repeated(names []string, i int) bool {
+	for _, n := range names[:i] {
+		if n == names[i] {
+			return true
+		}
+	}
+	return false
 }
 
 func appendDecimal(dst []byte, d cdc.Decimal) []byte {

@@ -105,9 +105,14 @@ func TestAppendEventGoavro(t *testing.T) {
 	if _, ok := fields["toast"].(map[string]any)["io.cdcsync.Unavailable"]; !ok {
 		t.Fatalf("toast %v", fields["toast"])
 	}
-	ts := fields["ts"].(map[string]any)["io.cdcsync.Timestamp"].(map[string]any)
+	// io.debezium.time.Timestamp is a timestamp without time zone.
+	ts := fields["ts"].(map[string]any)["io.cdcsync.LocalTimestamp"].(map[string]any)
 	if got := time.Unix(ts["seconds"].(int64), int64(ts["nanos"].(int32))).UTC(); !got.Equal(time.UnixMilli(1718012345678)) {
 		t.Fatalf("ts %v", got)
+	}
+	zoned := fields["zoned"].(map[string]any)["io.cdcsync.Timestamp"].(map[string]any)
+	if got := time.Unix(zoned["seconds"].(int64), int64(zoned["nanos"].(int32))); !got.Equal(time.Date(2024, 6, 10, 7, 39, 5, 678901000, time.UTC)) {
+		t.Fatalf("zoned %v", got)
 	}
 	if v := m["schema_version"].(map[string]any)["int"]; v != int32(3) {
 		t.Fatalf("schema_version %v", v)

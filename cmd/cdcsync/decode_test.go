@@ -47,7 +47,7 @@ func TestDecodeStdin(t *testing.T) {
 		strings.Join(ev.Changed, ",") != "email,city,balance" {
 		t.Errorf("decoded %+v", ev)
 	}
-	if string(ev.After["balance"]) != "123.50" || string(ev.After["updated_at"]) != `"2024-06-10T09:39:05.678901Z"` {
+	if string(ev.After["balance"]) != "123.50" || string(ev.After["updated_at"]) != `"2024-06-10T09:39:05.678901"` {
 		t.Errorf("values not converted: balance %s, updated_at %s", ev.After["balance"], ev.After["updated_at"])
 	}
 	if !strings.HasPrefix(stdout, "{\n  \"id\": ") {
@@ -117,6 +117,12 @@ func TestDecodeBadInput(t *testing.T) {
 		want        string
 	}{
 		{"not JSON", "{not json", nil, 1, "decode failed: cdc: malformed record: value"},
+		// Regression: `printf null | cdcsync decode` exited 0 printing a
+		// delete of type ".deleted"; null is not a tombstone.
+		{"JSON null", "null", nil, 1, "value: is JSON null, not a change event"},
+		// Regression: a BOM gave `cannot parse number: unexpected char: "\xef"`.
+		{"BOM", "\xef\xbb\xbf{}", nil, 1, "value: starts with a UTF-8 byte-order mark"},
+		{"create without after", `{"op":"c","source":{"table":"t"},"before":{"id":1}}`, nil, 1, `value after: op "c" (a create) needs an after-state`},
 		{"unknown op", `{"payload":{"op":"x"}}`, nil, 1, `decode failed: cdc: unknown op: value payload.op: unknown op "x"`},
 		{"bad key", fixture(t, "pg_update.bare.value.json"), []string{"--key", writeFile(t, t.TempDir(), "k.json", "{oops")}, 1, "decode failed: cdc: malformed record: key"},
 		{"missing value file", "", []string{"--value", filepath.Join(t.TempDir(), "nope.json")}, 1, "nope.json"},
@@ -134,5 +140,44 @@ func TestDecodeBadInput(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", stdout)
 			}
 		})
+	}
+}
+
+// TestDecodePrintsSinkText: `cdcsync decode` prints every value with the
+// text the JSON sink writes for it (processor/testdata/sink holds the
+// sink records of the same fixtures).
+//
+// Regression: decode printed a year-12000 timestamp as Go's
+// "12000-01-01 00:00:00 +0000 UTC", the sink as something else.
+func TestDecodePrintsSinkText(t *testing.T) {
+	for _, name := range []string{"values_pg_edge_create", "values_pg_edge_read"} {
+		stdout, _, err := run(t, "", "decode", "--system", "erp",
+			"--value", filepath.Join(fixtures, name+".env.value.json"),
+			"--key", filepath.Join(fixtures, name+".env.key.json"),
+			"--topic", "pg.public.edge")
+		wantExit(t, err, 0)
+		var ev struct{ After map[string]json.RawMessage }
+		if err := json.Unmarshal([]byte(stdout), &ev); err != nil {
+			t.Fatal(err)
+		}
+		sink, err := os.ReadFile(filepath.Join("..", "..", "processor", "testdata", "sink", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct{ Fields map[string]json.RawMessage }
+		if err := json.Unmarshal(sink, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Fields) != len(ev.After) || len(ev.After) < 20 {
+			t.Fatalf("%s: decode has %d fields, the sink %d", name, len(ev.After), len(rec.Fields))
+		}
+		for f, want := range rec.Fields {
+			if got := ev.After[f]; string(got) != string(want) {
+				t.Errorf("%s: %s: decode prints %s, the sink writes %s", name, f, got, want)
+			}
+		}
+		if got := string(ev.After["tz_y12000"]); got != `"+12000-01-01T00:00:00Z"` {
+			t.Errorf("%s: tz_y12000 = %s", name, got)
+		}
 	}
 }

@@ -164,6 +164,7 @@ var (
 	int64TypeWord   = typeWord(int64(0))
 	float64TypeWord = typeWord(float64(0))
 	timeTypeWord    = typeWord(time.Time{})
+	localTypeWord   = typeWord(LocalDateTime{})
 	// boxOK is false if the interface layout is not the expected one; the
 	// box functions then box the ordinary way.
 	boxOK = checkBoxing()
@@ -239,4 +240,15 @@ func (a *arena) boxTime(t time.Time) any {
 	p := a.time1()
 	*p = t
 	return makeEface(timeTypeWord, unsafe.Pointer(p))
+}
+
+// boxLocal returns t's wall clock as an any holding a LocalDateTime, which
+// has the memory layout of a time.Time.
+func (a *arena) boxLocal(t time.Time) any {
+	if !boxOK {
+		return LocalDateTime(t)
+	}
+	p := a.time1()
+	*p = t
+	return makeEface(localTypeWord, unsafe.Pointer(p))
 }

@@ -378,6 +378,9 @@ func (d *AvroDecoder) fill(st *avroState, root *avroNode, ev *Event) *convErr {
 		if ev.After, cerr = st.state(after); cerr != nil {
 			return cerr.at("after")
 		}
+		if cerr := checkSides(ev.Op, ev.Before, ev.After); cerr != nil {
+			return cerr
+		}
 		ev.Changed = changed(ev.Before, ev.After)
 	}
 	if ev.OccurredAt.IsZero() {
@@ -412,7 +415,7 @@ func (d *AvroDecoder) fill(st *avroState, root *avroNode, ev *Event) *convErr {
 
 var tsFieldNames = [3]string{"ts_ns", "ts_us", "ts_ms"}
 
-// avroTimestamp is timestampOf for decoded values: ts_ns, ts_us or ts_ms,
+// avroTimestamp is timestampFrom for decoded values: ts_ns, ts_us or ts_ms,
 // most precise first.
 func avroTimestamp(ts [3]any) (time.Time, *convErr) {
 	for i, v := range ts {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
-	"time"
 )
 
 // avroReader reads the Avro binary encoding of one record body, driven by
@@ -222,11 +221,11 @@ func (r *avroReader) stringValue(b []byte, lg logical) (any, *convErr) {
 	}
 	switch lg {
 	case lZonedTs:
-		ts, err := time.Parse(time.RFC3339Nano, unsafeString(b))
-		if err != nil {
+		x, ok := parseZonedTimestamp(b)
+		if !ok {
 			return nil, mismatch("invalid ZonedTimestamp %q", b)
 		}
-		return ts, nil
+		return x, nil
 	case lJSON:
 		return JSON(b), nil
 	case lUUID:
@@ -440,7 +439,7 @@ func (r *avroReader) skip(n *avroNode) *convErr {
 
 // logicalNodes lets intLogical, written for Connect schemas, apply an Avro
 // node's logical type.
-var logicalNodes = func() (out [lEnum + 1]schemaNode) {
+var logicalNodes = func() (out [lInstantNs + 1]schemaNode) {
 	for i := range out {
 		out[i].logical = logical(i)
 	}

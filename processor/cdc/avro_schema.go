@@ -374,7 +374,7 @@ func (c *avroCompiler) annotate(n *avroNode, o map[string]any) {
 		if n.kind != aRecord {
 			lg = lNone
 		}
-	case lDate, lTimeMs, lTimeUs, lTimeNs, lTsMs, lTsUs, lTsNs:
+	case lDate, lTimeMs, lTimeUs, lTimeNs, lTsMs, lTsUs, lTsNs, lInstantMs, lInstantUs, lInstantNs:
 		if n.kind != aInt && n.kind != aLong {
 			lg = lNone
 		}
@@ -386,15 +386,17 @@ func (c *avroCompiler) annotate(n *avroNode, o map[string]any) {
 	n.logical = lg
 }
 
-// avroLogical maps Avro's own logical types to ours. Local timestamps have
-// no zone and stay plain numbers, as Connect reads them.
+// avroLogical maps Avro's own logical types to ours. Avro's timestamp-*
+// are instants (UTC), unlike the Connect and Debezium timestamps the
+// converters name with connect.name, which are local date-times; Avro's
+// local-timestamp-* stay plain numbers, as Connect reads them.
 var avroLogical = map[string]logical{
 	"decimal":          lDecimal,
 	"date":             lDate,
 	"time-millis":      lTimeMs,
 	"time-micros":      lTimeUs,
-	"timestamp-millis": lTsMs,
-	"timestamp-micros": lTsUs,
-	"timestamp-nanos":  lTsNs,
+	"timestamp-millis": lInstantMs,
+	"timestamp-micros": lInstantUs,
+	"timestamp-nanos":  lInstantNs,
 	"uuid":             lUUID,
 }

@@ -110,6 +110,16 @@ func AppendCanonical(dst []byte, v any) []byte {
 		dst = append(dst, canonInstant)
 		dst = binary.AppendVarint(dst, x.Unix())
 		return binary.AppendVarint(dst, int64(x.Nanosecond()))
+	case LocalDateTime:
+		// As the instant its wall clock names in UTC: the encoding a
+		// timestamp without time zone had when it was decoded as a
+		// time.Time, so IDs stay those of earlier versions.
+		t := time.Time(x)
+		dst = append(dst, canonInstant)
+		dst = binary.AppendVarint(dst, t.Unix())
+		return binary.AppendVarint(dst, int64(t.Nanosecond()))
+	case Infinity:
+		return appendCanonString(dst, canonSpecial, x.String())
 	case Date:
 		dst = append(dst, canonDate)
 		dst = binary.AppendVarint(dst, int64(x.Year))

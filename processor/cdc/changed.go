@@ -126,7 +126,12 @@ func equalValues(a, b any) bool {
 		if ok && x.Scale == y.Scale && x.Unscaled != nil && y.Unscaled != nil {
 			return x.Unscaled.Cmp(y.Unscaled) == 0
 		}
-	case Date, TimeOfDay, UUID, Enum, Unavailable:
+	case LocalDateTime:
+		y, ok := b.(LocalDateTime)
+		if ok {
+			return time.Time(x).Equal(time.Time(y))
+		}
+	case Date, TimeOfDay, UUID, Enum, Unavailable, Infinity:
 		return a == b
 	case *big.Int:
 		y, ok := b.(*big.Int)

@@ -261,7 +261,8 @@ func (c *converter) schemaless(v *fastjson.Value) (any, *convErr) {
 }
 
 // row converts an object into a Row, in the object's order. s is the
-// struct schema, or nil.
+// struct schema, or nil. A key given twice keeps its first position and
+// its last value, as in most JSON parsers: a Row never repeats a name.
 func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 	out := c.a.row(o.Len())
 	var cerr *convErr
@@ -272,11 +273,19 @@ func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 		}
 		var name string
 		var fs *schemaNode
+		// A field found at its schema position is new: positions only
+		// grow. Any other may repeat an earlier one.
+		inOrder := false
 		if s != nil {
 			name, fs = s.field(key, i)
+			inOrder = i < len(s.fields) && s.fields[i].name == name && name != ""
 		}
 		if name == "" {
 			name = c.str(key)
+		}
+		dup := -1
+		if !inOrder {
+			dup = indexOf(out, name)
 		}
 		var x any
 		var err *convErr
@@ -289,6 +298,10 @@ func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 			cerr = err.at(name)
 			return
 		}
+		if dup >= 0 {
+			out[dup].Value = x
+			return
+		}
 		out = append(out, Field{Name: name, Value: x})
 		i++
 	})
@@ -296,6 +309,16 @@ func (c *converter) row(o *fastjson.Object, s *schemaNode) (Row, *convErr) {
 		return nil, cerr
 	}
 	return out, nil
+}
+
+// indexOf is the position of the named field in r, or -1.
+func indexOf(r Row, name string) int {
+	for j := range r {
+		if r[j].Name == name {
+			return j
+		}
+	}
+	return -1
 }
 
 var unavailableBase64 = base64.StdEncoding.EncodeToString([]byte(UnavailablePlaceholder))
@@ -380,11 +403,14 @@ func (c *converter) value(v *fastjson.Value, s *schemaNode) (any, *convErr) {
 		b, _ := v.StringBytes()
 		switch s.logical {
 		case lZonedTs:
-			ts, err := time.Parse(time.RFC3339Nano, unsafeString(b))
-			if err != nil {
+			x, ok := parseZonedTimestamp(b)
+			if !ok {
 				return nil, mismatch("invalid ZonedTimestamp %q", b)
 			}
-			return c.a.boxTime(ts), nil
+			if ts, ok := x.(time.Time); ok {
+				return c.a.boxTime(ts), nil
+			}
+			return x, nil
 		case lJSON:
 			return JSON(b), nil
 		case lUUID:
@@ -498,11 +524,44 @@ func isRangeErr(err error) bool {
 	return ok && ne.Err == strconv.ErrRange
 }
 
-// intLogical applies an integer-based logical type.
+// Debezium's PostgreSQL connector writes infinity and -infinity of a
+// timestamp without time zone and of a date as fixed numbers, all outside
+// the range of PostgreSQL's own dates (4713 BC to 5874897 AD), so they
+// cannot be real values. Measured with Debezium 3.6.1:
+//
+//   - timestamps: PgJDBC's PGStatement.DATE_POSITIVE_INFINITY and
+//     DATE_NEGATIVE_INFINITY (9223372036825200000, -9223372036832400000)
+//     as microseconds (MicroTimestamp), divided by 1000 as milliseconds
+//     (Timestamp, Connect Timestamp);
+//   - dates, streamed: PostgreSQL's own date infinities (INT32 max and
+//     min days since 2000-01-01) moved to the 1970 epoch with int32
+//     overflow: -2147472692 and -2147472691;
+//   - dates, snapshot: what the JDBC driver's infinity dates become:
+//     -622191234 and -625821272.
+const (
+	pgInfinityMicros      = 9223372036825200000
+	pgNegInfinityMicros   = -9223372036832400000
+	pgInfinityMillis      = pgInfinityMicros / 1000
+	pgNegInfinityMillis   = pgNegInfinityMicros / 1000
+	pgInfinityDays        = -2147472692
+	pgNegInfinityDays     = -2147472691
+	pgInfinityDaysJDBC    = -622191234
+	pgNegInfinityDaysJDBC = -625821272
+)
+
+// intLogical applies an integer-based logical type. Connect and Debezium
+// timestamps given as numbers are local date-times (LocalDateTime);
+// Avro's own timestamp-* are instants (time.Time, UTC).
 func (c *converter) intLogical(n int64, s *schemaNode) (any, *convErr) {
 	switch s.logical {
 	case lDate:
-		if n < -1e8 || n > 1e8 {
+		switch n {
+		case pgInfinityDays, pgInfinityDaysJDBC:
+			return PosInfinity, nil
+		case pgNegInfinityDays, pgNegInfinityDaysJDBC:
+			return NegInfinity, nil
+		}
+		if n < math.MinInt32 || n > math.MaxInt32 {
 			return nil, mismatch("date %d days out of range", n)
 		}
 		return DateFromEpochDays(n), nil
@@ -513,14 +572,35 @@ func (c *converter) intLogical(n int64, s *schemaNode) (any, *convErr) {
 	case lTimeNs:
 		return timeOfDay(n, 1)
 	case lTsMs:
-		return c.a.boxTime(time.UnixMilli(n).UTC()), nil
+		switch n {
+		case pgInfinityMillis:
+			return PosInfinity, nil
+		case pgNegInfinityMillis:
+			return NegInfinity, nil
+		}
+		return c.a.boxLocal(unixMilli(n)), nil
 	case lTsUs:
-		return c.a.boxTime(time.UnixMicro(n).UTC()), nil
+		switch n {
+		case pgInfinityMicros:
+			return PosInfinity, nil
+		case pgNegInfinityMicros:
+			return NegInfinity, nil
+		}
+		return c.a.boxLocal(time.UnixMicro(n).UTC()), nil
 	case lTsNs:
+		return c.a.boxLocal(time.Unix(0, n).UTC()), nil
+	case lInstantMs:
+		return c.a.boxTime(unixMilli(n)), nil
+	case lInstantUs:
+		return c.a.boxTime(time.UnixMicro(n).UTC()), nil
+	case lInstantNs:
 		return c.a.boxTime(time.Unix(0, n).UTC()), nil
 	}
 	return c.a.boxInt64(n), nil
 }
+
+// unixMilli is time.UnixMilli in UTC.
+func unixMilli(n int64) time.Time { return time.UnixMilli(n).UTC() }
 
 func timeOfDay(n, unit int64) (any, *convErr) {
 	// 24:00:00 is allowed: PostgreSQL time can hold it.
@@ -532,7 +612,7 @@ func timeOfDay(n, unit int64) (any, *convErr) {
 
 // varDecimal converts io.debezium.data.VariableScaleDecimal, {scale, value}.
 func (c *converter) varDecimal(o *fastjson.Object) (any, *convErr) {
-	sv, vv := o.Get("scale"), o.Get("value")
+	sv, vv := lastGet(o, "scale"), lastGet(o, "value")
 	if sv == nil {
 		return nil, missing("scale")
 	}

@@ -292,8 +292,8 @@ func TestLogicalTypes(t *testing.T) {
 		"num_as_string": `"12.3400"`, "num_as_double": "12.34",
 		"birth": "2022-01-08", "c_date": "1969-12-31",
 		"opens": "09:30:00", "opens_us": "09:30:00.123456", "opens_ns": "09:30:00.123456789", "c_time": "23:59:59.999",
-		"ts": "2024-06-10T09:39:05.678Z", "ts_us_col": "2024-06-10T09:39:05.678901Z",
-		"ts_ns_col": "2024-06-10T09:39:05.678901234Z", "c_ts": "1969-12-31T00:00:00Z",
+		"ts": "2024-06-10T09:39:05.678", "ts_us_col": "2024-06-10T09:39:05.678901",
+		"ts_ns_col": "2024-06-10T09:39:05.678901234", "c_ts": "1969-12-31T00:00:00",
 		"zoned": "2024-06-10T09:39:05.678901+02:00",
 		"uid":   "5f2a7b1c-3d4e-4f60-8a9b-0c1d2e3f4a5b", "raw": `"AAH+/w=="`,
 		"labels": `["x",null,"z"]`, "counts": `{"a":1,"b":null}`, "nothing": "null",
@@ -464,10 +464,21 @@ func TestOpsTransactionsTombstones(t *testing.T) {
 	if v, _ := tomb.Key.Get("id"); v != int64(1004) {
 		t.Errorf("tombstone key = %#v", v)
 	}
-	for _, value := range [][]byte{nil, {}, []byte("null"), []byte(`{"schema":null,"payload":null}`)} {
+	for _, value := range [][]byte{nil, {}, []byte(" \n")} {
 		ev, err := d.Decode("pg.public.customers", []byte(`{"id":1}`), value)
 		if err != nil || !ev.Tombstone || ev.Op != OpDelete {
 			t.Errorf("value %q: %+v %v", value, ev, err)
+		}
+	}
+	// Regression: the JSON text null (bare or as an envelope's payload)
+	// decoded as a tombstone, and `printf null | cdcsync decode` printed
+	// a delete of type ".deleted". A tombstone is a record with no value;
+	// null is a value, and not a change event.
+	for _, value := range [][]byte{[]byte("null"), []byte(`{"schema":null,"payload":null}`)} {
+		_, err := d.Decode("pg.public.customers", []byte(`{"id":1}`), value)
+		var de *DecodeError
+		if !errors.As(err, &de) || !errors.Is(err, ErrMalformed) || !strings.Contains(de.Reason, "JSON null, not a change event") {
+			t.Errorf("value %q: %v, want a malformed-record DecodeError", value, err)
 		}
 	}
 	// A tombstone's ID is stable and differs per key.

@@ -146,7 +146,7 @@ func (d *JSONDecoder) schemaFor(st *decodeState, raw []byte, part string) (*comp
 	if cs == nil {
 		v, err := st.p.ParseBytes(raw)
 		if err != nil {
-			return nil, &DecodeError{Part: part, Path: "schema", Reason: err.Error(), Err: ErrMalformed}
+			return nil, &DecodeError{Part: part, Path: "schema", Reason: syntaxReason(raw, err), Err: ErrMalformed}
 		}
 		var cerr *convErr
 		cs, cerr = compileSchema(v)
@@ -163,6 +163,9 @@ func (d *JSONDecoder) schemaFor(st *decodeState, raw []byte, part string) (*comp
 // parse splits off the envelope when there is one and parses the payload.
 // prefix is the path of the payload inside the document.
 func (d *JSONDecoder) parse(st *decodeState, b []byte, part string) (v *fastjson.Value, cs *compiledSchema, prefix string, err error) {
+	if bytes.HasPrefix(b, utf8BOM) {
+		return nil, nil, "", &DecodeError{Part: part, Reason: "starts with a UTF-8 byte-order mark (EF BB BF); a JSON record must not have one", Err: ErrMalformed}
+	}
 	known := st.lastRaw[slotOf(part)]
 	for _, guess := range [...]bool{true, false} {
 		env, ok := splitEnvelope(b, known, guess)
@@ -184,13 +187,13 @@ func (d *JSONDecoder) parse(st *decodeState, b []byte, part string) (v *fastjson
 			if env.tentative {
 				continue // the payload was not the last member: scan properly
 			}
-			return nil, nil, "", &DecodeError{Part: part, Path: "payload", Reason: perr.Error(), Err: ErrMalformed}
+			return nil, nil, "", &DecodeError{Part: part, Path: "payload", Reason: syntaxReason(env.payload, perr), Err: ErrMalformed}
 		}
 		return v, cs, "payload", nil
 	}
 	v, perr := st.p.ParseBytes(b)
 	if perr != nil {
-		return nil, nil, "", &DecodeError{Part: part, Reason: perr.Error(), Err: ErrMalformed}
+		return nil, nil, "", &DecodeError{Part: part, Reason: syntaxReason(b, perr), Err: ErrMalformed}
 	}
 	return v, nil, "", nil
 }
@@ -249,7 +252,7 @@ func (d *JSONDecoder) decodeKey(st *decodeState, key []byte) (Row, error) {
 // tombstone.
 func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, blk *eventBlock) (bool, error) {
 	ev := &blk.ev
-	if len(bytes.TrimSpace(value)) == 0 || bytes.Equal(bytes.TrimSpace(value), []byte("null")) {
+	if len(bytes.TrimSpace(value)) == 0 {
 		return true, nil
 	}
 	v, cs, prefix, err := d.parse(st, value, "value")
@@ -257,7 +260,9 @@ func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, blk *eventBlock
 		return false, err
 	}
 	if v.Type() == fastjson.TypeNull {
-		return true, nil
+		// Kafka's tombstone is a record without a value; the JSON text
+		// null is a value, and not a change event.
+		return false, &DecodeError{Part: "value", Path: prefix, Reason: "is JSON null, not a change event (a tombstone is a record with no value at all)", Err: ErrMalformed}
 	}
 	if cs == nil {
 		cs = &noSchema
@@ -278,11 +283,56 @@ func (d *JSONDecoder) decodeValue(st *decodeState, value []byte, blk *eventBlock
 
 var noSchema compiledSchema
 
-// fill converts a Debezium envelope payload into ev.
+// The envelope members fill reads, found in one pass.
+const (
+	emOp = iota
+	emSource
+	emBefore
+	emAfter
+	emTsNs
+	emTsUs
+	emTsMs
+	emTransaction
+	emMessage
+	emN
+)
+
+func envelopeMember(k []byte) int {
+	switch string(k) {
+	case "op":
+		return emOp
+	case "source":
+		return emSource
+	case "before":
+		return emBefore
+	case "after":
+		return emAfter
+	case "ts_ns":
+		return emTsNs
+	case "ts_us":
+		return emTsUs
+	case "ts_ms":
+		return emTsMs
+	case "transaction":
+		return emTransaction
+	case "message":
+		return emMessage
+	}
+	return -1
+}
+
+// fill converts a Debezium envelope payload into ev. Of a member given
+// twice, the last counts, as everywhere in the decoder.
 func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSchema, blk *eventBlock) *convErr {
 	ev := &blk.ev
 	c := &st.conv
-	opV := o.Get("op")
+	var m [emN]*fastjson.Value
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if i := envelopeMember(k); i >= 0 {
+			m[i] = v
+		}
+	})
+	opV := m[emOp]
 	if opV == nil || opV.Type() == fastjson.TypeNull {
 		return missing("op")
 	}
@@ -295,7 +345,7 @@ func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSche
 	}
 	ev.Op = Op(opB[0])
 
-	srcV := o.Get("source")
+	srcV := m[emSource]
 	if srcV == nil || srcV.Type() == fastjson.TypeNull {
 		return missing("source")
 	}
@@ -310,41 +360,79 @@ func (d *JSONDecoder) fill(st *decodeState, o *fastjson.Object, cs *compiledSche
 
 	if ev.Op != OpTruncate && ev.Op != OpMessage {
 		var cerr *convErr
-		if ev.Before, cerr = c.state(o.Get("before"), cs.before); cerr != nil {
+		if ev.Before, cerr = c.state(m[emBefore], cs.before); cerr != nil {
 			return cerr.at("before")
 		}
-		if ev.After, cerr = c.state(o.Get("after"), cs.after); cerr != nil {
+		if ev.After, cerr = c.state(m[emAfter], cs.after); cerr != nil {
 			return cerr.at("after")
+		}
+		if cerr := checkSides(ev.Op, ev.Before, ev.After); cerr != nil {
+			return cerr
 		}
 		ev.Changed = c.changed(ev.Before, ev.After)
 	}
 
 	if ev.OccurredAt.IsZero() {
-		t, cerr := timestampOf(o)
+		t, cerr := timestampFrom(m[emTsNs], m[emTsUs], m[emTsMs])
 		if cerr != nil {
 			return cerr
 		}
 		ev.OccurredAt = t
 	}
 
-	if tv := o.Get("transaction"); tv != nil && tv.Type() != fastjson.TypeNull {
+	if tv := m[emTransaction]; tv != nil && tv.Type() != fastjson.TypeNull {
 		if cerr := c.transaction(tv, &blk.tx); cerr != nil {
 			return cerr.at("transaction")
 		}
 		ev.Transaction = &blk.tx
 	}
 	if ev.Op == OpMessage {
-		mv := o.Get("message")
+		mv := m[emMessage]
 		if mv == nil || mv.Type() == fastjson.TypeNull {
 			return missing("message")
 		}
-		m, cerr := c.message(mv)
+		msg, cerr := c.message(mv)
 		if cerr != nil {
 			return cerr.at("message")
 		}
-		ev.Message = m
+		ev.Message = msg
 		if ev.Entity == "" {
-			ev.Entity = m.Prefix
+			ev.Entity = msg.Prefix
+		}
+	}
+	return nil
+}
+
+// checkSides applies the rule of which row states each op carries:
+//
+//   - c (create) and r (snapshot read): an after-state, and no before;
+//   - u (update): an after-state; the before-state is optional (it needs
+//     REPLICA IDENTITY FULL in PostgreSQL, pre-images in MongoDB);
+//   - d (delete): no after-state; the before-state is optional (MongoDB
+//     without pre-images sends none; the record key names the row).
+//
+// Anything else cannot be applied as what its op says, so it is
+// malformed: a permanent *DecodeError, never a silent drop or an empty
+// change. t and m carry no rows and are not checked.
+func checkSides(op Op, before, after Row) *convErr {
+	switch op {
+	case OpCreate, OpRead, OpUpdate:
+		if after == nil {
+			what := "a create"
+			switch op {
+			case OpRead:
+				what = "a snapshot read"
+			case OpUpdate:
+				what = "an update"
+			}
+			return newConvErr(ErrMissingField, "op %q (%s) needs an after-state, but after is null or absent", string(rune(op)), what).at("after")
+		}
+		if before != nil && op != OpUpdate {
+			return malformed("op %q has a before-state; only updates and deletes have one", string(rune(op))).at("before")
+		}
+	case OpDelete:
+		if after != nil {
+			return malformed("op \"d\" (a delete) has an after-state; a delete has none").at("after")
 		}
 	}
 	return nil
@@ -363,7 +451,7 @@ func (c *converter) state(v *fastjson.Value, s *schemaNode) (Row, *convErr) {
 		}
 		doc, err := c.mongo.ParseBytes(b)
 		if err != nil {
-			return nil, malformed("document string is not JSON: %v", err)
+			return nil, malformed("document string is not JSON: %s", syntaxReason(b, err))
 		}
 		o, err := doc.Object()
 		if err != nil {
@@ -396,6 +484,10 @@ func (c *converter) extendedRow(o *fastjson.Object) (Row, *convErr) {
 		x, err := c.extended(v)
 		if err != nil {
 			cerr = err.at(name)
+			return
+		}
+		if j := indexOf(out, name); j >= 0 {
+			out[j].Value = x // the last of a repeated key counts
 			return
 		}
 		out = append(out, Field{Name: name, Value: x})
@@ -483,11 +575,11 @@ var positionFields = map[string][]string{
 // ev.OccurredAt.
 func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convErr {
 	src := &ev.Source
-	// One pass over the block finds the members read below (the first of
-	// duplicates, as Object.Get would).
+	// One pass over the block finds the members read below (the last of
+	// duplicates, as everywhere in the decoder).
 	var vals [skN]*fastjson.Value
 	o.Visit(func(k []byte, v *fastjson.Value) {
-		if i := sourceKey(k); i >= 0 && vals[i] == nil {
+		if i := sourceKey(k); i >= 0 {
 			vals[i] = v
 		}
 	})
@@ -528,7 +620,7 @@ func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convEr
 		pos := c.a.row(len(names))[:len(names)]
 		for i, name := range names {
 			pos[i].Name = name
-			v := o.Get(name)
+			v := lastGet(o, name)
 			if v == nil {
 				continue
 			}
@@ -590,14 +682,9 @@ func sourceKey(k []byte) int {
 	return -1
 }
 
-// timestampOf reads ts_ns, ts_us or ts_ms from o, most precise first. The
-// zero time means none is present.
-func timestampOf(o *fastjson.Object) (time.Time, *convErr) {
-	return timestampFrom(o.Get("ts_ns"), o.Get("ts_us"), o.Get("ts_ms"))
-}
-
-// timestampFrom is timestampOf given the three members' values (nil when
-// absent).
+// timestampFrom reads ts_ns, ts_us or ts_ms, most precise first, given
+// the three members' values (nil when absent). The zero time means none
+// is present.
 func timestampFrom(ns, us, ms *fastjson.Value) (time.Time, *convErr) {
 	for _, f := range [...]struct {
 		name string
@@ -629,7 +716,7 @@ func (c *converter) transaction(v *fastjson.Value, tx *Transaction) *convErr {
 	if err != nil {
 		return mismatch("expected struct, got %s", v.Type())
 	}
-	idV := o.Get("id")
+	idV := lastGet(o, "id")
 	if idV == nil {
 		return missing("id")
 	}
@@ -642,7 +729,7 @@ func (c *converter) transaction(v *fastjson.Value, tx *Transaction) *convErr {
 		name string
 		dst  *int64
 	}{{"total_order", &tx.TotalOrder}, {"data_collection_order", &tx.DataCollectionOrder}} {
-		fv := o.Get(f.name)
+		fv := lastGet(o, f.name)
 		if fv == nil || fv.Type() == fastjson.TypeNull {
 			continue
 		}
@@ -661,14 +748,14 @@ func (c *converter) message(v *fastjson.Value) (*Message, *convErr) {
 		return nil, mismatch("expected struct, got %s", v.Type())
 	}
 	m := &Message{}
-	if pv := o.Get("prefix"); pv != nil && pv.Type() != fastjson.TypeNull {
+	if pv := lastGet(o, "prefix"); pv != nil && pv.Type() != fastjson.TypeNull {
 		b, err := pv.StringBytes()
 		if err != nil {
 			return nil, mismatch("expected string, got %s", pv.Type()).at("prefix")
 		}
 		m.Prefix = string(b)
 	}
-	if cv := o.Get("content"); cv != nil && cv.Type() != fastjson.TypeNull {
+	if cv := lastGet(o, "content"); cv != nil && cv.Type() != fastjson.TypeNull {
 		b, err := cv.StringBytes()
 		if err != nil {
 			return nil, mismatch("expected base64 bytes, got %s", cv.Type()).at("content")
@@ -705,4 +792,17 @@ func fillTombstone(ev *Event, topic string) {
 		src.Table = parts[len(parts)-1]
 	}
 	ev.Entity = src.Table
+}
+
+// lastGet is o.Get(key) with the decoder's rule for a key given twice:
+// the last one counts, as in most JSON parsers (fastjson's Get returns
+// the first).
+func lastGet(o *fastjson.Object, key string) *fastjson.Value {
+	var out *fastjson.Value
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if string(k) == key {
+			out = v
+		}
+	})
+	return out
 }

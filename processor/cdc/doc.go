@@ -17,9 +17,16 @@
 //   - Decimal for org.apache.kafka.connect.data.Decimal and
 //     io.debezium.data.VariableScaleDecimal
 //   - Date for io.debezium.time.Date and org.apache.kafka.connect.data.Date
+//     (any int32 day count, proleptic Gregorian calendar)
 //   - TimeOfDay for io.debezium.time.Time, MicroTime, NanoTime and Connect Time
-//   - time.Time (UTC) for Timestamp, MicroTimestamp, NanoTimestamp, Connect
-//     Timestamp, and ZonedTimestamp (offset kept)
+//   - LocalDateTime, a date-time without a zone, for Timestamp,
+//     MicroTimestamp, NanoTimestamp and Connect Timestamp (PostgreSQL
+//     timestamp, MySQL DATETIME)
+//   - time.Time for ZonedTimestamp (offset kept, ISO 8601 expanded years
+//     read: "+12000-…", "-0043-…") and Avro's own timestamp-* (UTC)
+//   - Infinity for PostgreSQL's infinity and -infinity of a date or a
+//     timestamp: the ZonedTimestamp strings, and the fixed numbers
+//     Debezium writes for the others (see intLogical)
 //   - JSON for io.debezium.data.Json, UUID for io.debezium.data.Uuid, Enum
 //     for io.debezium.data.Enum
 //   - Unavailable for the placeholder Debezium writes for an unchanged
@@ -36,14 +43,32 @@
 // Decimal is then its base64 string, a MicroTimestamp its integer).
 // MongoDB's before and after, JSON strings holding the document, are parsed
 // into Rows, with extended-JSON wrappers such as {"$oid"} and
-// {"$numberLong"} unwrapped. A nil, empty or null value, or an envelope
-// whose payload is null, is a tombstone: Op is OpDelete, Tombstone is set,
-// Key comes from the record key and the source names from the topic.
+// {"$numberLong"} unwrapped. A nil or empty value is a tombstone: Op is
+// OpDelete, Tombstone is set, Key comes from the record key and the
+// source names from the topic. The JSON text null (bare, or as an
+// envelope's payload) is a value and not a change event: a *DecodeError.
+//
+// A key given twice in an object keeps its first position and its last
+// value, as in most JSON parsers (fastjson's Get returns the first): in
+// rows, nested structs, MongoDB documents, the envelope and the source
+// block. So no Row ever repeats a name, and no output repeats a key.
+//
+// Each op must carry the row states it needs: c and r an after-state and
+// no before; u an after-state (the before-state is optional); d no
+// after-state (the before-state is optional: MongoDB without pre-images
+// sends none). Anything else is a *DecodeError.
 //
 // The envelope's schema repeats in every record. The decoder finds the
 // top-level schema and payload spans with a skip scanner, looks the schema
-// text up in a bounded cache of compiled schemas, and parses only the
-// payload.
+// text up in a cache of compiled schemas, and parses only the payload.
+// The cache is bounded by entries (512) and by bytes (32 MiB per decoder:
+// the schema text plus an estimate of its compiled form).
+//
+// # Text forms
+//
+// AppendJSONValue is the one writer of values as JSON, used by
+// Event.MarshalJSON (cdcsync decode), the JSON sink and every MarshalJSON
+// here; format.go and docs/sink-format.md list the forms.
 //
 // # Event IDs
 //
@@ -82,5 +107,7 @@
 // # Errors
 //
 // Every decoding failure is a *DecodeError: permanent, never a panic. It
-// names the record part (key or value), the JSON path, and the reason.
+// names the record part (key or value), the JSON path, and the reason,
+// which says what is wrong first (a byte-order mark, nesting past the
+// parser's 300 levels, the unexpected character and its byte offset).
 package cdc

@@ -3,6 +3,8 @@ package cdc
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Sentinel errors. Every decode failure is a *DecodeError that wraps one of
@@ -75,3 +77,72 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // Permanent marks decode errors as permanent for the processor's
 // error classification.
 func (e *DecodeError) Permanent() bool { return true }
+
+// utf8BOM is the UTF-8 byte-order mark, which RFC 8259 forbids at the
+// start of a JSON text sent over a network.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// syntaxReason turns a fastjson parse error into a reason that says what
+// is wrong first: fastjson writes one "cannot parse ...: " per nesting
+// level before the cause, 14 KB of them for a document nested too deep.
+// It keeps the innermost cause, the kind of value it was in, the byte
+// offset when known and a short excerpt of the rest of the input.
+func syntaxReason(input []byte, err error) string {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "unexpected tail: "); ok {
+		return fmt.Sprintf("unexpected data after the JSON value at byte %d: %s", len(input)-unquotedLen(rest), excerpt(rest))
+	}
+	msg = strings.TrimPrefix(msg, "cannot parse JSON: ")
+	chain, tail, hasTail := strings.Cut(msg, "; unparsed tail: ")
+	segs := strings.Split(chain, ": ")
+	k := -1
+	for i, sg := range segs {
+		if strings.HasPrefix(sg, "cannot parse ") {
+			k = i
+		}
+	}
+	var reason string
+	switch {
+	case k < 0:
+		reason = chain
+	case k == len(segs)-1:
+		reason = segs[k]
+	default:
+		reason = strings.Join(segs[k+1:], ": ") + " (" + strings.TrimPrefix(segs[k], "cannot parse ") + ")"
+	}
+	if strings.HasPrefix(reason, "too big depth for the nested JSON") {
+		reason = "JSON nests deeper than 300 levels, the parser's limit"
+	}
+	if !hasTail {
+		return reason
+	}
+	if n := unquotedLen(tail); n >= 0 {
+		reason += fmt.Sprintf(" at byte %d", len(input)-n)
+	}
+	if tail != `""` {
+		reason += "; the rest is " + excerpt(tail)
+	}
+	return reason
+}
+
+// unquotedLen is the length of the quoted excerpt q of the unparsed input,
+// or -1 when fastjson shortened it (over 80 bytes, "start...end").
+func unquotedLen(q string) int {
+	s, err := strconv.Unquote(q)
+	if err != nil || len(s) > 80 {
+		return -1
+	}
+	return len(s)
+}
+
+// excerpt shortens a quoted excerpt to about 40 bytes of input.
+func excerpt(q string) string {
+	s, err := strconv.Unquote(q)
+	if err != nil {
+		return q
+	}
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strconv.Quote(s)
+}

@@ -81,6 +81,20 @@ func FuzzDecodeKey(f *testing.F) {
 // hostileValues are inputs meant to make a decoder allocate without bound,
 // recurse deeply or divide by nothing.
 var hostileValues = []string{
+	// Duplicate keys, malformed op sides, JSON null, a BOM (issue 9).
+	`{"op":"c","op":"u","source":{"table":"a","table":"b"},"after":{"x":1,"y":2,"x":3},"after":{"x":4,"x":5}}`,
+	`{"op":"c","source":{},"before":{"x":1}}`,
+	`{"op":"u","source":{},"before":null,"after":null}`,
+	`{"op":"d","source":{},"after":{"x":1}}`,
+	`null`,
+	`{"schema":null,"payload":null}`,
+	"\xef\xbb\xbf{\"op\":\"c\"}",
+	`{"op":"c","source":{"connector":"mongodb"},"after":"{\"a\":1,\"a\":{\"$oid\":\"x\"},\"a\":[1]}"}`,
+	// Values PostgreSQL allows that Debezium writes in forms Go does not
+	// parse: infinities, expanded and BC years, sentinels (issue 9).
+	`{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"string","name":"io.debezium.time.ZonedTimestamp","field":"z"},{"type":"int64","name":"io.debezium.time.MicroTimestamp","field":"t"},{"type":"int32","name":"io.debezium.time.Date","field":"d"}],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"z":"+9999999999-12-31T23:59:59.999999999-23:59","t":-9223372036832400000,"d":-2147472691}}}`,
+	`{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"string","name":"io.debezium.time.ZonedTimestamp","field":"z"}],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"z":"-infinity"}}}`,
+	`{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"string","name":"io.debezium.time.ZonedTimestamp","field":"z"}],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"z":"-0000-02-29T00:00:00Z"}}}`,
 	// A scale of 2^31 would make Decimal.String write two billion zeros.
 	`{"schema":{"type":"struct","fields":[{"type":"struct","name":"io.debezium.data.VariableScaleDecimal","fields":[],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"scale":2147483647,"value":"AQ=="}}}`,
 	`{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"999999999"},"field":"p"}],"field":"after"}]},"payload":{"op":"c","source":{},"after":{"p":"AQ=="}}}`,

@@ -3,6 +3,7 @@ package cdc
 import (
 	"strconv"
 	"sync"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -41,13 +42,16 @@ const (
 	lTimeMs             // time of day, milliseconds
 	lTimeUs             // time of day, microseconds
 	lTimeNs             // time of day, nanoseconds
-	lTsMs               // instant, milliseconds since epoch
-	lTsUs               // instant, microseconds since epoch
-	lTsNs               // instant, nanoseconds since epoch
+	lTsMs               // local date-time (no zone), milliseconds since 1970-01-01T00:00
+	lTsUs               // local date-time (no zone), microseconds
+	lTsNs               // local date-time (no zone), nanoseconds
 	lZonedTs            // ISO-8601 string with offset
 	lJSON               // io.debezium.data.Json
 	lUUID               // io.debezium.data.Uuid
 	lEnum               // io.debezium.data.Enum
+	lInstantMs          // Avro's own timestamp-millis: an instant (UTC)
+	lInstantUs          // Avro's own timestamp-micros
+	lInstantNs          // Avro's own timestamp-nanos
 )
 
 var logicalByName = map[string]logical{
@@ -118,6 +122,7 @@ type compiledSchema struct {
 	info SchemaInfo
 	// The schemas of the Debezium envelope's fields, when root is one.
 	before, after, source, transaction, message *schemaNode
+	size                                        int // schemaBytes estimate, for the cache's bound
 }
 
 var typeByName = map[string]ctype{
@@ -139,6 +144,7 @@ func compileSchema(v *fastjson.Value) (*compiledSchema, *convErr) {
 		return nil, err
 	}
 	cs.root = root
+	cs.size = int(unsafe.Sizeof(compiledSchema{})) + schemaBytes(root)
 	cs.info = SchemaInfo{Name: root.name, Version: root.version}
 	if root.typ == tStruct {
 		cs.before = root.fieldNode("before")
@@ -156,7 +162,7 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 		return nil, malformed("schema must be an object, got %s", v.Type())
 	}
 	n := &schemaNode{}
-	tv := o.Get("type")
+	tv := lastGet(o, "type")
 	if tv == nil {
 		return nil, missing("type")
 	}
@@ -169,12 +175,12 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 		return nil, malformed("unknown schema type %q", tb).at("type")
 	}
 	n.typ = t
-	if nv := o.Get("name"); nv != nil && nv.Type() == fastjson.TypeString {
+	if nv := lastGet(o, "name"); nv != nil && nv.Type() == fastjson.TypeString {
 		nb, _ := nv.StringBytes()
 		n.name = string(nb)
 		n.logical = logicalByName[n.name]
 	}
-	if vv := o.Get("version"); vv != nil && vv.Type() == fastjson.TypeNumber {
+	if vv := lastGet(o, "version"); vv != nil && vv.Type() == fastjson.TypeNumber {
 		ver, err := vv.Int()
 		if err == nil {
 			n.version = ver
@@ -202,7 +208,7 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 	}
 	switch t {
 	case tStruct:
-		fv := o.Get("fields")
+		fv := lastGet(o, "fields")
 		if fv == nil {
 			return nil, missing("fields")
 		}
@@ -227,7 +233,7 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 			n.byName[name] = len(n.fields) - 1
 		}
 	case tArray:
-		iv := o.Get("items")
+		iv := lastGet(o, "items")
 		if iv == nil {
 			return nil, missing("items")
 		}
@@ -237,7 +243,7 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 		}
 		n.items = child
 	case tMap:
-		kv, vv := o.Get("keys"), o.Get("values")
+		kv, vv := lastGet(o, "keys"), lastGet(o, "values")
 		if kv == nil {
 			return nil, missing("keys")
 		}
@@ -269,7 +275,7 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 		if t != tInt32 && t != tInt64 {
 			n.logical = lNone
 		}
-	case lTimeUs, lTimeNs, lTsMs, lTsUs, lTsNs:
+	case lTimeUs, lTimeNs, lTsMs, lTsUs, lTsNs, lInstantMs, lInstantUs, lInstantNs:
 		if t != tInt64 && t != tInt32 {
 			n.logical = lNone
 		}
@@ -281,16 +287,29 @@ func compileNode(v *fastjson.Value) (*schemaNode, *convErr) {
 	return n, nil
 }
 
-// maxCachedSchemas bounds the schema cache. Debezium writes one schema per
-// table and schema version, so a few hundred entries cover real workloads;
-// past the bound an arbitrary entry is evicted.
-const maxCachedSchemas = 512
+// The schema cache's bounds. Debezium writes one schema per table and
+// schema version, so a few hundred entries cover real workloads. The
+// bytes bound is what keeps memory in check: an envelope schema repeats
+// the whole row struct twice (before and after), and a wide table's can
+// be hundreds of kilobytes; 120 envelopes of 424 KB once kept 238 MB
+// live. An entry costs its text (the map key) plus an estimate of its
+// compiled form (schemaBytes). Past either bound arbitrary entries are
+// evicted; a schema costing more than the whole byte bound is compiled
+// but not cached (each decoding goroutine still keeps the last schema it
+// saw, so a run of such records is compiled once per goroutine).
+const (
+	maxCachedSchemas     = 512
+	maxCachedSchemaBytes = 32 << 20 // 32 MiB per decoder
+)
 
 // schemaCache maps the raw text of an envelope schema to its compiled form,
 // so the schema repeated in every record is parsed once.
 type schemaCache struct {
-	mu sync.RWMutex
-	m  map[string]*compiledSchema
+	mu    sync.RWMutex
+	m     map[string]*compiledSchema
+	bytes int // sum of cost over m
+	// maxBytes overrides maxCachedSchemaBytes in tests; 0 means the default.
+	maxBytes int
 }
 
 func (c *schemaCache) get(raw []byte) *compiledSchema {
@@ -300,17 +319,59 @@ func (c *schemaCache) get(raw []byte) *compiledSchema {
 	return cs
 }
 
+// cost is what an entry for raw keeps live, in bytes.
+func cost(raw []byte, cs *compiledSchema) int { return len(raw) + cs.size }
+
 func (c *schemaCache) put(raw []byte, cs *compiledSchema) {
+	limit := c.maxBytes
+	if limit == 0 {
+		limit = maxCachedSchemaBytes
+	}
+	n := cost(raw, cs)
+	if n > limit {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = make(map[string]*compiledSchema)
 	}
-	if len(c.m) >= maxCachedSchemas {
-		for k := range c.m {
-			delete(c.m, k)
+	if old, ok := c.m[string(raw)]; ok {
+		c.bytes -= cost(raw, old)
+		delete(c.m, string(raw))
+	}
+	for k, v := range c.m {
+		if len(c.m) < maxCachedSchemas && c.bytes+n <= limit {
 			break
 		}
+		c.bytes -= len(k) + v.size
+		delete(c.m, k)
 	}
 	c.m[string(raw)] = cs
+	c.bytes += n
+}
+
+// stats reports the number of entries and their cost, for tests.
+func (c *schemaCache) stats() (entries, bytes int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m), c.bytes
+}
+
+// schemaBytes estimates the memory of a compiled schema tree: its nodes,
+// their names, struct field slices and name maps.
+func schemaBytes(n *schemaNode) int {
+	if n == nil {
+		return 0
+	}
+	size := int(unsafe.Sizeof(schemaNode{})) + len(n.name)
+	if len(n.fields) > 0 {
+		// The fields slice, and byName: a map entry is a string header,
+		// an int and about as much again of bucket overhead.
+		size += len(n.fields) * (int(unsafe.Sizeof(schemaField{})) + 48)
+		for _, f := range n.fields {
+			size += len(f.name) + schemaBytes(f.node)
+		}
+	}
+	return size + schemaBytes(n.items) + schemaBytes(n.keys) + schemaBytes(n.values)
 }

@@ -2,7 +2,6 @@ package cdc
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/big"
 	"strings"
@@ -12,8 +11,9 @@ import (
 // Number is the exact text of a JSON number decoded without a schema.
 type Number string
 
-// MarshalJSON writes the number text unchanged.
-func (n Number) MarshalJSON() ([]byte, error) { return []byte(n), nil }
+// MarshalJSON writes the number text unchanged (a string if it is not a
+// JSON number).
+func (n Number) MarshalJSON() ([]byte, error) { return AppendJSONValue(nil, n), nil }
 
 // Decimal is an exact decimal: Unscaled × 10^-Scale.
 type Decimal struct {
@@ -49,7 +49,7 @@ func (d Decimal) String() string {
 }
 
 // MarshalJSON writes the decimal as a JSON number in plain notation, exact.
-func (d Decimal) MarshalJSON() ([]byte, error) { return []byte(d.String()), nil }
+func (d Decimal) MarshalJSON() ([]byte, error) { return AppendJSONValue(nil, d), nil }
 
 // Date is a calendar date without a zone.
 type Date struct {
@@ -58,17 +58,24 @@ type Date struct {
 	Day   int
 }
 
-// DateFromEpochDays converts days since 1970-01-01.
+// DateFromEpochDays converts days since 1970-01-01 (proleptic Gregorian
+// calendar, any int32 day count).
 func DateFromEpochDays(days int64) Date {
 	t := time.Unix(days*86400, 0).UTC()
 	return Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
 }
 
-// String is the ISO-8601 form, 2006-01-02.
-func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day) }
+// EpochDays is the number of days since 1970-01-01.
+func (d Date) EpochDays() int64 {
+	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC).Unix() / 86400
+}
 
-// MarshalJSON writes the ISO-8601 date as a JSON string.
-func (d Date) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+// String is the ISO 8601 form, 2006-01-02, with expanded years outside
+// 0000..9999: +12000-01-01, -0043-03-15.
+func (d Date) String() string { return string(appendDate(nil, d.Year, d.Month, d.Day)) }
+
+// MarshalJSON writes the ISO 8601 date as a JSON string.
+func (d Date) MarshalJSON() ([]byte, error) { return AppendJSONValue(nil, d), nil }
 
 // TimeOfDay is a wall-clock time as the duration since midnight.
 type TimeOfDay time.Duration
@@ -90,21 +97,13 @@ func (t TimeOfDay) String() string {
 }
 
 // MarshalJSON writes the time as a JSON string.
-func (t TimeOfDay) MarshalJSON() ([]byte, error) { return []byte(`"` + t.String() + `"`), nil }
+func (t TimeOfDay) MarshalJSON() ([]byte, error) { return AppendJSONValue(nil, t), nil }
 
 // JSON is the raw text of an io.debezium.data.Json value.
 type JSON string
 
 // MarshalJSON embeds the JSON text as is; invalid text is written as a string.
-func (j JSON) MarshalJSON() ([]byte, error) {
-	if j == "" {
-		return []byte("null"), nil
-	}
-	if !json.Valid([]byte(j)) {
-		return json.Marshal(string(j))
-	}
-	return []byte(j), nil
-}
+func (j JSON) MarshalJSON() ([]byte, error) { return AppendJSONValue(nil, j), nil }
 
 // UUID is an io.debezium.data.Uuid value.
 type UUID [16]byte
@@ -129,7 +128,7 @@ func (u UUID) String() string {
 }
 
 // MarshalJSON writes the canonical form as a JSON string.
-func (u UUID) MarshalJSON() ([]byte, error) { return []byte(`"` + u.String() + `"`), nil }
+func (u UUID) MarshalJSON() ([]byte, error) { return AppendJSONValue(nil, u), nil }
 
 // Enum is an io.debezium.data.Enum value.
 type Enum string
@@ -143,6 +142,4 @@ const UnavailablePlaceholder = "__debezium_unavailable_value"
 
 // MarshalJSON writes the placeholder text, so downstream tools that know
 // Debezium recognise it.
-func (Unavailable) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + UnavailablePlaceholder + `"`), nil
-}
+func (u Unavailable) MarshalJSON() ([]byte, error) { return AppendJSONValue(nil, u), nil }
