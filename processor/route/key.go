@@ -99,6 +99,11 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 			dst = x.AppendFormat(dst, time.RFC3339Nano)
 			return append(dst, '"'), nil
 		}
+		if x.Year() < 0 || x.Year() > 9999 {
+			// Debezium's "+12000-…" and BC instants: the sink's own
+			// text, which encoding/json refuses.
+			return append(append(append(dst, '"'), cdc.FormatTime(x)...), '"'), nil
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -181,3 +181,22 @@ func BenchmarkKeyEncodingJSONBaseline(b *testing.B) {
 		}
 	}
 }
+
+// Regression: a timestamptz key in year 12000 or BC (which PostgreSQL
+// allows and Debezium sends as "+12000-…") failed in encoding/json, so the
+// change went to the DLQ as an unencodable key.
+func TestKeyExtendedYears(t *testing.T) {
+	for _, c := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), `{"at":"+12000-01-01T00:00:00Z"}`},
+		{time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC), `{"at":"-0043-03-15T12:00:00Z"}`},
+	} {
+		ev := &cdc.Event{After: cdc.Row{{Name: "at", Value: c.t}}}
+		got, err := Key(ev, []string{"at"})
+		if err != nil || string(got) != c.want {
+			t.Errorf("Key(%v) = %s, %v; want %s", c.t, got, err, c.want)
+		}
+	}
+}
