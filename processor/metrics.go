@@ -91,7 +91,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdcsync_lag_seconds", Help: "Age of the last record processed, by its Kafka timestamp.",
 		}, []string{"topology", "topic", "partition"}),
 		ledgerKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cdcsync_ledger_keys", Help: "Event IDs held in memory by the dedup ledger.",
+			Name: "cdcsync_ledger_keys", Help: "Event IDs and row states held in memory by the dedup ledger.",
 		}, []string{"topology", "partition"}),
 		restore: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "cdcsync_ledger_restore_seconds", Help: "Time to restore one ledger partition.",

@@ -13,7 +13,6 @@ import (
 	"github.com/cdcsync/cdcsync/processor/authority"
 	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/dlq"
-	"github.com/cdcsync/cdcsync/processor/ledger"
 	"github.com/cdcsync/cdcsync/processor/route"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -107,8 +106,9 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		return
 	}
 
+	row := c.rowOf(msg.Topic, ev)
 	c.ps.mu.Lock()
-	seen := c.ps.idx.Seen(ev.ID)
+	seen := c.duplicate(ev, &row, msg.Offset)
 	c.ps.mu.Unlock()
 	if seen {
 		p.stats.Duplicates.Add(1)
@@ -167,22 +167,8 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		value = appendSinkValue(make([]byte, 0, 512), ev, d.Fields)
 	}
 
-	now := p.now()
-	entry := ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset, Content: c.contentID(ev)}
-	lb := make([]byte, ledger.KeySize, ledger.KeySize+ledger.ValueSizeContent)
-	copy(lb, ev.ID[:])
-	lb = ledger.AppendValue(lb, entry)
-	led := &sarama.ProducerMessage{
-		Topic:     p.ledgerTopic,
-		Partition: msg.Partition,
-		Key:       sarama.ByteEncoder(lb[:ledger.KeySize:ledger.KeySize]),
-		Value:     sarama.ByteEncoder(lb[ledger.KeySize:]),
-	}
 	c.ps.mu.Lock()
-	c.ps.idx.Add(ev.ID, now)
-	if !entry.Content.IsZero() {
-		c.ps.idx.Add(entry.Content, now)
-	}
+	led := c.ledgerRecord(ev, &row, msg)
 	c.ps.mu.Unlock()
 
 	var outs []*sarama.ProducerMessage
@@ -210,29 +196,6 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	}
 	c.process.Observe(since(start))
 	c.em.emit(r, led, outs...)
-}
-
-// contentID is the ID a snapshot row with ev's after-state would get. It is
-// recorded in the ledger with inserts and updates keyed by position, so a
-// re-snapshot after streaming changes is recognised as already applied.
-// It is zero when it would add nothing: snapshot rows and content-keyed
-// topologies already use it as their ID, and an after-state with an
-// unavailable (unchanged TOASTed) column is not the full row a snapshot
-// reads.
-func (c *claimCtx) contentID(ev *cdc.Event) cdc.ID {
-	if (ev.Op != cdc.OpCreate && ev.Op != cdc.OpUpdate) || ev.After == nil || c.p.plan.Dedup().Key != topology.DedupPosition {
-		return cdc.ID{}
-	}
-	for i := range ev.After {
-		if _, ok := ev.After[i].Value.(cdc.Unavailable); ok {
-			return cdc.ID{}
-		}
-	}
-	id, err := cdc.ComputeID(ev, cdc.IDContent, "")
-	if err != nil || id == ev.ID {
-		return cdc.ID{}
-	}
-	return id
 }
 
 // Header keys of sink records; sarama only reads them.
@@ -276,6 +239,11 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 	p := c.p
 	p.stats.Tombstones.Add(1)
 	if p.plan.Tombstones() == topology.TombstonesDrop {
+		c.em.skip(r)
+		return
+	}
+	if c.staleTombstone(r.src.Topic, ev, r.offset) {
+		p.stats.Duplicates.Add(1)
 		c.em.skip(r)
 		return
 	}

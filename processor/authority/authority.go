@@ -80,19 +80,22 @@ func (r *Rules) Policy() Policy { return r.policy }
 // Decision is the outcome of Apply for one event.
 type Decision struct {
 	// Keep is false when the event must not reach the sink: nothing the
-	// source system owns changed (an echo, or a no-op), or a delete,
-	// tombstone or truncate from a system that does not own the entity.
+	// source system owns changed (an echo, or a no-op) and it is not an
+	// insert from the entity's owner, or a delete, tombstone or truncate
+	// from a system that does not own the entity.
 	Keep bool
-	// Fields are the owned changed fields to write, in Event.Changed order.
-	// Key fields are never listed.
+	// Fields are the owned changed fields to write, in Event.Changed order;
+	// for an insert from the entity's owner, every owned field, NULL ones
+	// included. Key fields are never listed.
 	Fields []string
 	// Dropped are the changed fields the source system does not own, in
 	// Event.Changed order. Count them as authority-dropped.
 	Dropped []string
 	// Violation is true when the policy is DLQ and the change touched both
-	// owned and unowned fields: the whole record goes to the DLQ instead
-	// of the sink. A change of unowned fields only (Keep false) is never a
-	// violation: it cannot be told apart from an echo.
+	// owned and unowned fields (an insert's NULLs touch nothing): the
+	// whole record goes to the DLQ instead of the sink. A change of
+	// unowned fields only is never a violation: it cannot be told apart
+	// from an echo.
 	Violation bool
 
 	buf []string // backing array of Fields and Dropped, reused by ApplyInto
@@ -121,9 +124,9 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 		return
 	}
 	noBefore := ev.Before == nil && (ev.Op == cdc.OpCreate || ev.Op == cdc.OpRead)
-	// The entity's owner creating a row with no non-null field besides
-	// the key (a key-only table, or every column NULL) is a real change,
-	// not an echo: an echo of a sync write sets the other system's fields.
+	// An insert from the entity's owner creates the entity: it passes with
+	// its key and all its owned fields, NULL ones included, whatever else
+	// it sets (see the package documentation for the whole rule).
 	ownerCreates := noBefore && ev.SourceSystem == r.defaultOwner
 	n := len(ev.Changed)
 	if n == 0 {
@@ -136,7 +139,9 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 	}
 	buf = buf[:n]
 	// Owned fields fill buf from the front, dropped ones from the back.
-	nf, nd := 0, 0
+	// touched counts the owned fields the change set (not the NULLs of an
+	// insert): a violation needs an owned and an unowned field touched.
+	nf, nd, touched := 0, 0, 0
 	hint := 0
 	for _, name := range ev.Changed {
 		if isKey(ev.Key, name) {
@@ -145,17 +150,27 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 		var v any
 		var present bool
 		v, present, hint = find(ev.After, name, hint)
+		owned := r.Owner(name) == ev.SourceSystem
+		null := false
 		if present {
 			if _, ok := v.(cdc.Unavailable); ok {
 				continue
 			}
+			// An insert's NULL is no change: the row was created without
+			// the field. Only the owner's create writes its owned NULLs.
 			if v == nil && noBefore {
-				continue
+				if !ownerCreates || !owned {
+					continue
+				}
+				null = true
 			}
 		}
-		if r.Owner(name) == ev.SourceSystem {
+		if owned {
 			buf[nf] = name
 			nf++
+			if !null {
+				touched++
+			}
 		} else {
 			nd++
 			buf[n-nd] = name
@@ -169,10 +184,11 @@ func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 	if nd > 0 {
 		d.Dropped = dropped
 	}
-	d.Keep = nf > 0 || (ownerCreates && nd == 0)
+	d.Keep = nf > 0 || ownerCreates
 	// A change of unowned fields only is indistinguishable from the echo
-	// of a sync write, so it is dropped quietly even under DLQ.
-	d.Violation = d.Keep && nd > 0 && r.policy == DLQ
+	// of a sync write, so it is never a violation: dropped quietly, or,
+	// for the owner's insert, passed with its owned fields.
+	d.Violation = touched > 0 && nd > 0 && r.policy == DLQ
 }
 
 func isKey(key cdc.Row, name string) bool {

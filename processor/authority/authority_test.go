@@ -2,6 +2,7 @@ package authority
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -40,12 +41,16 @@ func TestApplyOwnerCreatesEmptyRow(t *testing.T) {
 		if d := r.Apply(keyOnly); !d.Keep {
 			t.Errorf("op %c: key-only row from the entity owner dropped", op)
 		}
-		// The echo of a row the other system created sets its fields only.
-		echo := &cdc.Event{Op: op, SourceSystem: "erp", Key: key,
+		// Regression (issue 9, item 5): an insert from the entity owner
+		// whose only non-NULL field belongs to another system was dropped
+		// as an echo, while an all-NULL one passed. The owner's insert
+		// creates the entity: it passes with its owned fields.
+		foreign := &cdc.Event{Op: op, SourceSystem: "erp", Key: key,
 			After:   cdc.Row{{Name: "id", Value: int64(3)}, {Name: "email", Value: "a@x"}, {Name: "price", Value: nil}},
 			Changed: []string{"id", "email", "price"}}
-		if d := New(map[string]string{"email": "crm"}, "erp", DropField).Apply(echo); d.Keep {
-			t.Errorf("op %c: echo of a CRM-created row kept", op)
+		d := New(map[string]string{"email": "crm"}, "erp", DropField).Apply(foreign)
+		if !d.Keep || !reflect.DeepEqual(d.Fields, []string{"price"}) || !reflect.DeepEqual(d.Dropped, []string{"email"}) {
+			t.Errorf("op %c: owner's insert with only a foreign field set: %+v", op, d)
 		}
 		// A system that does not own the entity creates nothing by itself.
 		if d := New(nil, "crm", DropField).Apply(ev); d.Keep {
@@ -134,8 +139,9 @@ func TestApply(t *testing.T) {
 			want: Decision{Keep: true, Fields: []string{"phone"}},
 		},
 		{
-			// CRM created the contact, sync inserted it into ERP with only
-			// email set; ERP's insert event must not come back.
+			// CRM (the entity owner) created the contact, sync inserted it
+			// into ERP with only email set; ERP's insert event must not
+			// come back.
 			name: "echo of a sync-created row is dropped",
 			ev: cdc.Event{Op: cdc.OpCreate, SourceSystem: "erp", Key: key42,
 				After:   row("contact_id", int64(42), "email", "a@x", "phone", nil, "address", nil),
@@ -143,10 +149,10 @@ func TestApply(t *testing.T) {
 			want: Decision{Keep: false, Dropped: []string{"email"}},
 		},
 		{
-			name: "snapshot read skips nil fields too",
+			name: "snapshot read from the entity owner writes its owned NULLs",
 			ev: cdc.Event{Op: cdc.OpRead, SourceSystem: "crm", Key: key42,
 				After: row("email", nil, "name", "n"), Changed: []string{"email", "name"}},
-			want: Decision{Keep: true, Fields: []string{"name"}},
+			want: Decision{Keep: true, Fields: []string{"email", "name"}},
 		},
 		{
 			name: "update without before-image keeps set-to-null",
@@ -332,5 +338,127 @@ func BenchmarkApplyInto(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.ApplyInto(ev, &d)
+	}
+}
+
+// TestApplyCombinations is the whole authority rule (issue 9, item 5):
+// entity owner or not × owned fields only / foreign only / mixed / all
+// NULL × c, r, u, d × drop_field and dlq. ERP owns the entity, phone and
+// address; CRM owns email and name.
+func TestApplyCombinations(t *testing.T) {
+	rules := func(p Policy) *Rules { return New(map[string]string{"email": "crm", "name": "crm"}, "erp", p) }
+	owned := map[string][]string{"erp": {"phone", "address"}, "crm": {"email", "name"}}
+	foreign := map[string][]string{"erp": {"email", "name"}, "crm": {"phone", "address"}}
+	all := []string{"phone", "address", "email", "name"}
+	// set returns the non-key fields with the named ones non-NULL.
+	set := func(names ...string) cdc.Row {
+		r := row("id", int64(7))
+		for _, f := range all {
+			var v any
+			for _, n := range names {
+				if n == f {
+					v = "v-" + f
+				}
+			}
+			r = append(r, cdc.Field{Name: f, Value: v})
+		}
+		return r
+	}
+	full := func() cdc.Row { // a before-image with every field set to an old value
+		r := row("id", int64(7))
+		for _, f := range all {
+			r = append(r, cdc.Field{Name: f, Value: "old-" + f})
+		}
+		return r
+	}
+	type want struct {
+		keep             bool
+		fields, dropped  []string
+		violationFromDLQ bool // the same change under dlq is a Violation
+	}
+	for _, src := range []string{"erp", "crm"} {
+		isOwner := src == "erp"
+		own, other := owned[src], foreign[src]
+		for _, combo := range []string{"owned only", "foreign only", "mixed", "all NULL"} {
+			var names []string
+			switch combo {
+			case "owned only":
+				names = own
+			case "foreign only":
+				names = other
+			case "mixed":
+				names = append(append([]string{}, own...), other...)
+			}
+			// Inserts and snapshot rows.
+			var ins want
+			switch {
+			case isOwner: // creates the entity: every owned field, NULLs too
+				ins = want{keep: true, fields: own}
+				if combo == "foreign only" || combo == "mixed" {
+					ins.dropped = other
+				}
+				ins.violationFromDLQ = combo == "mixed"
+			case combo == "owned only":
+				ins = want{keep: true, fields: own}
+			case combo == "foreign only":
+				ins = want{dropped: other}
+			case combo == "mixed":
+				ins = want{keep: true, fields: own, dropped: other, violationFromDLQ: true}
+			case combo == "all NULL":
+				ins = want{}
+			}
+			// Updates with a before-image: the named fields changed to a
+			// new value; under "all NULL" every field changed to NULL.
+			upd := want{}
+			var changed []string
+			var after cdc.Row
+			switch combo {
+			case "owned only":
+				upd, changed, after = want{keep: true, fields: own}, own, set(names...)
+			case "foreign only":
+				upd, changed, after = want{dropped: other}, other, set(names...)
+			case "mixed":
+				upd, changed, after = want{keep: true, fields: own, dropped: other, violationFromDLQ: true}, names, set(names...)
+			case "all NULL":
+				upd, changed, after = want{keep: true, fields: own, dropped: other, violationFromDLQ: true}, all, set()
+			}
+			if combo != "all NULL" {
+				// Fields not named keep their old value in the update.
+				after = full()
+				for i := range after {
+					for _, n := range names {
+						if after[i].Name == n {
+							after[i].Value = "new-" + n
+						}
+					}
+				}
+			}
+			cases := []struct {
+				op cdc.Op
+				ev cdc.Event
+				w  want
+			}{
+				{cdc.OpCreate, cdc.Event{Op: cdc.OpCreate, After: set(names...), Changed: append([]string{"id"}, all...)}, ins},
+				{cdc.OpRead, cdc.Event{Op: cdc.OpRead, After: set(names...), Changed: append([]string{"id"}, all...)}, ins},
+				{cdc.OpUpdate, cdc.Event{Op: cdc.OpUpdate, Before: full(), After: after, Changed: changed}, upd},
+				// A delete is entity-level, whatever its before-image holds.
+				{cdc.OpDelete, cdc.Event{Op: cdc.OpDelete, Before: set(names...), Changed: append([]string{"id"}, all...)}, want{keep: isOwner}},
+			}
+			for _, c := range cases {
+				for _, pol := range []Policy{DropField, DLQ} {
+					name := fmt.Sprintf("%s/%s/%c/%s", map[bool]string{true: "owner", false: "non-owner"}[isOwner], combo, c.op, pol)
+					t.Run(name, func(t *testing.T) {
+						ev := c.ev
+						ev.SourceSystem, ev.Key = src, row("id", int64(7))
+						got := rules(pol).Apply(&ev)
+						w := Decision{Keep: c.w.keep, Fields: c.w.fields, Dropped: c.w.dropped, Violation: pol == DLQ && c.w.violationFromDLQ}
+						got.buf = nil
+						if !reflect.DeepEqual(got, w) {
+							t.Errorf("Apply = %+v\n          want %+v", got, w)
+						}
+					})
+				}
+			}
+		}
 	}
 }

@@ -20,21 +20,45 @@
 //
 // # Rules
 //
-//   - Key fields (the names in Event.Key) are never subject to authority
-//     and are never among the fields to write; the sink key carries them.
-//   - A field is changed when it is in Event.Changed. Without a
-//     before-image, on an insert or snapshot read, a field whose After value
-//     is nil is not changed: the row was created without it. So the echo of
-//     a sync-created row, which sets only the other system's fields, is
-//     dropped. (An update without a before-image keeps nil as a change: it
-//     may be a real set-to-null.)
-//   - A cdc.Unavailable value (an unchanged TOASTed column) is never
-//     changed.
-//   - Deletes, tombstones and truncates are entity-level: they are kept only
-//     when the source system owns the entity, which we define as being the
-//     default owner. They are never violations and report no fields: a
-//     delete echoed back from the non-owning system is simply dropped.
-//   - op=m (logical decoding messages) pass through with no fields.
+// The entity's owner is authority.default_owner. "Owned" fields are those
+// the source system owns; "foreign" fields the others. Key fields (the
+// names in Event.Key) are never subject to authority and never among the
+// fields to write: the sink key carries them. A cdc.Unavailable value (an
+// unchanged TOASTed column) is never changed.
+//
+// One rule: a change passes with the owned fields it set; the foreign
+// fields it set are dropped (Dropped); a change that set no owned field
+// is dropped whole, as an echo, unless it is an insert from the entity's
+// owner, which creates the entity and so always passes, with its key and
+// every owned field, NULL ones included. What "set" means depends on the
+// op:
+//
+//   - Insert (c) and snapshot row (r), no before-image: a non-NULL field is
+//     set; a NULL is not (the row was created without it), so the echo of
+//     a row the other system created, which sets only that system's
+//     fields, sets nothing owned.
+//   - Update (u): a field in Event.Changed is set, NULL included (a real
+//     set-to-null). Without a before-image every field is in Changed.
+//   - Delete (d), tombstone, truncate (t): entity-level, no fields: they
+//     pass only from the entity's owner. op=m passes with no fields.
+//
+// The combinations, for a policy of drop_field (Keep, Fields / Dropped):
+//
+//	               owned only        foreign only        mixed               all NULL
+//	c, r  owner    keep: all owned   keep: all owned     keep: all owned     keep: all owned
+//	                                 (NULL) / foreign    / foreign           (NULL)
+//	c, r  other    keep: owned set   drop (echo) /       keep: owned set /   drop (nothing
+//	                                 foreign             foreign             owned set)
+//	u     either   keep: owned       drop (echo) /       keep: owned /       NULLs are changes:
+//	               changed           foreign             foreign             as the fields set
+//	d, t  owner    keep, no fields (whatever the row holds)
+//	d, t  other    drop
+//
+// (An update that set every field to NULL is "mixed": owned and foreign
+// fields changed.) Under dlq the same, except that a change which set owned AND foreign
+// fields (the "mixed" column; an insert's NULLs set nothing) is a
+// Violation and goes to the DLQ whole. A change of foreign fields only is
+// never a violation: it cannot be told apart from an echo.
 //
 // # Policies
 //
@@ -42,7 +66,9 @@
 // changed fields and drops the rest. DLQ (topology value dlq) reports
 // Violation when a change touched owned and unowned fields together, and
 // the caller sends the whole record to the DLQ instead of the sink. A
-// change of unowned fields only is dropped quietly under both policies:
-// it looks exactly like the echo of the other system's sync write, and
-// sending echoes to the DLQ would fill it in every two-way sync.
+// change of unowned fields only is never a violation under either
+// policy: it looks exactly like the echo of the other system's sync
+// write, and sending echoes to the DLQ would fill it in every two-way
+// sync. It is dropped quietly, unless it is the owner's insert, which
+// passes with its owned fields.
 package authority

@@ -20,17 +20,64 @@
 //
 // # Records
 //
-// Key: the 16 raw bytes of the cdc.ID (EncodeKey). Value (EncodeValue), 17
-// bytes, big-endian:
+// Key: the 16 raw bytes of the cdc.ID (EncodeKey). Value (EncodeValue),
+// big-endian:
 //
-//	offset 0  version        1 byte, currently 1
+//	offset 0  version        1 byte: 1, 2 or 3
 //	offset 1  first seen     int64, unix milliseconds
 //	offset 9  source offset  int64, the offset of the record on the source partition
+//	version 2 (17+16 bytes, read but no longer written):
+//	offset 17 content ID     a second ID to remember
+//	version 3 (17+33 bytes):
+//	offset 17 flags          bits 0-1 the RowState, bit 7 "row only"
+//	offset 18 row key        RowKeyOf: source topic + primary key
+//	offset 34 row content    the after-state's content ID (zero unless present)
 //
 // A nil value is a tombstone: "forget this ID". Compaction keeps the newest
 // record per ID; retention deletes records older than the window. Decoding
 // errors are package-level values (ErrBadKey, ErrBadValue,
 // ErrUnknownVersion); a value with a newer version is never half read.
+//
+// # Row states: the latest applied content of a row
+//
+// A snapshot row (op=r) has no position of its own: its ID is a content ID,
+// the hash of its key and after-state, and so is every event's under
+// dedup.key: content. Such an event is a duplicate only when it equals the
+// LATEST state already applied for its row, not any earlier one: a row that
+// went A -> B and back to A while the connector was stopped arrives as a
+// snapshot row A and must be applied. Version-2 ledgers remembered the
+// content ID of every state as an ID, and dropped it.
+//
+// So every change of a keyed row (c, u, d, r; not truncates, messages,
+// keyless tables or dedup.key: field) records in version 3 the row key and
+// the state it leaves: RowPresent with the after-state's content ID (the
+// ID a snapshot row of that state gets), RowDeleted, or RowUnknown when an
+// unchanged TOASTed column came as "unavailable" and the full state is not
+// known (it then equals nothing). Streamed changes (position IDs) keep their
+// ID as well; snapshot rows and content-keyed changes are "row only".
+// Index.RowApplied then answers, for a change of row K at source offset o:
+// applied when it leaves K exactly in its latest state, or when o is at or
+// below the offset of the change that set that state (a redelivery, or an
+// older record overtaken: the records of one key are in one partition, in
+// order). Without a live state for K (never seen within the window, or a
+// version-1/2 ledger) the caller falls back to the ID set, which holds the
+// content IDs version-2 records carried: an upgrade keeps its dedup.
+// Tombstones skip the ledger, but one older than K's latest applied change
+// is a redelivery and is dropped (it would delete a re-inserted row).
+//
+// Restore folds the partition in log order, so the last record of a row
+// wins: the latest applied state, as the ledger writes are ordered like the
+// outputs of one key. Row states expire with the window like IDs; an
+// expired state is not known. Under exactly-once, Mark, Commit and
+// Rollback journal row states too.
+//
+// Limits: source offsets are the identity of a redelivery, so a source
+// topic that is deleted and recreated must get a new ledger too (as for a
+// partition-count change), or snapshot rows at offsets below the old ones
+// are taken as redeliveries until the window passes. A truncate does not
+// reset row states (its keys are in every partition); a row deleted by a
+// streamed TRUNCATE and re-inserted with identical content while the
+// connector is stopped is dropped by a re-snapshot within the window.
 //
 // A ledger record is written only together with the outputs of the record it
 // names (design §5, §8): under at-least-once after the outputs are acked,
@@ -46,9 +93,24 @@
 // 7/16 and 7/8 full: 23 to 46 bytes per key, measured 41.9 bytes/key at 1M
 // keys and 45.7 right after a growth (TestIndexMemory,
 // BenchmarkIndexMemory1M). During a growth the old and new arrays coexist
-// for a moment (about 69 bytes/key at that peak). Expire drops entries older
+// for a moment (about 69 bytes/key at that peak).
+//
+// Row states live in a second table of the same kind with 26-byte slots
+// (byte arrays, no padding): the first 8 bytes of the row key, a 64-bit
+// fingerprint of the state (the first 8 bytes of the content ID, or a
+// reserved value for deleted and unknown), the 48-bit source offset that
+// set it, and the uint32 time it was set. 30 to 59 bytes per row, measured
+// 54.5 at 1M rows and 59.4 right after a growth (TestRowMemory,
+// BenchmarkRowMemory1M), within the 64-byte budget per key held. One row
+// costs one slot however often it changes; the 128-bit content IDs that
+// version 2 added to the ID set per change are no longer held. 64 bits are
+// enough: two different states of one row look equal with probability
+// 2^-64; two rows of one partition share a slot with probability about
+// n²/2^65 (3e-8 at 1M rows), which costs a re-emitted snapshot row, or the
+// drop of a redelivered record of the other row whose offset is older.
+// Offsets of 2^48 and above are not compared. Expire drops entries older
 // than the window and shrinks the table when it is less than 1/8 full.
-// Mark, Commit and Rollback journal the Adds and Deletes of an exactly-once
+// Mark, Commit and Rollback journal the Adds, Deletes and SetRows of an exactly-once
 // transaction so an aborted one can be undone without a restore.
 // An Index belongs to the goroutine that owns the partition: it is not safe
 // for concurrent use.
@@ -74,11 +136,13 @@
 // transaction, so the last stable offset equals the high-water mark.
 // TuneRestoreConfig sets the sarama fetch options. Measured on the in-process
 // kfake broker over TCP with a sarama client, 500k records restore at about
-// 4.5M keys/s (BenchmarkRestore500k); the target is 500k keys/s.
+// 4.5M keys/s (BenchmarkRestore500k), and 500k version-3 records (an ID
+// and a row state each) at about 1.7M records/s on a loaded 2-core machine
+// (BenchmarkRestoreRows500k); the target is 500k keys/s.
 //
 // # Metrics
 //
 // The package exports no metrics itself. The runtime reports, from the
-// values here: ledger size (Index.Len, Index.Bytes) and restore time and
+// values here: ledger size (Index.Len: IDs and row states; Index.Bytes) and restore time and
 // rate (RestoreStats).
 package ledger

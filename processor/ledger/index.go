@@ -54,6 +54,11 @@ type Index struct {
 
 	marked  bool
 	journal []undo
+
+	// rows holds the latest applied state per row key (rows.go), with its
+	// own journal under a mark.
+	rows       rowTable
+	rowJournal []rowUndo
 }
 
 // undo is one journal record: the ID's first-seen time before the change,
@@ -62,6 +67,8 @@ type undo struct {
 	id   cdc.ID
 	prev uint32
 }
+
+func trailingZeros(n int) int { return bits.TrailingZeros64(uint64(n)) }
 
 // IndexOption configures an Index.
 type IndexOption func(*Index)
@@ -96,20 +103,27 @@ func NewIndex(window time.Duration, opts ...IndexOption) *Index {
 	if x.slots == nil {
 		x.alloc(minCapacity)
 	}
+	x.rows.alloc(minCapacity)
 	return x
 }
 
 // Window returns the expiry window; zero means never.
 func (x *Index) Window() time.Duration { return time.Duration(x.window) * time.Second }
 
-// Len returns the number of IDs held, including expired ones that Expire has
-// not dropped yet.
-func (x *Index) Len() int { return x.n }
+// Len returns the number of entries held, IDs and row states, including
+// expired ones that Expire has not dropped yet. IDs returns the IDs alone,
+// Rows the row states alone.
+func (x *Index) Len() int { return x.n + x.rows.n }
+
+// IDs returns the number of IDs held, including expired ones that Expire
+// has not dropped yet.
+func (x *Index) IDs() int { return x.n }
 
 // Bytes returns the approximate resident size of the Index in bytes: the
-// slot array, the undo journal and the header.
+// slot arrays, the undo journals and the header.
 func (x *Index) Bytes() int {
-	return len(x.slots)*slotSize + cap(x.journal)*slotSize + 96
+	return len(x.slots)*slotSize + cap(x.journal)*slotSize +
+		len(x.rows.slots)*rowSlotSize + cap(x.rowJournal)*(8+rowSlotSize) + 160
 }
 
 // Seen reports whether id is held and has not expired at the Index's clock.
@@ -171,8 +185,8 @@ func (x *Index) Delete(id cdc.ID) bool {
 	return true
 }
 
-// Expire drops every entry first seen more than the window before now and
-// returns how many it dropped. It sweeps the whole table (O(capacity)), so
+// Expire drops every entry (ID or row state) first seen more than the
+// window before now and returns how many it dropped. It sweeps the whole table (O(capacity)), so
 // call it periodically, not per record. It may shrink the table.
 // Entries dropped by Expire are not journaled: Rollback does not bring them
 // back, which is harmless because they no longer count as seen.
@@ -184,6 +198,10 @@ func (x *Index) Expire(now time.Time) int {
 	if x.n > 0 {
 		dropped = x.sweep(x.cutoff(now))
 	}
+	if x.rows.n > 0 {
+		dropped += x.rows.sweep(x.cutoff(now))
+	}
+	x.rows.shrink()
 	if len(x.slots) > minCapacity && x.n*minLoadDen < len(x.slots) {
 		c := minCapacity
 		for c < 2*x.n {
@@ -220,23 +238,25 @@ func (x *Index) sweep(cutoff uint32) int {
 	return dropped
 }
 
-// Mark opens a journal: Adds and Deletes from now on can be undone with
+// Mark opens a journal: Adds, Deletes and SetRows from now on can be undone with
 // Rollback, or kept with Commit. A Mark while a mark is open commits the
 // earlier one first. Used under exactly-once: mark at the start of a
 // transaction, roll back if it aborts.
 func (x *Index) Mark() {
 	x.journal = x.journal[:0]
+	x.rowJournal = x.rowJournal[:0]
 	x.marked = true
 }
 
 // Commit keeps every change since Mark and closes the mark.
 func (x *Index) Commit() {
 	x.journal = x.journal[:0]
+	x.rowJournal = x.rowJournal[:0]
 	x.marked = false
 	x.trimJournal()
 }
 
-// Rollback undoes every Add and Delete since Mark, newest first, and closes
+// Rollback undoes every Add, Delete and SetRow since Mark, newest first, and closes
 // the mark. It returns the number of changes undone. Without an open mark it
 // does nothing.
 func (x *Index) Rollback() int {
@@ -258,6 +278,7 @@ func (x *Index) Rollback() int {
 		}
 	}
 	x.journal = x.journal[:0]
+	undone += x.rollbackRows()
 	x.trimJournal()
 	return undone
 }
@@ -270,6 +291,9 @@ func (x *Index) Marked() bool { return x.marked }
 func (x *Index) trimJournal() {
 	if cap(x.journal) > 1<<16 {
 		x.journal = nil
+	}
+	if cap(x.rowJournal) > 1<<16 {
+		x.rowJournal = nil
 	}
 }
 

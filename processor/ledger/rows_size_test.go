@@ -1,0 +1,5 @@
+package ledger
+
+import "unsafe"
+
+func unsafeSizeofRowSlot() uintptr { return unsafe.Sizeof(rowSlot{}) }
