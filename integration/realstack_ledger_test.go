@@ -83,6 +83,23 @@ sink: {topic: %[3]s, key: [id]}
 	floors := partitionEnds(t, s, topic)
 	sinkBefore := s.hwm(t, sink)
 	dupBefore := sumMetric(t, workers, "cdcsync_duplicates_total")
+	// Drop the replication slot while the connector is stopped, so the
+	// change below is in no slot: Debezium creates a new slot on resume,
+	// snapshots, and streams from there, so the change arrives only as a
+	// snapshot row (as when a slot is lost or re-created in production).
+	// With the old slot, Debezium sometimes streamed the change as well,
+	// and the test then did not test the case.
+	slot := strings.ReplaceAll(conn, "-", "_")
+	eventually(t, 30*time.Second, "replication slot dropped", func() string {
+		if _, err := s.psqlErr(db, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '"+slot+"'"); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	// Debezium refuses to resume from an LSN the new slot does not have:
+	// reset the connector's offsets too (Connect REST, KIP-875), as an
+	// operator re-creating a slot does.
+	s.rest(t, http.MethodDelete, "/connectors/"+conn+"/offsets", nil, http.StatusOK)
 	s.psql(t, db, "UPDATE orders SET status = 'init' WHERE id = 1")
 	s.rest(t, http.MethodPut, "/connectors/"+conn+"/resume", nil, http.StatusAccepted, http.StatusNoContent, http.StatusOK)
 	s.waitConnector(t, conn, 60*time.Second)
@@ -95,33 +112,60 @@ sink: {topic: %[3]s, key: [id]}
 	waitAll(t, s, plans)
 
 	// The scenario needs the return to 'init' to arrive only as op=r.
+	// Debezium may also redeliver streamed changes whose offsets Connect
+	// had not flushed before the stop (it resumes streaming from the last
+	// flushed LSN); those repeat a change already in the topic, with the
+	// same position, and cdcsync drops them as duplicates by ID. Anything
+	// else streamed after the stop means the test does not test the case.
+	type change struct {
+		Op     string
+		Source struct {
+			LSN json.Number `json:"lsn"`
+		}
+		After map[string]any
+	}
+	parse := func(v []byte) change {
+		// With or without the {schema, payload} envelope.
+		var env struct{ Payload *change }
+		var c change
+		if json.Unmarshal(v, &env) == nil && env.Payload != nil {
+			return *env.Payload
+		}
+		_ = json.Unmarshal(v, &c)
+		return c
+	}
+	earlier := map[string]bool{}
 	var ops []string
+	redelivered := 0
 	for _, m := range readAll(t, s.brokers, topic) {
-		if m.Offset < floors[m.Partition] || m.Value == nil {
+		if m.Value == nil {
 			continue
 		}
-		// With or without the {schema, payload} envelope.
-		var v struct {
-			Op      string
-			Payload struct{ Op string }
+		c := parse(m.Value)
+		pos := fmt.Sprintf("%s@%s", c.Op, c.Source.LSN)
+		if m.Offset < floors[m.Partition] {
+			earlier[pos] = true
+			continue
 		}
-		_ = json.Unmarshal(m.Value, &v)
-		op := v.Op + v.Payload.Op
-		ops = append(ops, fmt.Sprintf("p%d@%d:%s", m.Partition, m.Offset, op))
+		ops = append(ops, fmt.Sprintf("p%d@%d:%s", m.Partition, m.Offset, pos))
+		if c.Op == "r" {
+			continue
+		}
+		if !earlier[pos] {
+			t.Fatalf("Debezium delivered a new streamed change %s after the stop, not only snapshot rows and redeliveries (%v): the test does not test the case", pos, ops)
+		}
+		redelivered++
 	}
-	sort.Strings(ops)
-	for _, o := range ops {
-		if !strings.HasSuffix(o, ":r") {
-			t.Fatalf("Debezium delivered %s after the stop, not only snapshot rows (%v): the test does not test the case", o, ops)
-		}
+	if redelivered > 0 {
+		t.Logf("Debezium redelivered %d streamed change(s) after the resume: %v", redelivered, ops)
 	}
 
 	wantStatus("row 1 back at init in the sink", map[string]string{`{"id":1}`: "init", `{"id":2}`: "B2", `{"id":3}`: "init"})
 	if added := s.hwm(t, sink) - sinkBefore; added != 1 {
 		t.Errorf("the re-snapshot added %d sink records, want 1 (row 1)", added)
 	}
-	if d := sumMetric(t, workers, "cdcsync_duplicates_total") - dupBefore; d != 2 {
-		t.Errorf("the re-snapshot dropped %v duplicates, want 2 (rows 2 and 3 unchanged)", d)
+	if d := sumMetric(t, workers, "cdcsync_duplicates_total") - dupBefore; d != float64(2+redelivered) {
+		t.Errorf("the re-snapshot dropped %v duplicates, want %d (rows 2 and 3 unchanged, %d redelivered)", d, 2+redelivered, redelivered)
 	}
 	last, _ := sinkState(t, s, sink)
 	if r := decodeSink(t, mustRecord(t, last, `{"id":1}`)); r.Op != "r" {
