@@ -67,8 +67,9 @@
 // # Text forms
 //
 // AppendJSONValue is the one writer of values as JSON, used by
-// Event.MarshalJSON (cdcsync decode), the JSON sink and every MarshalJSON
-// here; format.go and docs/sink-format.md list the forms.
+// Event.MarshalJSON (cdcsync decode), the JSON sink, the sink key
+// (AppendJSONKey, which refuses instead of writing null) and every
+// MarshalJSON here; format.go and docs/sink-format.md list the forms.
 //
 // # Event IDs
 //
