@@ -62,6 +62,8 @@ type AvroDecoder struct {
 	mu      sync.RWMutex
 	schemas map[int]*avroEntry
 	fetch   singleflight.Group
+
+	topics topicKinds
 }
 
 var _ Decoder = (*AvroDecoder)(nil)
@@ -233,10 +235,12 @@ func (d *AvroDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 		ev.Key = k
 	}
 	if len(value) == 0 {
-		fillTombstone(ev, topic)
+		fillTombstone(ev, topic, d.topics.kind(d.opts.Connector, topic))
 		ev.Type = st.types.eventType(ev.Entity, ev.Op)
 	} else if err := d.decodeValue(st, topic, value, ev); err != nil {
 		return nil, err
+	} else {
+		d.topics.learn(topic, ev.Source.Connector)
 	}
 	id, err := computeID(ev, d.opts.IDMode, d.opts.IDField, &st.idBuf)
 	if err != nil {
