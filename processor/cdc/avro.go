@@ -1,7 +1,6 @@
 package cdc
 
 import (
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -104,18 +103,6 @@ func (d *AvroDecoder) Codec(id int) (*goavro.Codec, bool) {
 		return nil, false
 	}
 	return e.codec, true
-}
-
-// SplitWire splits a Confluent wire-format record part into its schema ID
-// and Avro body. schemas.SplitWire is the same for other packages.
-func splitWire(b []byte, part string) (int, []byte, error) {
-	if len(b) < 5 {
-		return 0, nil, &DecodeError{Part: part, Reason: "shorter than the 5-byte wire-format header", Err: ErrMalformed}
-	}
-	if b[0] != 0 {
-		return 0, nil, &DecodeError{Part: part, Reason: "magic byte is " + strconv.Itoa(int(b[0])) + ", not 0", Err: ErrMalformed}
-	}
-	return int(binary.BigEndian.Uint32(b[1:5])), b[5:], nil
 }
 
 // entry returns the writer schema id, fetching it on first sight. The
@@ -251,9 +238,9 @@ func (d *AvroDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 }
 
 func (d *AvroDecoder) body(st *avroState, b []byte, part string) (*avroEntry, error) {
-	id, body, err := splitWire(b, part)
+	id, body, err := SplitWire(b)
 	if err != nil {
-		return nil, err
+		return nil, &DecodeError{Part: part, Reason: err.Error(), Err: ErrMalformed}
 	}
 	e, err := d.entry(id, part)
 	if err != nil {
