@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -44,9 +43,10 @@ const maxCachedAvroSchemas = 4096
 // AvroDecoder decodes records written by Debezium through Confluent's Avro
 // converter: key and value each in the Confluent wire format (magic byte
 // 0, the 4-byte big-endian schema ID, the Avro binary body). Writer
-// schemas are fetched by ID from a SchemaSource once and cached, with a
-// goavro codec and a compiled reader, so records of several schema
-// versions decode side by side. It is safe for concurrent use; the
+// schemas are fetched by ID from a SchemaSource once and cached as a
+// compiled reader (tests check it against goavro, the reference
+// implementation), so records of several schema versions decode side by
+// side. It is safe for concurrent use; the
 // returned Event shares no memory with key or value.
 //
 // It gives the same change the same Event, and the same ID, as
@@ -71,7 +71,6 @@ var _ Decoder = (*AvroDecoder)(nil)
 type avroEntry struct {
 	id       int
 	compiled *avroCompiled
-	codec    *goavro.Codec // nil when goavro cannot compile the schema
 	subjects []SubjectVersion
 	err      *DecodeError // a permanent failure: unknown ID or unusable schema
 	expires  time.Time    // for err from an unknown ID
@@ -91,18 +90,6 @@ type avroState struct {
 	idBuf   []byte
 	srcVals []any
 	types   typeCache
-}
-
-// Codec returns the goavro codec of a writer schema already fetched, for
-// tools that want goavro's native or textual form.
-func (d *AvroDecoder) Codec(id int) (*goavro.Codec, bool) {
-	d.mu.RLock()
-	e := d.schemas[id]
-	d.mu.RUnlock()
-	if e == nil || e.codec == nil {
-		return nil, false
-	}
-	return e.codec, true
 }
 
 // entry returns the writer schema id, fetching it on first sight. The
@@ -171,9 +158,6 @@ func (d *AvroDecoder) load(id int) (*avroEntry, error) {
 		e.err = &DecodeError{Path: "schema", Reason: "unusable writer schema " + strconv.Itoa(id) + ": " + err.Error(), Err: ErrSchemaMismatch, SchemaID: id}
 		return e, nil
 	}
-	// goavro is the reference implementation the compiled reader is
-	// checked against in the tests; a schema it rejects is still decoded.
-	e.codec, _ = goavro.NewCodec(text)
 	return e, nil
 }
 
