@@ -14,6 +14,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/demo"
 	"github.com/cdcsync/cdcsync/processor/embedded"
 	"github.com/cdcsync/cdcsync/schemas"
@@ -111,7 +112,7 @@ func addLoyalty(t *testing.T, v1 string) string {
 
 // record makes an update of customer id at source position lsn.
 func (w *avroWriter) record(t *testing.T, id, lsn int64, v2 bool) demo.Record {
-	key, err := w.key.BinaryFromNative(schemas.AppendHeader(nil, w.keyID), map[string]any{"id": id})
+	key, err := w.key.BinaryFromNative(cdc.AppendWireHeader(nil, w.keyID), map[string]any{"id": id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func (w *avroWriter) record(t *testing.T, id, lsn int64, v2 bool) demo.Record {
 	v["before"] = nil
 	v["after"] = goavro.Union("pg.public.customers.Value", after)
 	v["source"] = src
-	value, err := codec.BinaryFromNative(schemas.AppendHeader(nil, sid), v)
+	value, err := codec.BinaryFromNative(cdc.AppendWireHeader(nil, sid), v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func checkAvroSink(t *testing.T, brokers []string, topic string) (ids map[string
 	}
 	ids = map[string]int{}
 	for _, m := range readAll(t, brokers, topic) {
-		id, body, err := schemas.SplitWire(m.Value)
+		id, body, err := cdc.SplitWire(m.Value)
 		if err != nil {
 			t.Fatalf("sink record %d/%d: %v", m.Partition, m.Offset, err)
 		}

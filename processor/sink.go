@@ -123,4 +123,4 @@ func appendJSONValue(dst []byte, v any) []byte { return cdc.AppendJSONValue(dst,
 
 // appendString writes s as a JSON string, as encoding/json does with
 // SetEscapeHTML(false).
-func appendString(dst []byte, s string) []byte { return cdc.AppendJSONString(dst, s, false) }
+func appendString(dst []byte, s string) []byte { return cdc.AppendJSONString(dst, s) }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/processor/route"
 )
 
 // appendValue calls appendJSONValue, turning a panic into a test error.
@@ -503,5 +504,59 @@ func TestSinkValueFieldsNeverRepeat(t *testing.T) {
 	if !strings.Contains(got, `"fields":{"city":"Porto","email":"anne.k@example.com"}`) ||
 		!strings.Contains(got, `"before":{"city":"Lisbon","email":"annek@noanswer.org"}`) {
 		t.Errorf("sink value repeats a key: %s", got)
+	}
+}
+
+// TestOneTextPerValue: the sink value (appendSinkValue), the event
+// marshaller (cdcsync decode) and the sink key (route.Key) write every
+// value type the decoder produces byte for byte alike.
+//
+// Regression: there were three writers. The key HTML-escaped <, > and &,
+// compacted embedded JSON, refused NaN and wrote an empty Avro bytes value
+// as null, so a field read differently in the key than in the value.
+func TestOneTextPerValue(t *testing.T) {
+	values := []any{
+		nil, true, false, int64(-1 << 63), int64(42), int32(-3),
+		"plain", "<a&b>", "q\"b\\s\n\t\x01\u2028", "bad\xffutf8", "日本 é 🎉",
+		0.1, 1e6, 1e21, 1e-7, 1e300, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1),
+		cdc.Number("9007199254740993"), cdc.Number("-1.5e3"),
+		cdc.Decimal{Unscaled: big.NewInt(-1250), Scale: 2}, cdc.Decimal{Unscaled: big.NewInt(12), Scale: -3},
+		cdc.Date{Year: 2024, Month: 2, Day: 29}, cdc.Date{Year: 12000, Month: 1, Day: 1}, cdc.Date{Year: -43, Month: 3, Day: 15},
+		cdc.DateFromEpochDays(2145042905), cdc.PosInfinity, cdc.NegInfinity,
+		time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC), time.Date(2024, 5, 6, 7, 8, 9, 0, time.FixedZone("", 2*3600)),
+		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC),
+		cdc.LocalDateTime(time.Date(2026, 11, 27, 10, 0, 0, 500000000, time.UTC)),
+		cdc.LocalDateTime(time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC)),
+		cdc.LocalDateTime(time.Date(294247, 1, 10, 4, 0, 54, 775807000, time.UTC)),
+		cdc.TimeOfDay(24 * time.Hour), cdc.TimeOfDay(13*time.Hour + 250*time.Millisecond),
+		mustUUID(t, "6f1f9c6a-0f43-4a33-9c1e-2f0b8a2a7b10"), cdc.Enum("ac<tive"),
+		cdc.JSON(`{"a": [1, 2], "s": "<&>"}`), cdc.JSON(`"x"`), cdc.JSON(`{"a":`), cdc.JSON(""),
+		cdc.Unavailable{},
+		[]byte{0, 1, 2, 0xff}, []byte{}, []byte(nil),
+		cdc.Row{{Name: "street", Value: "Main & 1"}, {Name: "geo", Value: cdc.Row{{Name: "lat", Value: math.Inf(1)}}}},
+		cdc.Row{}, cdc.Row(nil),
+		[]any{int64(1), "two", nil, math.NaN(), cdc.Date{Year: 1, Month: 1, Day: 1}},
+		[]any{[]any{int64(1), "v"}}, // a map with non-string keys
+		map[string]any{"b": int64(2), "a": "x&y"},
+	}
+	for _, v := range values {
+		want := string(cdc.AppendJSONValue(nil, v))
+		if !json.Valid([]byte(want)) {
+			t.Errorf("%T %#v: %s is not JSON", v, v, want)
+		}
+		ev := &cdc.Event{Op: cdc.OpUpdate, After: cdc.Row{{Name: "v", Value: v}}}
+
+		key, err := route.Key(ev, []string{"v"})
+		if err != nil || string(key) != `{"v":`+want+`}` {
+			t.Errorf("%T %#v: key %s, %v; want {\"v\":%s}", v, v, key, err, want)
+		}
+		sink := string(appendSinkValue(nil, ev, []string{"v"}))
+		if !strings.Contains(sink, `"fields":{"v":`+want+`}`) {
+			t.Errorf("%T %#v: sink %s lacks \"fields\":{\"v\":%s}", v, v, sink, want)
+		}
+		b, err := ev.MarshalJSON()
+		if err != nil || !strings.Contains(string(b), `"after":{"v":`+want+`}`) {
+			t.Errorf("%T %#v: decode %s, %v lacks \"after\":{\"v\":%s}", v, v, b, err, want)
+		}
 	}
 }

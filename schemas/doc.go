@@ -11,9 +11,10 @@
 //     consumer gets exact decimals and typed times, not their wire
 //     encodings. docs/sink-format.md lists the branch of every value. The schema is fixed: it does
 //     not depend on the source table, so one subject serves every table.
-//   - The Confluent wire format (AppendHeader, SplitWire): magic byte 0,
-//     the 4-byte big-endian schema ID, the Avro body. A tombstone (null
-//     value) has no framing.
+//   - The Confluent wire format (cdc.AppendWireHeader, cdc.SplitWire,
+//     defined in package cdc, which the Avro decoder there needs and which
+//     cannot import this package): magic byte 0, the 4-byte big-endian
+//     schema ID, the Avro body. A tombstone (null value) has no framing.
 //   - Client wraps srclient (github.com/riferrei/srclient) with a request
 //     timeout and caches. It implements cdc.SchemaSource for the Avro
 //     decoder, and registers and checks output schemas. It depends on

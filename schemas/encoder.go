@@ -64,7 +64,7 @@ type Encoder struct {
 type registration struct {
 	Registered
 	headers []Header // shared, read-only
-	header  [WireHeaderSize]byte
+	header  [cdc.WireHeaderSize]byte
 }
 
 // NewEncoder returns an Encoder registering through c.
@@ -117,7 +117,7 @@ func (e *Encoder) registration(topic string) (*registration, error) {
 		return nil, err
 	}
 	r = &registration{Registered: reg}
-	copy(r.header[:], AppendHeader(nil, reg.ID))
+	copy(r.header[:], cdc.AppendWireHeader(nil, reg.ID))
 	r.headers = []Header{
 		{HeaderSchemaID, []byte(strconv.Itoa(reg.ID))},
 		{HeaderSchemaVersion, []byte(strconv.Itoa(reg.Version))},

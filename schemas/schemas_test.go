@@ -18,15 +18,15 @@ import (
 )
 
 func TestWire(t *testing.T) {
-	b := AppendHeader(nil, 258)
+	b := cdc.AppendWireHeader(nil, 258)
 	b = append(b, 'x')
-	id, body, err := SplitWire(b)
+	id, body, err := cdc.SplitWire(b)
 	if err != nil || id != 258 || string(body) != "x" {
 		t.Fatalf("SplitWire: %d %q %v", id, body, err)
 	}
 	for _, bad := range [][]byte{nil, {0, 0, 1}, {1, 0, 0, 0, 1}} {
-		if _, _, err := SplitWire(bad); !errors.Is(err, ErrWireFormat) {
-			t.Errorf("SplitWire(%v): %v", bad, err)
+		if _, _, err := cdc.SplitWire(bad); !errors.Is(err, cdc.ErrWireFormat) {
+			t.Errorf("cdc.SplitWire(%v): %v", bad, err)
 		}
 	}
 }
@@ -150,7 +150,7 @@ func TestEncoderRegisters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, _, err := SplitWire(value)
+		id, _, err := cdc.SplitWire(value)
 		if err != nil || id == 0 {
 			t.Fatalf("framing: %d %v", id, err)
 		}
@@ -278,13 +278,13 @@ func TestDecoderThroughClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, body, _ := SplitWire(value)
+	_, body, _ := cdc.SplitWire(value)
 	d := cdc.NewAvroDecoder(cdc.Options{}, c)
-	ev, err := d.Decode("pg.public.customers", nil, AppendHeader(nil, id))
+	ev, err := d.Decode("pg.public.customers", nil, cdc.AppendWireHeader(nil, id))
 	if err == nil || !errors.Is(err, cdc.ErrSchemaMismatch) {
 		t.Fatalf("empty body: %v", err)
 	}
-	ev, err = d.Decode("pg.public.customers", nil, append(AppendHeader(nil, id), body...))
+	ev, err = d.Decode("pg.public.customers", nil, append(cdc.AppendWireHeader(nil, id), body...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,12 @@
 package authority
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
 )
-
-// ErrUnknownPolicy is returned by ParsePolicy for text other than
-// "drop_field" or "dlq".
-var ErrUnknownPolicy = errors.New("authority: unknown violation policy")
 
 // Policy says what happens to a change that touches fields its source
 // system does not own.
@@ -33,17 +28,6 @@ func (p Policy) String() string {
 		return "dlq"
 	}
 	return fmt.Sprintf("Policy(%d)", int(p))
-}
-
-// ParsePolicy reads the topology spelling; empty means DropField.
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "", "drop_field":
-		return DropField, nil
-	case "dlq":
-		return DLQ, nil
-	}
-	return DropField, fmt.Errorf("%w %q (want drop_field or dlq)", ErrUnknownPolicy, s)
 }
 
 // Rules is the compiled ownership of one entity's fields. It is immutable
@@ -77,7 +61,7 @@ func (r *Rules) DefaultOwner() string { return r.defaultOwner }
 // Policy returns the violation policy.
 func (r *Rules) Policy() Policy { return r.policy }
 
-// Decision is the outcome of Apply for one event.
+// Decision is the outcome of ApplyInto for one event.
 type Decision struct {
 	// Keep is false when the event must not reach the sink: nothing the
 	// source system owns changed (an echo, or a no-op) and it is not an
@@ -101,17 +85,10 @@ type Decision struct {
 	buf []string // backing array of Fields and Dropped, reused by ApplyInto
 }
 
-// Apply decides what of ev the sink may see. It allocates once, for the
-// backing array that Fields and Dropped share; ApplyInto can reuse it.
-func (r *Rules) Apply(ev *cdc.Event) Decision {
-	var d Decision
-	r.ApplyInto(ev, &d)
-	return d
-}
-
-// ApplyInto is Apply writing into d. It reuses the backing array of d's
-// previous result, so a caller that keeps one Decision per worker
-// allocates nothing; the previous Fields and Dropped are overwritten.
+// ApplyInto decides what of ev the sink may see, writing into d. Fields
+// and Dropped share one backing array, d's previous one when it is large
+// enough, so a caller that keeps one Decision per worker allocates
+// nothing; the previous Fields and Dropped are overwritten.
 func (r *Rules) ApplyInto(ev *cdc.Event, d *Decision) {
 	buf := d.buf
 	*d = Decision{buf: buf}
@@ -219,27 +196,4 @@ func find(row cdc.Row, name string, hint int) (any, bool, int) {
 		}
 	}
 	return nil, false, hint
-}
-
-// Project returns ev's before and after rows restricted to fields, keeping
-// each row's own field order. A nil row stays nil. Pass the key fields too
-// if the sink value should carry them.
-func Project(ev *cdc.Event, fields []string) (before, after cdc.Row) {
-	return project(ev.Before, fields), project(ev.After, fields)
-}
-
-func project(row cdc.Row, fields []string) cdc.Row {
-	if row == nil {
-		return nil
-	}
-	out := make(cdc.Row, 0, min(len(fields), len(row)))
-	for i := range row {
-		for _, f := range fields {
-			if row[i].Name == f {
-				out = append(out, row[i])
-				break
-			}
-		}
-	}
-	return out
 }

@@ -11,7 +11,7 @@
 // # Echo loops
 //
 // A sync write from CRM into ERP comes back as ERP CDC that changes only
-// CRM-owned fields. Nothing ERP owns changed, so Apply returns Keep=false
+// CRM-owned fields. Nothing ERP owns changed, so ApplyInto gives Keep=false
 // and the event is dropped: the loop ends after one hop. This relies on the
 // before-image: for an update without one (PostgreSQL without REPLICA
 // IDENTITY FULL) every field looks changed, so an echo that carries

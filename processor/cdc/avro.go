@@ -1,14 +1,12 @@
 package cdc
 
 import (
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -45,9 +43,10 @@ const maxCachedAvroSchemas = 4096
 // AvroDecoder decodes records written by Debezium through Confluent's Avro
 // converter: key and value each in the Confluent wire format (magic byte
 // 0, the 4-byte big-endian schema ID, the Avro binary body). Writer
-// schemas are fetched by ID from a SchemaSource once and cached, with a
-// goavro codec and a compiled reader, so records of several schema
-// versions decode side by side. It is safe for concurrent use; the
+// schemas are fetched by ID from a SchemaSource once and cached as a
+// compiled reader (tests check it against goavro, the reference
+// implementation), so records of several schema versions decode side by
+// side. It is safe for concurrent use; the
 // returned Event shares no memory with key or value.
 //
 // It gives the same change the same Event, and the same ID, as
@@ -62,6 +61,8 @@ type AvroDecoder struct {
 	mu      sync.RWMutex
 	schemas map[int]*avroEntry
 	fetch   singleflight.Group
+
+	topics topicKinds
 }
 
 var _ Decoder = (*AvroDecoder)(nil)
@@ -70,7 +71,6 @@ var _ Decoder = (*AvroDecoder)(nil)
 type avroEntry struct {
 	id       int
 	compiled *avroCompiled
-	codec    *goavro.Codec // nil when goavro cannot compile the schema
 	subjects []SubjectVersion
 	err      *DecodeError // a permanent failure: unknown ID or unusable schema
 	expires  time.Time    // for err from an unknown ID
@@ -90,30 +90,6 @@ type avroState struct {
 	idBuf   []byte
 	srcVals []any
 	types   typeCache
-}
-
-// Codec returns the goavro codec of a writer schema already fetched, for
-// tools that want goavro's native or textual form.
-func (d *AvroDecoder) Codec(id int) (*goavro.Codec, bool) {
-	d.mu.RLock()
-	e := d.schemas[id]
-	d.mu.RUnlock()
-	if e == nil || e.codec == nil {
-		return nil, false
-	}
-	return e.codec, true
-}
-
-// SplitWire splits a Confluent wire-format record part into its schema ID
-// and Avro body. schemas.SplitWire is the same for other packages.
-func splitWire(b []byte, part string) (int, []byte, error) {
-	if len(b) < 5 {
-		return 0, nil, &DecodeError{Part: part, Reason: "shorter than the 5-byte wire-format header", Err: ErrMalformed}
-	}
-	if b[0] != 0 {
-		return 0, nil, &DecodeError{Part: part, Reason: "magic byte is " + strconv.Itoa(int(b[0])) + ", not 0", Err: ErrMalformed}
-	}
-	return int(binary.BigEndian.Uint32(b[1:5])), b[5:], nil
 }
 
 // entry returns the writer schema id, fetching it on first sight. The
@@ -182,9 +158,6 @@ func (d *AvroDecoder) load(id int) (*avroEntry, error) {
 		e.err = &DecodeError{Path: "schema", Reason: "unusable writer schema " + strconv.Itoa(id) + ": " + err.Error(), Err: ErrSchemaMismatch, SchemaID: id}
 		return e, nil
 	}
-	// goavro is the reference implementation the compiled reader is
-	// checked against in the tests; a schema it rejects is still decoded.
-	e.codec, _ = goavro.NewCodec(text)
 	return e, nil
 }
 
@@ -233,10 +206,12 @@ func (d *AvroDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 		ev.Key = k
 	}
 	if len(value) == 0 {
-		fillTombstone(ev, topic)
+		fillTombstone(ev, topic, d.topics.kind(d.opts.Connector, topic))
 		ev.Type = st.types.eventType(ev.Entity, ev.Op)
 	} else if err := d.decodeValue(st, topic, value, ev); err != nil {
 		return nil, err
+	} else {
+		d.topics.learn(topic, ev.Source.Connector)
 	}
 	id, err := computeID(ev, d.opts.IDMode, d.opts.IDField, &st.idBuf)
 	if err != nil {
@@ -247,9 +222,9 @@ func (d *AvroDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 }
 
 func (d *AvroDecoder) body(st *avroState, b []byte, part string) (*avroEntry, error) {
-	id, body, err := splitWire(b, part)
+	id, body, err := SplitWire(b)
 	if err != nil {
-		return nil, err
+		return nil, &DecodeError{Part: part, Reason: err.Error(), Err: ErrMalformed}
 	}
 	e, err := d.entry(id, part)
 	if err != nil {

@@ -275,9 +275,7 @@ func appendAvroBytes(dst, b []byte) []byte {
 }
 
 func appendWire(id int, body []byte) []byte {
-	out := []byte{0, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(out[1:], uint32(id))
-	return append(out, body...)
+	return append(AppendWireHeader(nil, id), body...)
 }
 
 // envelopeParts reads a JSON converter {schema, payload} document.

@@ -79,3 +79,43 @@ func FuzzAvroSchema(f *testing.F) {
 		checkAvroDecode(t, d, "a.b.c", appendWire(1, body), nil)
 	})
 }
+
+// TestSplitWire: the header written is the header read; short input and
+// another magic byte are ErrWireFormat.
+func TestSplitWire(t *testing.T) {
+	for _, id := range []int{0, 1, 258, 1<<31 - 1} {
+		b := append(AppendWireHeader(nil, id), 'x', 'y')
+		got, body, err := SplitWire(b)
+		if err != nil || got != id || string(body) != "xy" {
+			t.Errorf("SplitWire(%v) = %d %q %v", b, got, body, err)
+		}
+	}
+	if _, body, err := SplitWire(AppendWireHeader(nil, 7)); err != nil || len(body) != 0 {
+		t.Errorf("header only: %q %v", body, err)
+	}
+	for _, bad := range [][]byte{nil, {}, {0, 0, 1}, {0, 0, 0, 0}, {1, 0, 0, 0, 1}, {0xff, 0, 0, 0, 0, 'x'}} {
+		if _, _, err := SplitWire(bad); !errors.Is(err, ErrWireFormat) {
+			t.Errorf("SplitWire(%v): %v, want ErrWireFormat", bad, err)
+		}
+	}
+}
+
+// FuzzSplitWire: no panic; a split that succeeds gives back the input
+// when the header is written again.
+func FuzzSplitWire(f *testing.F) {
+	for _, s := range [][]byte{nil, {0}, {0, 0, 0, 0, 1}, {0, 0, 0, 1, 2, 'a'}, {1, 0, 0, 0, 1}, {0, 0xff, 0xff, 0xff, 0xff}} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, body, err := SplitWire(b)
+		if err != nil {
+			if !errors.Is(err, ErrWireFormat) {
+				t.Fatalf("%v: error %v", b, err)
+			}
+			return
+		}
+		if again := append(AppendWireHeader(nil, id), body...); string(again) != string(b) {
+			t.Fatalf("%v: split to %d %v, joins to %v", b, id, body, again)
+		}
+	})
+}

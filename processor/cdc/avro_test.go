@@ -397,24 +397,6 @@ func TestAvroConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestAvroCodecCached(t *testing.T) {
-	f, src := fixtureByName(t, "pg_update")
-	d := NewAvroDecoder(Options{}, src)
-	if _, ok := d.Codec(f.valID); ok {
-		t.Fatal("codec before first decode")
-	}
-	if _, err := d.Decode(f.topic, f.key, f.value); err != nil {
-		t.Fatal(err)
-	}
-	c, ok := d.Codec(f.valID)
-	if !ok {
-		t.Fatal("no codec after decode")
-	}
-	if _, _, err := c.NativeFromBinary(f.value[5:]); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // The workload of BenchmarkDecode*: the 9-column customers update.
 func BenchmarkAvroDecode(b *testing.B) {
 	f, src := fixtureByName(b, "pg_update")

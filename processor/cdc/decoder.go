@@ -3,6 +3,7 @@ package cdc
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,15 @@ type Options struct {
 	SourceSystem string // copied into Event.SourceSystem
 	IDMode       IDMode // how Event.ID is computed (default IDPosition)
 	IDField      string // for IDField: the after/before field that is the key, e.g. outbox "id"
+
+	// Connector is the kind of connector that wrote the topics
+	// (source.connector: "postgresql", "mysql", "sqlserver", "mongodb",
+	// ...), which fixes how a tombstone's topic name is read (ParseTopic).
+	// Empty: each topic's kind is learned from the records decoded from
+	// it; a tombstone on a topic with no record decoded yet (the first
+	// record after a start or a rebalance) is read as PostgreSQL's
+	// prefix.schema.table.
+	Connector string
 }
 
 // Decoder turns one Kafka record into a typed event. Implementations are
@@ -48,6 +58,7 @@ type JSONDecoder struct {
 	opts    Options
 	schemas schemaCache
 	states  sync.Pool // *decodeState
+	topics  topicKinds
 }
 
 var _ Decoder = (*JSONDecoder)(nil)
@@ -118,8 +129,10 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 		return nil, err
 	}
 	if tomb {
-		fillTombstone(ev, topic)
+		fillTombstone(ev, topic, d.topics.kind(d.opts.Connector, topic))
 		ev.Type = st.types.eventType(ev.Entity, ev.Op)
+	} else {
+		d.topics.learn(topic, ev.Source.Connector)
 	}
 	id, err := computeID(ev, d.opts.IDMode, d.opts.IDField, &st.idBuf)
 	if err != nil {
@@ -769,28 +782,18 @@ func (c *converter) message(v *fastjson.Value) (*Message, *convErr) {
 	return m, nil
 }
 
-// fillTombstone fills a tombstone's identity from the topic name:
-// prefix.table, prefix.schema.table, or prefix.db.schema.table (SQL
-// Server with several databases). With three parts the middle one is
-// taken as the schema, as for PostgreSQL; for MySQL and MongoDB topics,
-// prefix.db.table, it is in fact the database.
-func fillTombstone(ev *Event, topic string) {
+// fillTombstone fills a tombstone's identity from its topic name, read
+// by ParseTopic in the shape of connector (see Options.Connector); an
+// unknown connector is read as PostgreSQL's prefix.schema.table.
+func fillTombstone(ev *Event, topic, connector string) {
 	ev.Tombstone = true
 	ev.Op = OpDelete
-	parts := strings.Split(topic, ".")
+	tn, err := ParseTopic(topic, connector)
 	src := &ev.Source
-	switch len(parts) {
-	case 1:
-		src.Table = parts[0]
-	case 2:
-		src.Name, src.Table = parts[0], parts[1]
-	case 3:
-		src.Name, src.Schema, src.Table = parts[0], parts[1], parts[2]
-	default:
-		src.Name, src.Database = parts[0], parts[1]
-		src.Schema = strings.Join(parts[2:len(parts)-1], ".")
-		src.Table = parts[len(parts)-1]
+	if !errors.Is(err, ErrUnknownConnector) {
+		src.Connector = connector
 	}
+	src.Name, src.Database, src.Schema, src.Table = tn.Prefix, tn.Database, tn.Schema, tn.Table
 	ev.Entity = src.Table
 }
 

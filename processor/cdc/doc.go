@@ -48,6 +48,20 @@
 // source names from the topic. The JSON text null (bare, or as an
 // envelope's payload) is a value and not a change event: a *DecodeError.
 //
+// # Topic names
+//
+// ParseTopic is the one reader of Debezium topic names; each connector
+// kind has its shape: PostgreSQL, Oracle and Db2 prefix.schema.table,
+// MySQL and MariaDB prefix.database.table, MongoDB
+// prefix.database.collection, SQL Server prefix.database.schema.table
+// (Debezium 2+; Debezium 1 wrote prefix.schema.table). A tombstone has no
+// source block, so its kind is Options.Connector when the caller declares
+// it, else the kind a decoder last saw in a record of the same topic
+// (source.connector; a delete precedes its tombstone), else, for a
+// tombstone that is the first record of its topic since the decoder
+// started, PostgreSQL's shape. A PostgreSQL topic does not name the
+// database, so a PostgreSQL tombstone has none.
+//
 // A key given twice in an object keeps its first position and its last
 // value, as in most JSON parsers (fastjson's Get returns the first): in
 // rows, nested structs, MongoDB documents, the envelope and the source
@@ -67,8 +81,9 @@
 // # Text forms
 //
 // AppendJSONValue is the one writer of values as JSON, used by
-// Event.MarshalJSON (cdcsync decode), the JSON sink and every MarshalJSON
-// here; format.go and docs/sink-format.md list the forms.
+// Event.MarshalJSON (cdcsync decode), the JSON sink, the sink key
+// (AppendJSONKey, which refuses instead of writing null) and every
+// MarshalJSON here; format.go and docs/sink-format.md list the forms.
 //
 // # Event IDs
 //
@@ -96,7 +111,7 @@
 //   - Field (IDField): the entity and the value of the named field, looked
 //     up in After, then Before, then Key, e.g. an outbox table's "id".
 //   - Tombstones carry no position: name, database, schema and table from
-//     the topic, and the key. Two tombstones for the same key share an ID,
+//     the topic (ParseTopic), and the key. Two tombstones for the same key share an ID,
 //     which is harmless since applying a tombstone twice is a no-op.
 //
 // The canonical encoding is type-stable: every number (int64, float64,

@@ -81,8 +81,8 @@ func (r Row) Names() []string {
 }
 
 // Source identifies where a change came from, from Debezium's source block
-// (falling back to the topic name, prefix.schema.table, when a record has
-// no source block, such as a tombstone).
+// (falling back to the topic name, read by ParseTopic in the connector's
+// shape, when a record has no source block, such as a tombstone).
 type Source struct {
 	Connector string // "postgresql", "mysql", "sqlserver", "mongodb", ...
 	Name      string // the connector's logical name (topic prefix)

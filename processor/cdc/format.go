@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -11,9 +12,10 @@ import (
 )
 
 // The text forms of values. AppendJSONValue is the one writer of decoded
-// values as JSON: `cdcsync decode` (Event.MarshalJSON), the JSON sink and
-// the MarshalJSON methods of the value types all go through it, so the
-// same value is always the same text. docs/sink-format.md documents every
+// values as JSON: `cdcsync decode` (Event.MarshalJSON), the JSON sink,
+// the sink key (through AppendJSONKey) and the MarshalJSON methods of the
+// value types all go through it, so the same value is always the same
+// text, and a key field reads as it does in the value. docs/sink-format.md documents every
 // form; in short:
 //
 //   - time.Time (an instant): ISO 8601 with its offset ("Z" for UTC),
@@ -194,14 +196,37 @@ func AppendFloat(dst []byte, f float64, bits int) []byte {
 // AppendJSONValue appends the JSON form of one decoded value (see the
 // package documentation for the types). A nil Row is null. It never
 // fails: a value of a type the decoder does not produce is written as
-// encoding/json writes it, or null if encoding/json cannot.
+// encoding/json writes it (without HTML escaping), or null if
+// encoding/json cannot write it either. The sink key needs to know about
+// the latter and uses AppendJSONKey.
 func AppendJSONValue(b []byte, v any) []byte {
+	b, _ = appendJSON(b, v, false)
+	return b
+}
+
+// AppendJSONKey is AppendJSONValue for a value that identifies a record
+// (the sink key): the same bytes, but a value encoding/json cannot write
+// (a func, a channel, a map with non-string keys; never a decoded value)
+// is an error instead of null, because null would give distinct values
+// one key. On error b is returned unchanged.
+func AppendJSONKey(b []byte, v any) ([]byte, error) {
+	out, err := appendJSON(b, v, true)
+	if err != nil {
+		return b, err
+	}
+	return out, nil
+}
+
+// appendJSON writes v. An unwritable value is null, or with strict the
+// error that stops the whole value.
+func appendJSON(b []byte, v any, strict bool) ([]byte, error) {
+	var err error
 	switch x := v.(type) {
 	case nil:
-		return append(b, "null"...)
+		return append(b, "null"...), nil
 	case Row:
 		if x == nil {
-			return append(b, "null"...)
+			return append(b, "null"...), nil
 		}
 		b = append(b, '{')
 		for i, f := range x {
@@ -210,18 +235,22 @@ func AppendJSONValue(b []byte, v any) []byte {
 			}
 			b = appendJSONString(b, f.Name)
 			b = append(b, ':')
-			b = AppendJSONValue(b, f.Value)
+			if b, err = appendJSON(b, f.Value, strict); err != nil {
+				return b, err
+			}
 		}
-		return append(b, '}')
+		return append(b, '}'), nil
 	case []any:
 		b = append(b, '[')
 		for i, e := range x {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = AppendJSONValue(b, e)
+			if b, err = appendJSON(b, e, strict); err != nil {
+				return b, err
+			}
 		}
-		return append(b, ']')
+		return append(b, ']'), nil
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -235,73 +264,83 @@ func AppendJSONValue(b []byte, v any) []byte {
 			}
 			b = appendJSONString(b, k)
 			b = append(b, ':')
-			b = AppendJSONValue(b, x[k])
+			if b, err = appendJSON(b, x[k], strict); err != nil {
+				return b, err
+			}
 		}
-		return append(b, '}')
+		return append(b, '}'), nil
 	case string:
-		return appendJSONString(b, x)
+		return appendJSONString(b, x), nil
 	case bool:
-		return strconv.AppendBool(b, x)
+		return strconv.AppendBool(b, x), nil
 	case int64:
-		return strconv.AppendInt(b, x, 10)
+		return strconv.AppendInt(b, x, 10), nil
 	case int:
-		return strconv.AppendInt(b, int64(x), 10)
+		return strconv.AppendInt(b, int64(x), 10), nil
 	case int32:
-		return strconv.AppendInt(b, int64(x), 10)
+		return strconv.AppendInt(b, int64(x), 10), nil
 	case float64:
-		return AppendFloat(b, x, 64)
+		return AppendFloat(b, x, 64), nil
 	case float32:
-		return AppendFloat(b, float64(x), 32)
+		return AppendFloat(b, float64(x), 32), nil
 	case Number:
 		if !validNumber([]byte(x)) {
-			return appendJSONString(b, string(x))
+			return appendJSONString(b, string(x)), nil
 		}
-		return append(b, x...)
+		return append(b, x...), nil
 	case []byte:
-		return appendJSONBytes(b, x)
+		// nil is the empty byte string (the Avro decoder's empty bytes), not
+		// SQL NULL, which is the untyped nil above.
+		return appendJSONBytes(b, x), nil
 	case time.Time:
 		b = append(b, '"')
 		b = appendDateTime(b, x, true)
-		return append(b, '"')
+		return append(b, '"'), nil
 	case LocalDateTime:
 		b = append(b, '"')
 		b = appendDateTime(b, time.Time(x), false)
-		return append(b, '"')
+		return append(b, '"'), nil
 	case Date:
 		b = append(b, '"')
 		b = appendDate(b, x.Year, x.Month, x.Day)
-		return append(b, '"')
+		return append(b, '"'), nil
 	case Infinity:
 		if x < 0 {
-			return append(b, `"-infinity"`...)
+			return append(b, `"-infinity"`...), nil
 		}
-		return append(b, `"infinity"`...)
+		return append(b, `"infinity"`...), nil
 	case TimeOfDay:
-		return appendJSONString(b, x.String())
+		return appendJSONString(b, x.String()), nil
 	case Decimal:
-		return append(b, x.String()...)
+		return append(b, x.String()...), nil
 	case *big.Int:
 		if x == nil {
-			return append(b, "null"...)
+			return append(b, "null"...), nil
 		}
-		return x.Append(b, 10)
+		return x.Append(b, 10), nil
 	case Enum:
-		return appendJSONString(b, string(x))
+		return appendJSONString(b, string(x)), nil
 	case JSON:
 		if x == "" || !json.Valid([]byte(x)) {
-			return appendJSONString(b, string(x))
+			return appendJSONString(b, string(x)), nil
 		}
-		return append(b, x...)
+		return append(b, x...), nil
 	case UUID:
-		return appendJSONString(b, x.String())
+		return appendJSONString(b, x.String()), nil
 	case Unavailable:
-		return appendJSONString(b, UnavailablePlaceholder)
+		return appendJSONString(b, UnavailablePlaceholder), nil
 	}
-	p, err := json.Marshal(v)
-	if err != nil {
-		return append(b, "null"...)
+	// Not a decoded value: encoding/json's text, with strings as above.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		if strict {
+			return b, err
+		}
+		return append(b, "null"...), nil
 	}
-	return append(b, p...)
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})...), nil
 }
 
 func appendJSONBytes(b []byte, p []byte) []byte {

@@ -5,17 +5,17 @@ import "unicode/utf8"
 const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as a JSON string, byte for byte as
-// encoding/json writes it: \b \f \n \r \t and other control characters
-// escaped, U+2028 and U+2029 escaped, invalid UTF-8 replaced by U+FFFD,
-// and with escapeHTML also <, > and & (encoding/json's default). It is
-// shared by the event marshaller, the sink encoder and the sink key, so
-// all of them agree on the bytes.
-func AppendJSONString(dst []byte, s string, escapeHTML bool) []byte {
+// encoding/json writes it with SetEscapeHTML(false): \b \f \n \r \t and
+// other control characters escaped, U+2028 and U+2029 escaped, invalid
+// UTF-8 replaced by U+FFFD, and <, > and & kept (Jackson, which Debezium
+// and Kafka Connect use, keeps them too). It is shared by the event marshaller, the
+// sink encoder and the sink key, so all of them agree on the bytes.
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && (!escapeHTML || (b != '<' && b != '>' && b != '&')) {
+			if b >= 0x20 && b != '"' && b != '\\' {
 				i++
 				continue
 			}

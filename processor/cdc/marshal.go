@@ -100,4 +100,4 @@ func (r Row) MarshalJSON() ([]byte, error) {
 	return AppendJSONValue(nil, r), nil
 }
 
-func appendJSONString(b []byte, s string) []byte { return AppendJSONString(b, s, false) }
+func appendJSONString(b []byte, s string) []byte { return AppendJSONString(b, s) }

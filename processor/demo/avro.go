@@ -10,6 +10,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/schemas"
 )
 
@@ -243,8 +244,8 @@ func Customers(reg Registrar, n int) ([]Record, AvroExpect, error) {
 	if err != nil {
 		return nil, ex, err
 	}
-	unknown := schemas.AppendHeader(nil, 4040)
-	unknown = append(unknown, v[schemas.WireHeaderSize:]...)
+	unknown := cdc.AppendWireHeader(nil, 4040)
+	unknown = append(unknown, v[cdc.WireHeaderSize:]...)
 	out = append(out, Record{Topic: AvroTopic, Key: k, Value: unknown})
 	k, v, err = s.change('u', c, c)
 	if err != nil {
@@ -258,7 +259,7 @@ func Customers(reg Registrar, n int) ([]Record, AvroExpect, error) {
 }
 
 func (s *avroSource) keyBytes(id int64) []byte {
-	b, err := s.key.BinaryFromNative(schemas.AppendHeader(nil, s.keyID), map[string]any{"id": id})
+	b, err := s.key.BinaryFromNative(cdc.AppendWireHeader(nil, s.keyID), map[string]any{"id": id})
 	if err != nil {
 		panic(err) // the key schema is fixed: {id: long}
 	}
@@ -314,7 +315,7 @@ func (s *avroSource) change(op byte, before, after *Customer) (key, value []byte
 		"ts_ns":       goavro.Union("long", now.UnixNano()),
 		"transaction": tx,
 	}
-	value, err = s.value.BinaryFromNative(schemas.AppendHeader(nil, s.valueID), v)
+	value, err = s.value.BinaryFromNative(cdc.AppendWireHeader(nil, s.valueID), v)
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo: encode customer %d: %w", id, err)
 	}

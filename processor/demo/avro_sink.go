@@ -15,6 +15,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/linkedin/goavro/v2"
 
+	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/schemas"
 )
 
@@ -22,7 +23,7 @@ import (
 const avroSinkTopic = "sync.crm.customers"
 
 // AvroSink is what the Avro sink topic holds, decoded with goavro and
-// schemas.EventSchema after schemas.SplitWire.
+// schemas.EventSchema after cdc.SplitWire.
 type AvroSink struct {
 	Topic      string
 	Events     int         // Avro-framed change events
@@ -53,7 +54,7 @@ func ReadAvroSink(ctx context.Context, client sarama.Client, topic string) (*Avr
 			out.Tombstones++
 			continue
 		}
-		id, body, err := schemas.SplitWire(m.Value)
+		id, body, err := cdc.SplitWire(m.Value)
 		if err != nil {
 			return nil, fmt.Errorf("demo: %s p%d@%d: %w", topic, m.Partition, m.Offset, err)
 		}

@@ -23,13 +23,16 @@
 // Key builds the sink record key: a JSON object of the configured key
 // fields, in the configured order, e.g. {"contact_id":42}. Each value is
 // taken from the event's After row, else Before, else Key, and is written
-// exactly as encoding/json would write the typed value (cdc.Number keeps
-// its text, cdc.Decimal is a plain-notation number, and so on). The same
-// change therefore always gets the same key bytes and the same partition.
+// with the text the JSON sink gives it (cdc.AppendJSONValue, listed in
+// docs/sink-format.md): cdc.Number keeps its text, cdc.Decimal is a
+// plain-notation number, NaN is "NaN", strings are not HTML-escaped. The
+// same change therefore always gets the same key bytes and the same
+// partition, and a key field reads the same in the key and in the value.
 //
 // # Errors
 //
 // A key field present in none of the rows is ErrMissingKeyField, wrapped
-// in a *KeyError naming the field. It is permanent: the record goes to the
-// DLQ and the partition keeps flowing.
+// in a *KeyError naming the field; a value no JSON can hold (a func, a
+// channel: never a decoded value) is ErrUnencodableKey. Both are
+// permanent: the record goes to the DLQ and the partition keeps flowing.
 package route

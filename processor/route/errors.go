@@ -11,8 +11,9 @@ var (
 	// After, Before and Key rows. Permanent: a DLQ case.
 	ErrMissingKeyField = errors.New("route: missing key field")
 	// ErrUnencodableKey is returned (inside a *KeyError) when a key
-	// field's value cannot be written as JSON, such as a NaN float.
-	// Permanent: a DLQ case.
+	// field's value cannot be written as JSON at all: a Go value the
+	// decoder never produces, such as a func. (A NaN float is "NaN", as
+	// in the sink.) Permanent: a DLQ case.
 	ErrUnencodableKey = errors.New("route: key field value cannot be encoded as JSON")
 )
 

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -68,42 +69,103 @@ func TestKeyMissingField(t *testing.T) {
 	}
 }
 
+// A key field of a Go type no JSON can hold is refused, never written as
+// null (null would give distinct values one key).
 func TestKeyUnencodable(t *testing.T) {
-	ev := &cdc.Event{After: cdc.Row{{Name: "x", Value: math.NaN()}}}
-	if _, err := Key(ev, []string{"x"}); !errors.Is(err, ErrUnencodableKey) {
-		t.Errorf("NaN: err = %v, want ErrUnencodableKey", err)
+	for _, v := range []any{func() {}, make(chan int), map[int]func(){1: nil}, cdc.Row{{Name: "f", Value: func() {}}}} {
+		ev := &cdc.Event{After: cdc.Row{{Name: "x", Value: v}}}
+		got, err := AppendKey([]byte("prefix"), ev, []string{"x"})
+		if !errors.Is(err, ErrUnencodableKey) {
+			t.Errorf("%T: err = %v, want ErrUnencodableKey", v, err)
+		}
+		if string(got) != "prefix" {
+			t.Errorf("%T: dst on error = %q, want it unchanged", v, got)
+		}
 	}
 }
 
-// Every value is written byte for byte as encoding/json writes it, so the
-// key (and therefore the partition) never depends on the fast path.
-func TestKeyValuesMatchEncodingJSON(t *testing.T) {
+// TestKeyText pins the key text of every value type the decoder produces.
+// The key picks the partition, so a change of these bytes moves keys: each
+// row says whether its text is what cdcsync wrote before issue 10 (when
+// the key had its own writer), and if not, why it changed.
+//
+// Regression: the key had its own writer that HTML-escaped <, > and &,
+// compacted embedded JSON, sent NaN keys to the DLQ and wrote an empty
+// Avro bytes value as null, while the sink value wrote the same field
+// otherwise.
+func TestKeyText(t *testing.T) {
 	uuid, _ := cdc.ParseUUID("123e4567-e89b-12d3-a456-426614174000")
-	zone := time.FixedZone("x", 5*3600+30*60)
-	odd := time.FixedZone("lmt", 17)
-	values := []any{
-		nil, true, false, int64(0), int64(-1 << 63), int64(1<<63 - 1), 7, int32(-3),
-		"", "plain", `quo"te\back`, "tab\tnl\ncr\r\b\f\x01\x1f", "<a&b>", "é ü 日本", "\u2028\u2029",
-		"bad\xffutf8\xc3", "\x7f",
-		0.0, 1.5, -2.25, 1e21, 1e20, 1e-6, 1e-7, 123456789.123, math.SmallestNonzeroFloat64, math.MaxFloat64,
-		cdc.Number("12345678901234567890"), cdc.Number("-1.5e3"),
-		cdc.Decimal{Unscaled: big.NewInt(-1250), Scale: 2}, cdc.Decimal{},
-		cdc.Date{Year: 2024, Month: 2, Day: 29}, cdc.TimeOfDay(90*time.Minute + 5), cdc.Enum("ac<tive"),
-		uuid, cdc.JSON(`{"a":[1,2]}`), cdc.Unavailable{},
-		[]byte{0, 1, 2, 250}, []byte{}, []byte(nil),
-		time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC), time.Date(2024, 5, 6, 7, 8, 9, 0, zone),
-		time.Date(2024, 5, 6, 7, 8, 9, 0, odd),
-		[]any{int64(1), "x"}, map[string]any{"b": 1, "a": 2},
+	for _, c := range []struct {
+		v       any
+		want    string
+		changed string // why the text differs from the pre-issue-10 key; "" if it does not
+	}{
+		{nil, `null`, ""},
+		{true, `true`, ""},
+		{int64(-1 << 63), `-9223372036854775808`, ""},
+		{int64(42), `42`, ""},
+		{int32(-3), `-3`, ""},
+		{"plain é 日本", `"plain é 日本"`, ""},
+		{"tab\tnl\n\x01\u2028", `"tab\tnl\n\u0001\u2028"`, ""},
+		{"bad\xff", `"bad\ufffd"`, ""},
+		{"<a&b>", `"<a&b>"`, "was \"\u003ca\u0026b\u003e\": HTML escaping, which neither the sink value nor Jackson does"},
+		{cdc.Enum("ac<tive"), `"ac<tive"`, "was \"ac\u003ctive\": HTML escaping"},
+		{0.1, `0.1`, ""},
+		{1e6, `1000000`, ""},
+		{1e21, `1e+21`, ""},
+		{1e-7, `1e-7`, ""},
+		{math.Copysign(0, -1), `-0`, ""},
+		{math.NaN(), `"NaN"`, "was ErrUnencodableKey (DLQ): the sink writes \"NaN\", PostgreSQL allows a NaN float8 key"},
+		{math.Inf(1), `"Infinity"`, "was ErrUnencodableKey (DLQ)"},
+		{math.Inf(-1), `"-Infinity"`, "was ErrUnencodableKey (DLQ)"},
+		{cdc.Number("9007199254740993"), `9007199254740993`, ""},
+		{cdc.Number("-1.5e3"), `-1.5e3`, ""},
+		{cdc.Decimal{Unscaled: big.NewInt(-1250), Scale: 2}, `-12.50`, ""},
+		{cdc.Decimal{Unscaled: big.NewInt(12), Scale: -3}, `12000`, ""},
+		{cdc.Date{Year: 2024, Month: 2, Day: 29}, `"2024-02-29"`, ""},
+		{cdc.Date{Year: 12000, Month: 1, Day: 1}, `"+12000-01-01"`, ""},
+		{cdc.Date{Year: -43, Month: 3, Day: 15}, `"-0043-03-15"`, ""},
+		{cdc.PosInfinity, `"infinity"`, ""},
+		{cdc.NegInfinity, `"-infinity"`, ""},
+		{time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC), `"2024-05-06T07:08:09.123456Z"`, ""},
+		{time.Date(2024, 5, 6, 7, 8, 9, 0, time.FixedZone("", -5*3600)), `"2024-05-06T07:08:09-05:00"`, ""},
+		{time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), `"+12000-01-01T00:00:00Z"`, ""},
+		{time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC), `"-0043-03-15T12:00:00Z"`, ""},
+		{time.Date(1890, 1, 1, 0, 0, 0, 0, time.FixedZone("LMT", -(36*60+45))), `"1890-01-01T00:00:00-00:36:45"`,
+			"was -00:36, a wrong instant; the decoder never makes a sub-minute offset"},
+		{cdc.LocalDateTime(time.Date(2026, 11, 27, 10, 0, 0, 500000000, time.UTC)), `"2026-11-27T10:00:00.5"`, ""},
+		{cdc.LocalDateTime(time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)), `"+12000-01-01T00:00:00"`, ""},
+		{cdc.TimeOfDay(90*time.Minute + 5), `"01:30:00.000000005"`, ""},
+		{uuid, `"123e4567-e89b-12d3-a456-426614174000"`, ""},
+		{cdc.JSON(`{"a":[1,2]}`), `{"a":[1,2]}`, ""},
+		{cdc.JSON(`{"a": [1, 2]}`), `{"a": [1, 2]}`, "was {\"a\":[1,2]}: encoding/json compacted it; the sink embeds Debezium's text (PostgreSQL jsonb has these spaces)"},
+		{cdc.JSON(`{"a":`), `"{\"a\":"`, ""},
+		{cdc.Unavailable{}, `"__debezium_unavailable_value"`, ""},
+		{[]byte{0, 1, 250}, `"AAH6"`, ""},
+		{[]byte{}, `""`, ""},
+		{[]byte(nil), `""`, "was null: the Avro decoder's empty bytes; the JSON decoder's gave \"\", and SQL NULL is null"},
+		{cdc.Row{{Name: "a", Value: int64(1)}, {Name: "f", Value: math.NaN()}}, `{"a":1,"f":"NaN"}`, ""},
+		{cdc.Row{{Name: "s", Value: "x&y"}}, `{"s":"x&y"}`, "was \"x\u0026y\": HTML escaping"},
+		{[]any{int64(1), "x", nil}, `[1,"x",null]`, ""},
+		{[]any{[]any{int64(1), "v"}}, `[[1,"v"]]`, ""},
+		{map[string]any{"b": int64(1), "a": "z"}, `{"a":"z","b":1}`, ""},
+	} {
+		ev := &cdc.Event{After: cdc.Row{{Name: "k", Value: c.v}}}
+		got, err := Key(ev, []string{"k"})
+		if want := `{"k":` + c.want + `}`; err != nil || string(got) != want {
+			t.Errorf("%T %#v: key %s, %v; want %s", c.v, c.v, got, err, want)
+		}
+		if !json.Valid(got) {
+			t.Errorf("%T %#v: %s is not JSON", c.v, c.v, got)
+		}
+		if sink := string(cdc.AppendJSONValue(nil, c.v)); sink != c.want {
+			t.Errorf("%T %#v: sink value %s, key %s", c.v, c.v, sink, c.want)
+		}
 	}
-	for _, v := range values {
-		want, err := json.Marshal(v)
-		if err != nil {
-			t.Fatalf("json.Marshal(%#v): %v", v, err)
-		}
-		got, err := appendValue(nil, v)
-		if err != nil || string(got) != string(want) {
-			t.Errorf("appendValue(%#v) = %s, %v; encoding/json %s", v, got, err, want)
-		}
+	// Field names follow the same rule.
+	ev := &cdc.Event{After: cdc.Row{{Name: "a&b", Value: int64(1)}}}
+	if got, err := Key(ev, []string{"a&b"}); err != nil || string(got) != `{"a&b":1}` {
+		t.Errorf("field name: %s, %v", got, err)
 	}
 }
 
@@ -112,9 +174,14 @@ func FuzzAppendString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendString(nil, s); string(got) != string(want) {
-			t.Errorf("appendString(%q) = %s, want %s", s, got, want)
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendString(nil, s); string(got) != strings.TrimSuffix(want.String(), "\n") {
+			t.Errorf("appendString(%q) = %s, want %s", s, got, want.String())
 		}
 	})
 }
