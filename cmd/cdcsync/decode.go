@@ -18,6 +18,7 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	keyFile := fs.String("key", "", "file holding the record key (optional)")
 	valueFile := fs.String("value", "", "file holding the record value (default: stdin)")
 	topic := fs.String("topic", "", "the record's topic, prefix.schema.table (used for tombstones)")
+	connector := fs.String("connector", "", "the Debezium connector that wrote the topic (postgresql, mysql, sqlserver, mongodb, ...): the shape a tombstone's topic is read in; default: learnt from the record, else PostgreSQL's")
 	system := fs.String("system", "", "source system to stamp on the event")
 	idMode := fs.String("id", "position", "event ID mode: position, content, or field:NAME")
 	if err := fs.Parse(args); err != nil {
@@ -26,7 +27,7 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *format != "debezium-json" {
 		return &exitError{code: 2, err: fmt.Errorf("--format %q: only debezium-json is supported by decode", *format)}
 	}
-	opts := cdc.Options{SourceSystem: *system}
+	opts := cdc.Options{SourceSystem: *system, Connector: *connector}
 	switch {
 	case *idMode == "position":
 	case *idMode == "content":

@@ -90,7 +90,7 @@ func TestDecodeIDModes(t *testing.T) {
 }
 
 func TestDecodeTombstone(t *testing.T) {
-	stdout, _, err := run(t, "\n", "decode", "--system", "erp",
+	stdout, _, err := run(t, "\n", "decode", "--system", "erp", "--connector", "postgresql",
 		"--key", filepath.Join(fixtures, "tombstone_pg.env.key.json"),
 		"--topic", strings.TrimSpace(fixture(t, "tombstone_pg.env.topic")))
 	wantExit(t, err, 0)
