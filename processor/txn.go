@@ -120,11 +120,12 @@ func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *txnEmitter) skip(*record) {}
 
-func (e *txnEmitter) emit(_ *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *txnEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
 	if e.fenced != nil || e.failed != nil {
 		return // the transaction will abort; writing more is pointless
 	}
 	for _, out := range outs {
+		out.Metadata = r.src // for producerErr: which record a refused output belongs to
 		if out.Topic == e.dlqTopic {
 			e.dlqs++
 		} else {
@@ -138,6 +139,16 @@ func (e *txnEmitter) emit(_ *record, ledger *sarama.ProducerMessage, outs ...*sa
 	}
 }
 
+// producerErr notes a produce error. When the broker refused an output or
+// DLQ record for good, the record is remembered (pipeline.reject), so that
+// after the abort it goes to the DLQ instead of failing again.
+func (e *txnEmitter) producerErr(pe *sarama.ProducerError) {
+	if src, ok := pe.Msg.Metadata.(*sarama.ConsumerMessage); ok && classify(pe.Err) == Permanent {
+		e.p.reject(src, pe.Msg.Topic == e.dlqTopic, pe.Err)
+	}
+	e.noteErr(pe.Err)
+}
+
 // send hands a message to the producer, collecting produce errors while it
 // waits so the producer never blocks on its error channel.
 func (e *txnEmitter) send(m *sarama.ProducerMessage) {
@@ -146,7 +157,7 @@ func (e *txnEmitter) send(m *sarama.ProducerMessage) {
 		case e.tp.producer.Input() <- m:
 			return
 		case pe := <-e.tp.producer.Errors():
-			e.noteErr(pe.Err)
+			e.producerErr(pe)
 		}
 	}
 }
@@ -209,7 +220,7 @@ func (e *txnEmitter) drainErrors() {
 	for {
 		select {
 		case pe := <-e.tp.producer.Errors():
-			e.noteErr(pe.Err)
+			e.producerErr(pe)
 		default:
 			return
 		}
@@ -263,7 +274,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				return nil
 			}
 		case pe := <-tp.producer.Errors():
-			em.noteErr(pe.Err)
+			em.producerErr(pe)
 		case <-tick.C:
 			if !commit() {
 				return nil

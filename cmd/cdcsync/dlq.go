@@ -61,6 +61,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: fmt.Errorf("--until: %w", err)}
 	}
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	if cfg.Version, err = sarama.ParseKafkaVersion(*version); err != nil {
 		return &exitError{code: 2, err: err}
 	}
