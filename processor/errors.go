@@ -67,6 +67,9 @@ var (
 	// when a sink record is larger than the producer accepts. Permanent:
 	// the source record goes to the DLQ, stage produce.
 	ErrOutputTooLarge = errors.New("processor: output record too large")
+	// ErrTruncateHeld is the DLQ reason of a TRUNCATE under
+	// source.truncate: dlq (the default), stage route.
+	ErrTruncateHeld = errors.New("processor: truncate held back")
 )
 
 // SinkTopicError says why an expanded sink topic cannot be used. It is
@@ -190,6 +193,7 @@ func exceptionClass(err error) string {
 		{ErrAuthorityViolation, "processor.ErrAuthorityViolation"},
 		{ErrSinkTopic, "processor.ErrSinkTopic"},
 		{ErrOutputTooLarge, "processor.ErrOutputTooLarge"},
+		{ErrTruncateHeld, "processor.ErrTruncateHeld"},
 		{topology.ErrInvalidTopicName, "topology.ErrInvalidTopicName"},
 		{sarama.ErrMessageSizeTooLarge, "sarama.ErrMessageSizeTooLarge"},
 		{sarama.ErrInvalidTopic, "sarama.ErrInvalidTopic"},

@@ -57,6 +57,8 @@ type pipeline struct {
 	topics     []string
 	partitions int32
 	sinks      sync.Map // sink or DLQ topic -> int32 partition count, topics checked by ensureTopic
+	sinkOK     sync.Map // sink topic -> struct{}, expanded sink topics checked and ensured
+	warned     sync.Map // topic -> struct{}, partition-count warnings given
 	rejected   sync.Map // sourcePos -> rejection (exactly_once)
 	nRejected  atomic.Int32
 
@@ -280,7 +282,7 @@ func (p *pipeline) ensureTopic(topic, kind string) error {
 // An error that classify calls permanent means no retry can make the
 // topic usable: the record goes to the DLQ, stage route.
 func (p *pipeline) ensureSink(topic string) error {
-	if _, ok := p.sinks.Load(topic); ok {
+	if _, ok := p.sinkOK.Load(topic); ok {
 		return nil
 	}
 	if err := p.checkSinkTopic(topic); err != nil {
@@ -292,6 +294,7 @@ func (p *pipeline) ensureSink(topic string) error {
 		}
 		return err
 	}
+	p.sinkOK.Store(topic, struct{}{})
 	return nil
 }
 
@@ -364,6 +367,9 @@ func (p *pipeline) describeTopic(topic string) (int32, bool, error) {
 // costs. The worker keeps running: the topic is usable, unlike a ledger
 // with the wrong count, which refuses the start.
 func (p *pipeline) warnPartitions(topic, kind string, have int32) {
+	if _, done := p.warned.LoadOrStore(topic, struct{}{}); done {
+		return
+	}
 	consequence := "keys are spread by Kafka's murmur2 over its partition count, so a key does not land on the partition " +
 		"it would have with the source's count (consumers that expect the sink co-partitioned with the source or with " +
 		"other sink topics are wrong), and if the count changed while the topic held records, a key's earlier and later " +

@@ -135,6 +135,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		c.em.skip(r)
 		return
 	}
+	if ev.Op == cdc.OpTruncate && p.plan.Truncate() != topology.TruncatePass {
+		c.heldTruncate(r, ev)
+		return
+	}
 
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
 	var key sarama.Encoder
@@ -318,6 +322,24 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 		return
 	}
 	c.em.emit(r, nil, m)
+}
+
+// heldTruncate handles a truncate under source.truncate dlq or drop. A
+// truncate goes to every sink partition the moment it is consumed, so
+// changes committed before it but read later from other source partitions
+// would land after it, and changes committed after it but read earlier
+// before it; a consumer applying the truncate would then keep rows the
+// database removed, or remove rows it kept. Only source.truncate: pass
+// accepts that.
+func (c *claimCtx) heldTruncate(r *record, ev *cdc.Event) {
+	if c.p.plan.Truncate() == topology.TruncateDrop {
+		c.log.Info("truncate dropped (source.truncate: drop)", zap.Int64("offset", r.offset),
+			zap.String("table", ev.Source.Table))
+		c.em.skip(r)
+		return
+	}
+	c.toDLQ(r, dlq.StageRoute, fmt.Errorf("%w: truncate of %s is not forwarded, because it cannot be ordered with the changes of other source partitions; apply it by hand, or set source.truncate: pass and replay it",
+		ErrTruncateHeld, ev.Entity), ev)
 }
 
 // rejectedBefore handles a record whose outputs the broker refused in an
