@@ -55,7 +55,7 @@ func (p *pipeline) newTxnProducer(c topicPartition) (*txnProducer, error) {
 
 func (t *txnProducer) close() {
 	if t.producer.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 {
-		_ = t.producer.AbortTxn()
+		_ = draining(t.producer, t.producer.AbortTxn, func(*sarama.ProducerError) {})
 	}
 	_ = t.producer.Close()
 	_ = t.client.Close()
@@ -182,7 +182,7 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		}, sarama.NewConsumerGroupMetadataFromSession(e.sess, string(e.p.plan.Group()), nil))
 	}
 	if err == nil {
-		err = e.tp.producer.CommitTxn()
+		err = draining(e.tp.producer, e.tp.producer.CommitTxn, e.producerErr)
 	}
 	if err == nil {
 		e.ps.mu.Lock()
@@ -205,7 +205,7 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 	e.ps.mu.Unlock()
 	e.p.stats.TxnAborts.Add(1)
 	if e.fenced == nil {
-		if aerr := e.tp.producer.AbortTxn(); aerr != nil {
+		if aerr := draining(e.tp.producer, e.tp.producer.AbortTxn, e.producerErr); aerr != nil {
 			e.noteErr(aerr)
 		}
 	}
@@ -213,6 +213,26 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		return fmt.Errorf("%w: %s: %v", ErrFenced, e.tp.id, e.fenced)
 	}
 	return fmt.Errorf("transaction %s aborted: %w", e.tp.id, err)
+}
+
+// draining runs end (CommitTxn or AbortTxn) while it hands the producer's
+// errors to onErr. Both wait until every message in flight is answered,
+// and sarama's Errors channel is unbuffered: a produce error answered
+// during the wait (a record the broker refused, say) blocks sarama until
+// someone reads it, so calling end alone deadlocked the claim. The
+// goroutine is waited for here; it ends because end ends once the errors
+// are read.
+func draining(prod sarama.AsyncProducer, end func() error, onErr func(*sarama.ProducerError)) error {
+	done := make(chan error, 1)
+	go func() { done <- end() }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case pe := <-prod.Errors():
+			onErr(pe)
+		}
+	}
 }
 
 // drainErrors collects produce errors already reported.
