@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,13 +32,21 @@ func TestKfakeNormalRun(t *testing.T) {
 	brokers := st.Brokers()
 	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "normal", src.Topic(), "sync.normal"))
 	w := makeWorkload(src, 2000, events, 0.10, 1)
-	produce(t, brokers, w.Records)
 
 	workers := []*worker{
 		startWorker(t, brokers, "w1", plan),
 		startWorker(t, brokers, "w2", plan),
 		startWorker(t, brokers, "w3", plan),
 	}
+	// The three share the partitions before the records arrive: once the
+	// worker start-up got faster (no metadata retries for the missing DLQ
+	// topic), the first worker could finish the -short workload alone.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := st.Kafka.WaitGroupStable(ctx, string(plan.Group()), 3); err != nil {
+		t.Fatalf("the group did not settle with 3 members: %v", err)
+	}
+	produce(t, brokers, w.Records)
 	waitProcessed(t, brokers, 3*time.Minute, plan)
 	var in, dups, out int64
 	for _, wk := range workers {
