@@ -120,6 +120,7 @@ func waitProcessed(t *testing.T, brokers []string, timeout time.Duration, plans 
 func newClient(t *testing.T, brokers []string) sarama.Client {
 	t.Helper()
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	c, err := sarama.NewClient(brokers, cfg)
 	if err != nil {

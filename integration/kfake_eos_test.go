@@ -27,6 +27,7 @@ commit_interval: 100ms
 func readCommitted(t *testing.T, brokers []string, topic string) []*sarama.ConsumerMessage {
 	t.Helper()
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	c, err := sarama.NewClient(brokers, cfg)

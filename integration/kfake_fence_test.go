@@ -14,6 +14,7 @@ import (
 func produceTo(t *testing.T, brokers []string, partition int32, recs []demo.Record) {
 	t.Helper()
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
@@ -49,6 +50,7 @@ func TestKfakeFencedPartitionStops(t *testing.T) {
 
 	// A new producer with partition 0's transactional ID fences the worker.
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Producer.Idempotent = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll

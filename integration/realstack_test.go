@@ -135,9 +135,11 @@ INSERT INTO events VALUES ('a', 'hello'), ('b', 'world');
 	// partition than the first one, and the per-partition ledger does not
 	// recognise it (see integration/realstack/README.md).
 	dir, plans := writeTopologies(t,
+		// truncate: pass, because this test checks the truncate's sink
+		// record (the default, dlq, holds it back; see docs/truncate.md).
 		fmt.Sprintf(`name: items-%[1]s
 systems: [erp]
-source: {topics: [%[2]s], system: erp, format: debezium-json}
+source: {topics: [%[2]s], system: erp, format: debezium-json, truncate: pass}
 sink: {topic: %[3]s, key: [id]}
 `, run, itemsTopic, syncItems),
 		fmt.Sprintf(`name: events-%[1]s

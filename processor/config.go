@@ -150,17 +150,32 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// maxMessageBytes is the largest record cdcsync produces (sarama's
+// Producer.MaxMessageBytes, Kafka's max.request.size), as sarama measures
+// it (ProducerMessage.ByteSize). It stays under Kafka's default
+// max.message.bytes (1048588, which includes the 61-byte batch header), so
+// a record that passes this check is never refused by a broker or topic
+// with the default limit. A larger sink record goes to the DLQ (stage
+// produce); a larger DLQ record is cut to fit (dlq.Fit).
+const maxMessageBytes = 1_000_000
+
 // saramaConfig builds the one sarama configuration a worker uses, for a
 // given purpose, and validates it.
 func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
-	v, err := sarama.ParseKafkaVersion(c.KafkaVersion)
+	v, err := ParseKafkaVersion(c.KafkaVersion)
 	if err != nil {
 		return nil, fmt.Errorf("%w: kafka_version: %v", ErrConfig, err)
 	}
 	sc.Version = v
 	sc.ClientID = c.ClientID
 	sc.Metadata.RefreshFrequency = time.Minute
+	// sarama asks the broker to create every unknown topic it requests
+	// metadata for; a broker with auto.create.topics.enable=true (Kafka's
+	// default) then creates it with num.partitions (1) and its default
+	// replication before cdcsync can create it with the source's count.
+	// cdcsync creates its topics itself (pipeline.ensureTopic, ledger.Ensure).
+	sc.Metadata.AllowAutoTopicCreation = false
 
 	// Consumer side.
 	sc.Consumer.Return.Errors = true
@@ -188,6 +203,7 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc.Producer.Flush.Bytes = 512 << 10
 	sc.Producer.Flush.Frequency = 2 * time.Millisecond
 	sc.Producer.Compression = sarama.CompressionNone
+	sc.Producer.MaxMessageBytes = maxMessageBytes
 	sc.ClientID = c.ClientID + "-" + purpose
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: sarama: %v", ErrConfig, err)

@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 
+	"strings"
+
 	"github.com/IBM/sarama"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/processor/ledger"
 	"github.com/cdcsync/cdcsync/processor/route"
 	"github.com/cdcsync/cdcsync/schemas"
+	"github.com/cdcsync/cdcsync/topology"
 )
 
 // Class is how a failure is handled. Every failure is classified once.
@@ -54,7 +58,33 @@ var (
 	ErrAuthorityViolation = errors.New("processor: authority violation")
 	// ErrFenced is returned when a producer was fenced by a newer one.
 	ErrFenced = errors.New("processor: producer fenced")
+	// ErrSinkTopic is wrapped by a *SinkTopicError when an expanded sink
+	// topic may not be written: it is or collides with the topology's DLQ,
+	// ledger or source topics, or with an existing topic. Permanent: the
+	// record goes to the DLQ, stage route.
+	ErrSinkTopic = errors.New("processor: unusable sink topic")
+	// ErrOutputTooLarge is wrapped (with sarama.ErrMessageSizeTooLarge)
+	// when a sink record is larger than the producer accepts. Permanent:
+	// the source record goes to the DLQ, stage produce.
+	ErrOutputTooLarge = errors.New("processor: output record too large")
+	// ErrTruncateHeld is the DLQ reason of a TRUNCATE under
+	// source.truncate: dlq (the default), stage route.
+	ErrTruncateHeld = errors.New("processor: truncate held back")
 )
+
+// SinkTopicError says why an expanded sink topic cannot be used. It is
+// permanent, whatever it wraps.
+type SinkTopicError struct {
+	Topic  string
+	Reason string
+	Err    error // ErrSinkTopic, topology.ErrInvalidTopicName or the broker's answer
+}
+
+func (e *SinkTopicError) Error() string {
+	return fmt.Sprintf("sink topic %q cannot be used: %s: %v", e.Topic, e.Reason, e.Err)
+}
+func (e *SinkTopicError) Unwrap() error   { return e.Err }
+func (e *SinkTopicError) Permanent() bool { return true }
 
 // fatalError marks an error as fatal for the classification.
 type fatalError struct{ err error }
@@ -69,7 +99,9 @@ func fatal(err error) error {
 	return &fatalError{err}
 }
 
-// classify returns the class of err.
+// classify returns the class of err. An error is transient only when a
+// retry can succeed; DESIGN.md has the table of every error the data path
+// can see.
 func classify(err error) Class {
 	if err == nil {
 		return Transient
@@ -79,6 +111,9 @@ func classify(err error) Class {
 		return Fatal
 	}
 	if errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+		return Fatal
+	}
+	if errors.Is(err, ledger.ErrPartitionMismatch) || errors.Is(err, ledger.ErrInvalidArgument) {
 		return Fatal
 	}
 	if errors.Is(err, cdc.ErrRegistryUnavailable) {
@@ -91,15 +126,41 @@ func classify(err error) Class {
 	if errors.As(err, &perm) && perm.Permanent() {
 		return Permanent
 	}
+	var ce sarama.ConfigurationError
+	if errors.As(err, &ce) {
+		// sarama's client-side size check answers with a ConfigurationError
+		// for one record; every other one is about the configuration.
+		if strings.Contains(string(ce), "MaxMessageBytes") {
+			return Permanent
+		}
+		return Fatal
+	}
 	switch {
+	// The record itself is refused: the same bytes are refused again.
 	case errors.Is(err, sarama.ErrMessageSizeTooLarge),
-		errors.Is(err, sarama.ErrInvalidMessage),
+		errors.Is(err, sarama.ErrInvalidMessage), // CRC mismatch; sarama retried it already
 		errors.Is(err, sarama.ErrInvalidMessageSize),
-		errors.Is(err, sarama.ErrMessageSetSizeTooLarge):
+		errors.Is(err, sarama.ErrMessageSetSizeTooLarge),
+		errors.Is(err, sarama.ErrInvalidRecord),    // e.g. a keyless record into a compacted topic
+		errors.Is(err, sarama.ErrInvalidTimestamp), // outside message.timestamp.*.max.ms
+		errors.Is(err, sarama.ErrInvalidTopic),     // an illegal or colliding name, from CreateTopics or Produce
+		errors.Is(err, sarama.ErrPolicyViolation),  // create.topic.policy refused the topic
+		errors.Is(err, sarama.ErrInvalidPartitions),
+		errors.Is(err, sarama.ErrInvalidConfig):
 		return Permanent
+	// The worker may not do this, or cannot speak to this cluster: nothing
+	// changes until an operator does.
 	case errors.Is(err, sarama.ErrTopicAuthorizationFailed),
 		errors.Is(err, sarama.ErrClusterAuthorizationFailed),
-		errors.Is(err, sarama.ErrTransactionalIDAuthorizationFailed):
+		errors.Is(err, sarama.ErrGroupAuthorizationFailed),
+		errors.Is(err, sarama.ErrTransactionalIDAuthorizationFailed),
+		errors.Is(err, sarama.ErrSASLAuthenticationFailed),
+		errors.Is(err, sarama.ErrIllegalSASLState),
+		errors.Is(err, sarama.ErrUnsupportedSASLMechanism),
+		errors.Is(err, sarama.ErrUnsupportedVersion),
+		errors.Is(err, sarama.ErrUnsupportedForMessageFormat),
+		errors.Is(err, sarama.ErrInvalidRequiredAcks),
+		errors.Is(err, sarama.ErrInvalidTransactionTimeout):
 		return Fatal
 	}
 	return Transient
@@ -130,7 +191,14 @@ func exceptionClass(err error) string {
 		{cdc.ErrUnknownSchema, "cdc.ErrUnknownSchema"},
 		{route.ErrMissingKeyField, "route.ErrMissingKeyField"},
 		{ErrAuthorityViolation, "processor.ErrAuthorityViolation"},
+		{ErrSinkTopic, "processor.ErrSinkTopic"},
+		{ErrOutputTooLarge, "processor.ErrOutputTooLarge"},
+		{ErrTruncateHeld, "processor.ErrTruncateHeld"},
+		{topology.ErrInvalidTopicName, "topology.ErrInvalidTopicName"},
 		{sarama.ErrMessageSizeTooLarge, "sarama.ErrMessageSizeTooLarge"},
+		{sarama.ErrInvalidTopic, "sarama.ErrInvalidTopic"},
+		{sarama.ErrInvalidRecord, "sarama.ErrInvalidRecord"},
+		{sarama.ErrInvalidTimestamp, "sarama.ErrInvalidTimestamp"},
 	} {
 		if errors.Is(err, s.err) {
 			return s.name

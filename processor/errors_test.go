@@ -12,7 +12,9 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/processor/ledger"
 	"github.com/cdcsync/cdcsync/processor/route"
+	"github.com/cdcsync/cdcsync/schemas"
 )
 
 func TestClassify(t *testing.T) {
@@ -60,6 +62,34 @@ func TestClassify(t *testing.T) {
 		{"deadline", context.DeadlineExceeded, Transient},
 		{"plain error", errors.New("something"), Transient},
 		{"nil", nil, Transient},
+
+		// Issue 9 item 8: every error the data path sees, by class. An
+		// error is transient only when a retry can succeed.
+		{"sarama's client-side size check", sarama.ConfigurationError("Attempt to produce message larger than configured Producer.MaxMessageBytes: 2000100 > 1000000"), Permanent},
+		{"output too large (our check)", checkSize(&sarama.ProducerMessage{Topic: "t", Value: sarama.ByteEncoder(make([]byte, maxMessageBytes))}), Permanent},
+		{"other sarama configuration error", sarama.ConfigurationError("Producing headers requires Kafka at least v0.11"), Fatal},
+		{"invalid record (keyless into compacted)", sarama.ErrInvalidRecord, Permanent},
+		{"invalid timestamp", sarama.ErrInvalidTimestamp, Permanent},
+		{"invalid topic from CreateTopics", &sarama.TopicError{Err: sarama.ErrInvalidTopic}, Permanent},
+		{"collision from CreateTopics", fmt.Errorf("creating sink topic a_b: %w", &sarama.TopicError{Err: sarama.ErrInvalidTopic}), Permanent},
+		{"policy violation from CreateTopics", &sarama.TopicError{Err: sarama.ErrPolicyViolation}, Permanent},
+		{"invalid config from CreateTopics", &sarama.TopicError{Err: sarama.ErrInvalidConfig}, Permanent},
+		{"sink topic refused by our check", &SinkTopicError{Topic: "dlq.x", Reason: "it is the topology's DLQ topic", Err: ErrSinkTopic}, Permanent},
+		{"replication factor above live brokers", &sarama.TopicError{Err: sarama.ErrInvalidReplicationFactor}, Transient},
+		{"not controller", sarama.ErrNotController, Transient},
+		{"topic not known yet", sarama.ErrUnknownTopicOrPartition, Transient},
+		{"throttled", sarama.ErrThrottlingQuotaExceeded, Transient},
+		{"concurrent transactions", sarama.ErrConcurrentTransactions, Transient},
+		{"group authorization", sarama.ErrGroupAuthorizationFailed, Fatal},
+		{"SASL authentication", sarama.ErrSASLAuthenticationFailed, Fatal},
+		{"unsupported version", sarama.ErrUnsupportedVersion, Fatal},
+		{"unsupported message format", sarama.ErrUnsupportedForMessageFormat, Fatal},
+		{"ledger partition mismatch", &ledger.PartitionMismatchError{Topic: "x.ledger", Have: 3, Want: 4}, Fatal},
+		{"ledger restore, invalid argument", fmt.Errorf("restoring: %w", ledger.ErrInvalidArgument), Fatal},
+		{"registry unavailable", &cdc.RegistryError{SchemaID: 3, Err: errors.New("503")}, Transient},
+		{"registry: unknown schema", &cdc.DecodeError{Part: "value", Err: cdc.ErrUnknownSchema, SchemaID: 9}, Permanent},
+		{"registry: incompatible output schema", fmt.Errorf("register: %w", schemas.ErrIncompatible), Fatal},
+		{"fatal cause of a failed session", fmt.Errorf("%w: %w", errSessionFailed, sarama.ErrTopicAuthorizationFailed), Fatal},
 	} {
 		if got := classify(tc.err); got != tc.want {
 			t.Errorf("%s: classify(%v) = %v, want %v", tc.name, tc.err, got, tc.want)

@@ -56,7 +56,11 @@ type pipeline struct {
 
 	topics     []string
 	partitions int32
-	sinks      sync.Map // sink topic -> struct{}, topics known to exist
+	sinks      sync.Map // sink or DLQ topic -> int32 partition count, topics checked by ensureTopic
+	sinkOK     sync.Map // sink topic -> struct{}, expanded sink topics checked and ensured
+	warned     sync.Map // topic -> struct{}, partition-count warnings given
+	rejected   sync.Map // sourcePos -> rejection (exactly_once)
+	nRejected  atomic.Int32
 
 	mu       sync.Mutex
 	ledgers  map[topicPartition]*partState // by claim, rebuilt in Setup
@@ -181,7 +185,10 @@ func (p *pipeline) prepare(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := p.ensureTopic(string(p.plan.DLQTopic())); err != nil {
+	if err := p.ensureTopic(string(p.plan.DLQTopic()), kindDLQ); err != nil {
+		if classify(err) == Permanent {
+			return fatal(err) // nothing can go to the DLQ
+		}
 		return err
 	}
 	if p.enc != nil {
@@ -206,31 +213,174 @@ func (p *pipeline) prepare(ctx context.Context) error {
 	return nil
 }
 
-// ensureTopic creates topic with the source partition count if it does not
-// exist. Known topics are cached.
-func (p *pipeline) ensureTopic(topic string) error {
+// Kinds of topics ensureTopic makes sure of, for its log lines and errors.
+const (
+	kindSink = "sink"
+	kindDLQ  = "DLQ"
+)
+
+// ensureTopic makes sure a sink or DLQ topic exists. A missing topic is
+// created with the source partition count and the configured replication
+// factor, and the creation is logged. A topic that exists with another
+// partition count is used as it is, with one warning that says what it
+// costs. Checked topics are cached with their partition count.
+//
+// The metadata is read with DescribeTopics, which never asks the broker to
+// auto-create the topic (and every client cdcsync opens has
+// Metadata.AllowAutoTopicCreation off): with auto.create.topics.enable on,
+// a plain metadata request would create it with the broker's
+// num.partitions. A create error that no retry can fix (an invalid or
+// colliding name, a policy refusal) is returned as is; classify sees it as
+// permanent.
+func (p *pipeline) ensureTopic(topic, kind string) error {
 	if _, ok := p.sinks.Load(topic); ok {
 		return nil
 	}
-	if parts, err := p.client.Partitions(topic); err == nil && len(parts) > 0 {
-		p.sinks.Store(topic, struct{}{})
-		return nil
+	have, exists, err := p.describeTopic(topic)
+	if err != nil {
+		return fmt.Errorf("reading the metadata of %s topic %s: %w", kind, topic, err)
 	}
-	err := p.admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: p.partitions, ReplicationFactor: p.cfg.ReplicationFactor}, false)
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		var te *sarama.TopicError
-		if !errors.As(err, &te) || te.Err != sarama.ErrTopicAlreadyExists {
-			return fmt.Errorf("creating topic %s: %w", topic, err)
+	if !exists {
+		err := p.admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: p.partitions, ReplicationFactor: p.cfg.ReplicationFactor}, false)
+		switch {
+		case err == nil:
+			p.log.Info("created topic", zap.String("kind", kind), zap.String("topic", topic),
+				zap.Int32("partitions", p.partitions), zap.Int16("replication_factor", p.cfg.ReplicationFactor))
+		case errors.Is(err, sarama.ErrTopicAlreadyExists):
+			// Another worker created it first; its count is checked below.
+		default:
+			return fmt.Errorf("creating %s topic %s (%d partitions, replication factor %d): %w",
+				kind, topic, p.partitions, p.cfg.ReplicationFactor, err)
+		}
+		// A topic just created may take a moment to show in the metadata.
+		for attempt := 0; ; attempt++ {
+			if have, exists, err = p.describeTopic(topic); err != nil {
+				return fmt.Errorf("reading the metadata of %s topic %s: %w", kind, topic, err)
+			}
+			if exists {
+				break
+			}
+			if attempt == 50 {
+				return fmt.Errorf("%s topic %s was created but is still missing from the metadata", kind, topic)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	if err == nil {
-		p.log.Info("created topic", zap.String("topic", topic), zap.Int32("partitions", p.partitions))
+	if have != p.partitions {
+		p.warnPartitions(topic, kind, have)
 	}
+	// The producers' clients learn of the topic by themselves; the
+	// pipeline's client needs it for sinkPartitions.
 	if err := p.client.RefreshMetadata(topic); err != nil {
 		return err
 	}
-	p.sinks.Store(topic, struct{}{})
+	p.sinks.Store(topic, have)
 	return nil
+}
+
+// ensureSink makes sure an expanded sink topic may be written and exists.
+// An error that classify calls permanent means no retry can make the
+// topic usable: the record goes to the DLQ, stage route.
+func (p *pipeline) ensureSink(topic string) error {
+	if _, ok := p.sinkOK.Load(topic); ok {
+		return nil
+	}
+	if err := p.checkSinkTopic(topic); err != nil {
+		return err
+	}
+	if err := p.ensureTopic(topic, kindSink); err != nil {
+		if classify(err) == Permanent {
+			return &SinkTopicError{Topic: topic, Reason: "the broker refused to create it", Err: err}
+		}
+		return err
+	}
+	p.sinkOK.Store(topic, struct{}{})
+	return nil
+}
+
+// checkSinkTopic refuses an expanded sink topic that is not a legal Kafka
+// topic name, that is or collides with the topology's DLQ or ledger topic
+// or one of its source topics (present or matched by its pattern), or that
+// collides with an existing topic ('.' and '_' are the same to Kafka's
+// metric names, so the broker refuses the second of two such names). It
+// runs before the topic is created or written. The error is a
+// *SinkTopicError, which is permanent.
+func (p *pipeline) checkSinkTopic(topic string) error {
+	if err := topology.CheckTopicName(topic); err != nil {
+		return &SinkTopicError{Topic: topic, Reason: "not a legal topic name", Err: err}
+	}
+	for _, own := range []struct{ name, what string }{
+		{string(p.plan.DLQTopic()), "the topology's DLQ topic"},
+		{p.ledgerTopic, "the topology's ledger topic"},
+	} {
+		if topic == own.name {
+			return &SinkTopicError{Topic: topic, Reason: "it is " + own.what, Err: ErrSinkTopic}
+		}
+		if topology.TopicsCollide(topic, own.name) {
+			return &SinkTopicError{Topic: topic, Reason: fmt.Sprintf("it collides with %s %s", own.what, own.name), Err: ErrSinkTopic}
+		}
+	}
+	if p.plan.MatchesTopic(topic) {
+		return &SinkTopicError{Topic: topic, Reason: "it is a source topic of this topology: sync records would be read back as changes", Err: ErrSinkTopic}
+	}
+	for _, src := range p.topics {
+		if topology.TopicsCollide(topic, src) {
+			return &SinkTopicError{Topic: topic, Reason: "it collides with source topic " + src, Err: ErrSinkTopic}
+		}
+	}
+	existing, err := p.client.Topics()
+	if err != nil {
+		return err
+	}
+	for _, t := range existing {
+		if topology.TopicsCollide(topic, t) {
+			return &SinkTopicError{Topic: topic, Reason: "it collides with existing topic " + t, Err: ErrSinkTopic}
+		}
+	}
+	return nil
+}
+
+// describeTopic returns the partition count of topic and whether it exists.
+func (p *pipeline) describeTopic(topic string) (int32, bool, error) {
+	md, err := p.admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return 0, false, err
+	}
+	for _, t := range md {
+		if t.Name != topic {
+			continue
+		}
+		switch {
+		case errors.Is(t.Err, sarama.ErrNoError):
+			return int32(len(t.Partitions)), len(t.Partitions) > 0, nil
+		case errors.Is(t.Err, sarama.ErrUnknownTopicOrPartition), errors.Is(t.Err, sarama.ErrLeaderNotAvailable):
+			return 0, false, nil
+		default:
+			return 0, false, t.Err
+		}
+	}
+	return 0, false, nil
+}
+
+// warnPartitions says, once per topic and pipeline, that an existing sink
+// or DLQ topic does not have the source's partition count, and what that
+// costs. The worker keeps running: the topic is usable, unlike a ledger
+// with the wrong count, which refuses the start.
+func (p *pipeline) warnPartitions(topic, kind string, have int32) {
+	if _, done := p.warned.LoadOrStore(topic, struct{}{}); done {
+		return
+	}
+	consequence := "keys are spread by Kafka's murmur2 over its partition count, so a key does not land on the partition " +
+		"it would have with the source's count (consumers that expect the sink co-partitioned with the source or with " +
+		"other sink topics are wrong), and if the count changed while the topic held records, a key's earlier and later " +
+		"records sit in different partitions, so its per-key order across the change is lost"
+	if kind == kindDLQ {
+		consequence = "a key's DLQ records still stay together in one partition, but not in the partition the source's count would give"
+	}
+	p.log.Warn("existing topic does not have the source's partition count; cdcsync uses it as it is",
+		zap.String("kind", kind), zap.String("topic", topic), zap.Int32("partitions", have),
+		zap.Int32("source_partitions", p.partitions), zap.String("consequence", consequence),
+		zap.String("fix", fmt.Sprintf("recreate the topic with %d partitions while no worker runs", p.partitions)))
 }
 
 // run consumes until ctx is done or a fatal error happens.
@@ -342,6 +492,11 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 		}
 		if err == nil {
 			err = cause
+		}
+		if classify(err) == Fatal {
+			// A claim gave up on a record because of a failure no retry
+			// can fix (an authorization error, say).
+			return err
 		}
 		if failingSince.IsZero() {
 			failingSince = p.now()
@@ -458,6 +613,23 @@ func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
 			p.out.Input() <- m
 			return
 		}
+		if pe.Msg.Topic == string(p.plan.DLQTopic()) {
+			if !r.dlqCut {
+				// The DLQ topic's limit is below the producer's: send the
+				// record again with only its error headers.
+				r.dlqCut = true
+				dlq.Fit(pe.Msg, 0)
+				p.log.Warn("the broker refused a DLQ record; sending it again without its key, value and original headers",
+					zap.String("dlq", pe.Msg.Topic), zap.Int("bytes", pe.Msg.ByteSize(2)), zap.Error(pe.Err))
+				p.out.Input() <- pe.Msg
+				return
+			}
+			if r.resolved.CompareAndSwap(false, true) {
+				r.t.fail(r)
+			}
+			p.stopFatal(p.dlqRefused(pe))
+			return
+		}
 		fallthrough
 	case Transient:
 		if r.resolved.CompareAndSwap(false, true) {
@@ -470,6 +642,56 @@ func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
 		}
 		p.stopFatal(pe.Err)
 	}
+}
+
+// dlqRefused is the fatal error of a DLQ topic that refuses a record cut
+// to its error headers: no record can go to the DLQ, so none may fail.
+func (p *pipeline) dlqRefused(pe *sarama.ProducerError) error {
+	return fatal(fmt.Errorf("DLQ topic %s refuses even a %d-byte record with no key or value (check its max.message.bytes and cleanup.policy): %w",
+		pe.Msg.Topic, pe.Msg.ByteSize(2), pe.Err))
+}
+
+// rejection is a source record whose output (level 1) or DLQ record
+// (level 2) the broker refused permanently inside an exactly_once
+// transaction, which then aborted. When the record comes again, handle
+// sends it to the DLQ (level 1), or a DLQ record cut to its error headers
+// (level 2), instead of failing the same way forever; level 3 stops the
+// pipeline.
+type rejection struct {
+	level int
+	err   error
+}
+
+type sourcePos struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+// reject records a permanent produce failure of src's outputs (see rejection).
+func (p *pipeline) reject(src *sarama.ConsumerMessage, toDLQ bool, err error) {
+	level := 1
+	if toDLQ {
+		level = 2
+	}
+	pos := sourcePos{src.Topic, src.Partition, src.Offset}
+	if old, ok := p.rejected.Load(pos); ok && old.(rejection).level >= level {
+		level = old.(rejection).level + 1
+	}
+	p.rejected.Store(pos, rejection{level: level, err: err})
+	p.nRejected.Add(1)
+}
+
+// rejectedBefore returns the rejection of src, if any.
+func (p *pipeline) rejectedBefore(src *sarama.ConsumerMessage) (rejection, bool) {
+	if p.nRejected.Load() == 0 {
+		return rejection{}, false
+	}
+	v, ok := p.rejected.Load(sourcePos{src.Topic, src.Partition, src.Offset})
+	if !ok {
+		return rejection{}, false
+	}
+	return v.(rejection), true
 }
 
 // ledAcks handles acknowledgements of ledger entries.
@@ -536,8 +758,12 @@ func (p *pipeline) sinkTopicFor(source string) string {
 	return p.plan.SinkTopic(db, schema, table, table)
 }
 
-// sinkPartitions is the partition count of a sink topic that exists.
+// sinkPartitions is the partition count of a sink topic ensureTopic has
+// checked.
 func (p *pipeline) sinkPartitions(topic string) (int32, error) {
+	if n, ok := p.sinks.Load(topic); ok {
+		return n.(int32), nil
+	}
 	parts, err := p.client.Partitions(topic)
 	if err != nil {
 		return 0, err

@@ -91,6 +91,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	start := p.now()
 	p.stats.In.Add(1)
 	r := c.em.begin(msg, start)
+	if rj, ok := p.rejectedBefore(msg); ok {
+		c.rejectedBefore(r, rj)
+		return
+	}
 
 	ev, err := p.dec.Decode(msg.Topic, msg.Key, msg.Value)
 	if err != nil {
@@ -131,6 +135,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		c.em.skip(r)
 		return
 	}
+	if ev.Op == cdc.OpTruncate && p.plan.Truncate() != topology.TruncatePass {
+		c.heldTruncate(r, ev)
+		return
+	}
 
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
 	var key sarama.Encoder
@@ -143,8 +151,8 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		}
 		key = sarama.ByteEncoder(k)
 	}
-	if err := p.ensureTopic(topic); err != nil {
-		c.em.abandon(r, err)
+	if err := p.ensureSink(topic); err != nil {
+		c.sinkTopicFailed(r, err, ev)
 		return
 	}
 	var value []byte
@@ -165,6 +173,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		}
 	} else {
 		value = appendSinkValue(make([]byte, 0, 512), ev, d.Fields)
+	}
+	if err := checkSize(&sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}); err != nil {
+		c.toDLQ(r, dlq.StageProduce, err, ev)
+		return
 	}
 
 	c.ps.mu.Lock()
@@ -262,17 +274,71 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 		return
 	}
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
-	if err := p.ensureTopic(topic); err != nil {
-		c.em.abandon(r, err)
+	if err := p.ensureSink(topic); err != nil {
+		c.sinkTopicFailed(r, err, ev)
 		return
 	}
-	c.em.emit(r, nil, &sarama.ProducerMessage{
+	m := &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.ByteEncoder(key),
 		Headers: []sarama.RecordHeader{
 			{Key: hdrEventType, Value: []byte(ev.Type)},
 			{Key: hdrTopology, Value: p.nameBytes},
 		},
-	})
+	}
+	if err := checkSize(m); err != nil {
+		c.toDLQ(r, dlq.StageProduce, err, ev)
+		return
+	}
+	c.em.emit(r, nil, m)
+}
+
+// heldTruncate handles a truncate under source.truncate dlq or drop. A
+// truncate goes to every sink partition the moment it is consumed, so
+// changes committed before it but read later from other source partitions
+// would land after it, and changes committed after it but read earlier
+// before it; a consumer applying the truncate would then keep rows the
+// database removed, or remove rows it kept. Only source.truncate: pass
+// accepts that.
+func (c *claimCtx) heldTruncate(r *record, ev *cdc.Event) {
+	if c.p.plan.Truncate() == topology.TruncateDrop {
+		c.log.Info("truncate dropped (source.truncate: drop)", zap.Int64("offset", r.offset),
+			zap.String("table", ev.Source.Table))
+		c.em.skip(r)
+		return
+	}
+	c.toDLQ(r, dlq.StageRoute, fmt.Errorf("%w: truncate of %s is not forwarded, because it cannot be ordered with the changes of other source partitions; apply it by hand, or set source.truncate: pass and replay it",
+		ErrTruncateHeld, ev.Entity), ev)
+}
+
+// rejectedBefore handles a record whose outputs the broker refused in an
+// earlier, aborted transaction (see rejection).
+func (c *claimCtx) rejectedBefore(r *record, rj rejection) {
+	p := c.p
+	switch rj.level {
+	case 1:
+		c.toDLQ(r, dlq.StageProduce, fmt.Errorf("the broker refused the output: %w", rj.err), nil)
+	case 2:
+		m := p.dlqRecord(r.src, dlq.StageProduce, fmt.Errorf("the broker refused the output and its DLQ record: %w", rj.err), nil)
+		dlq.Fit(m, 0)
+		c.log.Warn("record sent to the DLQ without its key, value and original headers, which the DLQ topic refused",
+			zap.Int64("offset", r.offset), zap.Error(rj.err))
+		c.em.emit(r, nil, m)
+	default:
+		c.em.abandon(r, rj.err)
+		p.stopFatal(fatal(fmt.Errorf("DLQ topic %s refuses even a record with no key or value (check its max.message.bytes and cleanup.policy): %w",
+			p.plan.DLQTopic(), rj.err)))
+	}
+}
+
+// sinkTopicFailed handles a sink topic that ensureSink refused: a topic no
+// retry can make usable sends the record to the DLQ (stage route); any
+// other failure restarts the session (a fatal one stops the pipeline).
+func (c *claimCtx) sinkTopicFailed(r *record, err error, ev *cdc.Event) {
+	if classify(err) == Permanent {
+		c.toDLQ(r, dlq.StageRoute, err, ev)
+		return
+	}
+	c.em.abandon(r, err)
 }
 
 // toDLQ sends the source record to the DLQ with the stage it failed in,
@@ -312,7 +378,48 @@ func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err erro
 	if errors.As(err, &de) && de.SchemaID != 0 {
 		f.SchemaID = de.SchemaID
 	}
-	return dlq.Record(string(p.plan.DLQTopic()), src, f)
+	m := dlq.Record(string(p.plan.DLQTopic()), src, f)
+	p.fitDLQ(m, maxMessageBytes)
+	return m
+}
+
+// fitDLQ cuts a DLQ record that is larger than limit (see dlq.Fit), so
+// that a record too large for the sink is not too large for the DLQ too,
+// which would stall its partition.
+func (p *pipeline) fitDLQ(m *sarama.ProducerMessage, limit int) {
+	before := m.ByteSize(2)
+	if before <= limit {
+		return
+	}
+	fits := dlq.Fit(m, limit)
+	var cut string
+	for _, h := range m.Headers {
+		if string(h.Key) == dlq.HeaderTruncated {
+			cut = string(h.Value)
+		}
+	}
+	p.log.Warn("the DLQ copy of a record is too large; cut to fit", zap.String("topic", m.Topic),
+		zap.Int("bytes", before), zap.Int("limit", limit), zap.Int("cut_to", m.ByteSize(2)), zap.String("cut", cut), zap.Bool("fits", fits))
+}
+
+// checkSize refuses an output larger than the producer accepts, before it
+// is produced: sarama would refuse it anyway (a ConfigurationError, or
+// under exactly_once an aborted transaction), and no retry would change
+// that. The error wraps ErrOutputTooLarge and sarama.ErrMessageSizeTooLarge;
+// the source record goes to the DLQ, stage produce.
+func checkSize(m *sarama.ProducerMessage) error {
+	if n := m.ByteSize(2); n > maxMessageBytes {
+		return &permanentError{stage: dlq.StageProduce, err: fmt.Errorf("%w: %w: the record for %s would be %d bytes (key %d, value %d), over the producer's limit of %d",
+			ErrOutputTooLarge, sarama.ErrMessageSizeTooLarge, m.Topic, n, encLen(m.Key), encLen(m.Value), maxMessageBytes)}
+	}
+	return nil
+}
+
+func encLen(e sarama.Encoder) int {
+	if e == nil {
+		return 0
+	}
+	return e.Length()
 }
 
 // stageEncode is the DLQ stage of an event the Avro sink encoder refused.

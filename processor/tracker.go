@@ -42,6 +42,7 @@ type record struct {
 	pending  atomic.Int32
 	resolved atomic.Bool // set once, by finish or on failure
 	ledger   *sarama.ProducerMessage
+	dlqCut   bool // the broker refused its DLQ record once; it was sent again cut (outAcks only)
 	done     bool // guarded by t.mu
 }
 

@@ -55,7 +55,7 @@ func (p *pipeline) newTxnProducer(c topicPartition) (*txnProducer, error) {
 
 func (t *txnProducer) close() {
 	if t.producer.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 {
-		_ = t.producer.AbortTxn()
+		_ = draining(t.producer, t.producer.AbortTxn, func(*sarama.ProducerError) {})
 	}
 	_ = t.producer.Close()
 	_ = t.client.Close()
@@ -120,11 +120,12 @@ func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *txnEmitter) skip(*record) {}
 
-func (e *txnEmitter) emit(_ *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *txnEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
 	if e.fenced != nil || e.failed != nil {
 		return // the transaction will abort; writing more is pointless
 	}
 	for _, out := range outs {
+		out.Metadata = r.src // for producerErr: which record a refused output belongs to
 		if out.Topic == e.dlqTopic {
 			e.dlqs++
 		} else {
@@ -138,6 +139,16 @@ func (e *txnEmitter) emit(_ *record, ledger *sarama.ProducerMessage, outs ...*sa
 	}
 }
 
+// producerErr notes a produce error. When the broker refused an output or
+// DLQ record for good, the record is remembered (pipeline.reject), so that
+// after the abort it goes to the DLQ instead of failing again.
+func (e *txnEmitter) producerErr(pe *sarama.ProducerError) {
+	if src, ok := pe.Msg.Metadata.(*sarama.ConsumerMessage); ok && classify(pe.Err) == Permanent {
+		e.p.reject(src, pe.Msg.Topic == e.dlqTopic, pe.Err)
+	}
+	e.noteErr(pe.Err)
+}
+
 // send hands a message to the producer, collecting produce errors while it
 // waits so the producer never blocks on its error channel.
 func (e *txnEmitter) send(m *sarama.ProducerMessage) {
@@ -146,7 +157,7 @@ func (e *txnEmitter) send(m *sarama.ProducerMessage) {
 		case e.tp.producer.Input() <- m:
 			return
 		case pe := <-e.tp.producer.Errors():
-			e.noteErr(pe.Err)
+			e.producerErr(pe)
 		}
 	}
 }
@@ -171,7 +182,7 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		}, sarama.NewConsumerGroupMetadataFromSession(e.sess, string(e.p.plan.Group()), nil))
 	}
 	if err == nil {
-		err = e.tp.producer.CommitTxn()
+		err = draining(e.tp.producer, e.tp.producer.CommitTxn, e.producerErr)
 	}
 	if err == nil {
 		e.ps.mu.Lock()
@@ -194,7 +205,7 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 	e.ps.mu.Unlock()
 	e.p.stats.TxnAborts.Add(1)
 	if e.fenced == nil {
-		if aerr := e.tp.producer.AbortTxn(); aerr != nil {
+		if aerr := draining(e.tp.producer, e.tp.producer.AbortTxn, e.producerErr); aerr != nil {
 			e.noteErr(aerr)
 		}
 	}
@@ -204,12 +215,32 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 	return fmt.Errorf("transaction %s aborted: %w", e.tp.id, err)
 }
 
+// draining runs end (CommitTxn or AbortTxn) while it hands the producer's
+// errors to onErr. Both wait until every message in flight is answered,
+// and sarama's Errors channel is unbuffered: a produce error answered
+// during the wait (a record the broker refused, say) blocks sarama until
+// someone reads it, so calling end alone deadlocked the claim. The
+// goroutine is waited for here; it ends because end ends once the errors
+// are read.
+func draining(prod sarama.AsyncProducer, end func() error, onErr func(*sarama.ProducerError)) error {
+	done := make(chan error, 1)
+	go func() { done <- end() }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case pe := <-prod.Errors():
+			onErr(pe)
+		}
+	}
+}
+
 // drainErrors collects produce errors already reported.
 func (e *txnEmitter) drainErrors() {
 	for {
 		select {
 		case pe := <-e.tp.producer.Errors():
-			e.noteErr(pe.Err)
+			e.producerErr(pe)
 		default:
 			return
 		}
@@ -263,7 +294,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				return nil
 			}
 		case pe := <-tp.producer.Errors():
-			em.noteErr(pe.Err)
+			em.producerErr(pe)
 		case <-tick.C:
 			if !commit() {
 				return nil

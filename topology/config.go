@@ -56,6 +56,7 @@ type Source struct {
 	System       System
 	Format       Format
 	Tombstones   Tombstones
+	Truncate     Truncate
 }
 
 // Dedup is the "dedup" section: how event IDs are derived and how long the
@@ -325,6 +326,9 @@ func (v *validator) source(declared map[System]bool) {
 	}
 	if !validEnum(tombstonesNames, int(s.Tombstones)) {
 		v.add("source.tombstones", ErrInvalid, "%v is not one of %s", s.Tombstones, quoteList(tombstonesNames))
+	}
+	if !validEnum(truncateNames, int(s.Truncate)) {
+		v.add("source.truncate", ErrInvalid, "%v is not one of %s", s.Truncate, quoteList(truncateNames))
 	}
 }
 

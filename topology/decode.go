@@ -91,6 +91,7 @@ func (d *decoder) topLevel() []field {
 				{"system", func(n *yaml.Node, p string) { d.str(n, p, (*string)(&c.Source.System)) }},
 				{"format", func(n *yaml.Node, p string) { d.enum(n, p, formatNames, (*int)(&c.Source.Format)) }},
 				{"tombstones", func(n *yaml.Node, p string) { d.enum(n, p, tombstonesNames, (*int)(&c.Source.Tombstones)) }},
+				{"truncate", func(n *yaml.Node, p string) { d.enum(n, p, truncateNames, (*int)(&c.Source.Truncate)) }},
 			})
 		}},
 		{"dedup", func(n *yaml.Node, p string) {

@@ -80,6 +80,11 @@
 //	source.tombstones     pass (default) or drop. A tombstone is the record
 //	                      with a null value that Debezium writes after a
 //	                      delete; pass forwards it as a delete marker.
+//	source.truncate       dlq (default), pass or drop: what a TRUNCATE does.
+//	                      pass forwards it to every sink partition, where it
+//	                      can overtake or trail changes of other source
+//	                      partitions (see the README); dlq keeps it for an
+//	                      operator; drop discards it.
 //
 // dedup
 //

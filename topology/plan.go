@@ -90,6 +90,9 @@ func (p *Plan) Format() Format { return p.cfg.Source.Format }
 // Tombstones is the tombstone policy.
 func (p *Plan) Tombstones() Tombstones { return p.cfg.Source.Tombstones }
 
+// Truncate is the truncate policy.
+func (p *Plan) Truncate() Truncate { return p.cfg.Source.Truncate }
+
 // Dedup is how event IDs are derived and how long the ledger keeps them.
 func (p *Plan) Dedup() Dedup { return p.cfg.Dedup }
 

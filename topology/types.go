@@ -37,6 +37,22 @@ const (
 	TombstonesDrop
 )
 
+// Truncate says what happens to a TRUNCATE event (op t). A truncate
+// concerns every key of the table, so it cannot be kept in order with the
+// changes of other source partitions; see the README's source.truncate.
+type Truncate int
+
+const (
+	// TruncateDLQ sends truncates to the DLQ, stage route (the default):
+	// nothing is lost, and an operator decides.
+	TruncateDLQ Truncate = iota
+	// TruncatePass forwards a truncate to every sink partition.
+	TruncatePass
+	// TruncateDrop drops truncates, as Debezium's default
+	// skipped.operations=t does at the source.
+	TruncateDrop
+)
+
 // DedupKey says how an event's ID, the dedup ledger's key, is derived.
 type DedupKey int
 
@@ -119,6 +135,7 @@ const (
 var (
 	formatNames          = []string{"", "debezium-json", "debezium-avro"}
 	tombstonesNames      = []string{"pass", "drop"}
+	truncateNames        = []string{"dlq", "pass", "drop"}
 	dedupKeyNames        = []string{"position", "content", "field"}
 	onViolationNames     = []string{"drop_field", "dlq"}
 	sinkFormatNames      = []string{"json", "avro"}
@@ -139,6 +156,9 @@ func (f Format) String() string { return enumString(formatNames, int(f), "Format
 
 // String returns the spelling used in topology files.
 func (t Tombstones) String() string { return enumString(tombstonesNames, int(t), "Tombstones") }
+
+// String returns the spelling used in topology files.
+func (t Truncate) String() string { return enumString(truncateNames, int(t), "Truncate") }
 
 // String returns the spelling used in topology files.
 func (k DedupKey) String() string { return enumString(dedupKeyNames, int(k), "DedupKey") }

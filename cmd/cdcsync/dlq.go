@@ -87,6 +87,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	if cfg.Version, err = processor.ParseKafkaVersion(*version); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--kafka-version: %w", err)}
 	}

@@ -109,6 +109,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 		o.Log = zap.NewNop()
 	}
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient(o.Brokers, cfg)
 	if err != nil {
@@ -213,6 +214,7 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 	cfg := processor.DefaultConfig()
 	cfg.Brokers = o.Brokers
 	sc := sarama.NewConfig()
+	sc.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	sc.Version = sarama.V2_8_0_0
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Fetch.Default = 8 << 20

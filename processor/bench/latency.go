@@ -37,6 +37,7 @@ func latency(ctx context.Context, o Options, w io.Writer) (*Latency, error) {
 		o.LatencyFor = 10 * time.Second
 	}
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll

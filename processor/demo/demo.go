@@ -204,6 +204,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 // Debezium's Kafka producer does.
 func Produce(brokers []string, records []Record) error {
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
@@ -236,6 +237,7 @@ func Produce(brokers []string, records []Record) error {
 // the high-water mark of every source partition.
 func WaitProcessed(ctx context.Context, brokers []string, plans []*topology.Plan, timeout time.Duration) error {
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
@@ -327,6 +329,7 @@ func printSummary(w io.Writer, plans []*topology.Plan, s *Summary) {
 
 func printSamples(ctx context.Context, w io.Writer, brokers []string, plans []*topology.Plan, sum *Summary) error {
 	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {

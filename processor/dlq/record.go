@@ -1,7 +1,9 @@
 package dlq
 
 import (
+	"encoding/binary"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -30,6 +32,14 @@ const (
 	HeaderTopology     = "cdcsync.topology"
 	HeaderEventID      = "cdcsync.event.id"
 	HeaderSchemaID     = "cdcsync.schema.id" // only when the record had a registry schema
+
+	// HeaderTruncated is set when Fit cut the record to fit the producer's
+	// limit: what was cut, in order, from "value", "key", "headers" (the
+	// source record's own headers, dropped) and "message" (the exception
+	// message, cut). The original sizes follow in the next two headers.
+	HeaderTruncated          = "cdcsync.errors.truncated"
+	HeaderOriginalKeyBytes   = "cdcsync.errors.original.key.bytes"   // only with HeaderTruncated
+	HeaderOriginalValueBytes = "cdcsync.errors.original.value.bytes" // only with HeaderTruncated
 )
 
 // The pipeline stages a Failure can name.
@@ -120,6 +130,91 @@ func Record(dlqTopic string, src *sarama.ConsumerMessage, f Failure) *sarama.Pro
 		add(HeaderSchemaID, strconv.Itoa(f.SchemaID))
 	}
 	return msg
+}
+
+// recordVersion is the record format sarama sizes records for (record
+// batches, Kafka 0.11 and newer).
+const recordVersion = 2
+
+// keepMessage is what Fit keeps of an exception message it has to cut.
+const keepMessage = 1024
+
+// Fit makes msg, a DLQ record built by Record, at most limit bytes as the
+// producer measures it (sarama's ProducerMessage.ByteSize, the check
+// behind Producer.MaxMessageBytes), so a DLQ write never fails because the
+// failed record was large. It cuts, in this order and only as far as
+// needed: the value (its first bytes are kept), then the key, then it
+// drops the source record's own headers, then it cuts the exception
+// message to its first keepMessage bytes. What it cut is listed in
+// HeaderTruncated, with the original key and value sizes. The cut record
+// keeps every error header, so it still says where the original is: its
+// source topic, partition and offset.
+//
+// Fit reports whether msg now fits; with a limit too small for the error
+// headers alone it cuts all it can and returns false. A record that fits
+// already is left untouched. A cut key changes the DLQ partition the
+// record lands in (murmur2 of the cut key).
+func Fit(msg *sarama.ProducerMessage, limit int) bool {
+	if msg.ByteSize(recordVersion) <= limit {
+		return true
+	}
+	keyLen, valueLen := encLen(msg.Key), encLen(msg.Value)
+	// Room for the headers that say what was cut, at their longest.
+	reserve := 0
+	for _, h := range [][2]string{
+		{HeaderTruncated, "value,key,headers,message"},
+		{HeaderOriginalKeyBytes, "99999999999"},
+		{HeaderOriginalValueBytes, "99999999999"},
+	} {
+		reserve += len(h[0]) + len(h[1]) + 2*binary.MaxVarintLen32
+	}
+	var cut []string
+	over := func() int { return msg.ByteSize(recordVersion) + reserve - limit }
+	if n := over(); n > 0 && valueLen > 0 {
+		v, _ := msg.Value.Encode()
+		msg.Value = sarama.ByteEncoder(v[:max(0, len(v)-n)])
+		cut = append(cut, "value")
+	}
+	if n := over(); n > 0 && keyLen > 0 {
+		if k, ok := msg.Key.(sarama.ByteEncoder); ok {
+			msg.Key = sarama.ByteEncoder(k[:max(0, len(k)-n)])
+			cut = append(cut, "key")
+		}
+	}
+	if n := over(); n > 0 {
+		for i, h := range msg.Headers {
+			if string(h.Key) == HeaderTopic {
+				if i > 0 {
+					msg.Headers = msg.Headers[i:]
+					cut = append(cut, "headers")
+				}
+				break
+			}
+		}
+	}
+	if n := over(); n > 0 {
+		for i, h := range msg.Headers {
+			if string(h.Key) == HeaderExceptionMessage && len(h.Value) > keepMessage {
+				msg.Headers[i].Value = h.Value[:keepMessage:keepMessage]
+				cut = append(cut, "message")
+			}
+		}
+	}
+	if len(cut) > 0 {
+		msg.Headers = append(msg.Headers,
+			sarama.RecordHeader{Key: []byte(HeaderTruncated), Value: []byte(strings.Join(cut, ","))},
+			sarama.RecordHeader{Key: []byte(HeaderOriginalKeyBytes), Value: []byte(strconv.Itoa(keyLen))},
+			sarama.RecordHeader{Key: []byte(HeaderOriginalValueBytes), Value: []byte(strconv.Itoa(valueLen))})
+	}
+	return msg.ByteSize(recordVersion) <= limit
+}
+
+// encLen is the length of an encoder's bytes, 0 for none.
+func encLen(e sarama.Encoder) int {
+	if e == nil {
+		return 0
+	}
+	return max(0, e.Length())
 }
 
 // Entry is one DLQ record read back.
