@@ -79,6 +79,14 @@ func IsAccessFailure(err error) bool {
 	// A TLS alert from the broker (no or a bad client certificate) is an
 	// unexported type in crypto/tls: recognise its text.
 	msg := err.Error()
+	// Some paths (a transaction's abort) keep only the broker error's
+	// text: recognise the authorization errors by it too.
+	for _, k := range []sarama.KError{sarama.ErrTopicAuthorizationFailed, sarama.ErrGroupAuthorizationFailed,
+		sarama.ErrClusterAuthorizationFailed, sarama.ErrTransactionalIDAuthorizationFailed} {
+		if strings.Contains(msg, k.Error()) {
+			return true
+		}
+	}
 	for _, s := range []string{"tls: certificate required", "tls: bad certificate", "tls: unknown certificate authority",
 		"tls: certificate expired", "tls: certificate revoked", "tls: access denied", "SASL Authentication failed"} {
 		if strings.Contains(msg, s) {

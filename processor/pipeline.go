@@ -343,6 +343,9 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 		if err == nil {
 			err = cause
 		}
+		if IsAccessFailure(err) {
+			return err // a refused ACL: retrying cannot help (security.go)
+		}
 		if failingSince.IsZero() {
 			failingSince = p.now()
 		}
