@@ -65,6 +65,8 @@ type Config struct {
 	// TxnMaxRecords commits an exactly_once transaction early when it
 	// holds this many source records. Default 5000.
 	TxnMaxRecords int `yaml:"txn_max_records"`
+	// Security is TLS, SASL and registry authentication (security.go).
+	Security Security `yaml:",inline"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -147,7 +149,7 @@ func (c Config) Validate() error {
 	if c.TxnMaxRecords < 1 {
 		return bad("txn_max_records", "must be at least 1, got %d", c.TxnMaxRecords)
 	}
-	return nil
+	return c.Security.Validate()
 }
 
 // maxMessageBytes is the largest record cdcsync produces (sarama's
@@ -205,6 +207,9 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc.Producer.Compression = sarama.CompressionNone
 	sc.Producer.MaxMessageBytes = maxMessageBytes
 	sc.ClientID = c.ClientID + "-" + purpose
+	if err := c.Security.Apply(sc); err != nil {
+		return nil, err
+	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: sarama: %v", ErrConfig, err)
 	}

@@ -107,7 +107,7 @@ func classify(err error) Class {
 		return Transient
 	}
 	var fe *fatalError
-	if errors.As(err, &fe) || errors.Is(err, ErrConfig) {
+	if errors.As(err, &fe) || errors.Is(err, ErrConfig) || IsAccessFailure(err) {
 		return Fatal
 	}
 	if errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch) {

@@ -42,6 +42,12 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 	if _, err := cfg.saramaConfig("check"); err != nil {
 		return nil, err
 	}
+	cfg.Security.logWarnings(log)
+	regOpts, err := cfg.Security.RegistryOptions()
+	if err != nil {
+		return nil, err
+	}
+	regOpts.Timeout = cfg.RegistryTimeout
 	var registry *schemas.Client
 	for _, plan := range plans {
 		if plan.Format() == topology.DebeziumAvro || plan.SinkFormat() == topology.SinkAvro {
@@ -50,7 +56,7 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 					ErrConfig, plan.Name(), plan.File())
 			}
 			if registry == nil {
-				registry = schemas.NewClient(cfg.RegistryURL, schemas.ClientOptions{Timeout: cfg.RegistryTimeout})
+				registry = schemas.NewClient(cfg.RegistryURL, regOpts)
 			}
 		}
 	}
@@ -156,12 +162,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			break
 		}
 		p.client = client
+		// A missing ACL is refused here, by name, before any record is
+		// read; other failures are left to the pipeline's retries.
+		if err := p.checkAccess(); err != nil && classify(err) == Fatal {
+			client.Close()
+			fail(fmt.Errorf("topology %s: %w", p.plan.Name(), err))
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer client.Close()
 			if err := p.run(ctx); err != nil {
-				err = fmt.Errorf("topology %s: %w", p.plan.Name(), err)
+				err = fmt.Errorf("topology %s: %w", p.plan.Name(), explainAccess(p.plan, err))
 				if len(w.pipelines) > 1 && ctx.Err() == nil {
 					w.log.Error("topology stopped; the worker's other topologies keep running", zap.Error(err))
 				}
@@ -197,6 +210,11 @@ func connect(ctx context.Context, brokers []string, sc *sarama.Config, log *zap.
 		c, err := sarama.NewClient(brokers, sc)
 		if err == nil {
 			return c, nil
+		}
+		if IsAccessFailure(err) {
+			// A wrong password or a refused certificate: retrying
+			// cannot help.
+			return nil, &AccessError{What: fmt.Sprintf("connecting to %v as %s", brokers, principalOf(sc)), Err: err}
 		}
 		d := backoff(attempt, 200*time.Millisecond, 10*time.Second)
 		log.Warn("cannot reach the brokers, retrying", zap.Strings("brokers", brokers), zap.Error(err), zap.Duration("backoff", d))

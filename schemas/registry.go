@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,6 +72,11 @@ type ClientOptions struct {
 	// Username and Password set HTTP basic authentication, when both are
 	// set.
 	Username, Password string
+	// BearerToken, when set, is sent as "Authorization: Bearer ...".
+	BearerToken string
+	// TLS configures https: the CA and a client certificate. Nil: Go's
+	// defaults (the system roots).
+	TLS *tls.Config
 }
 
 // maxCachedIDs bounds the schema-by-ID cache; IDs come from the data.
@@ -97,11 +103,20 @@ func NewClient(url string, o ClientOptions) *Client {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	sc := srclient.NewSchemaRegistryClient(strings.TrimRight(url, "/"), srclient.WithClient(&http.Client{Timeout: o.Timeout}))
+	hc := &http.Client{Timeout: o.Timeout}
+	if o.TLS != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = o.TLS
+		hc.Transport = tr
+	}
+	sc := srclient.NewSchemaRegistryClient(strings.TrimRight(url, "/"), srclient.WithClient(hc))
 	sc.CachingEnabled(false)
 	sc.CodecCreationEnabled(false)
 	if o.Username != "" && o.Password != "" {
 		sc.SetCredentials(o.Username, o.Password)
+	}
+	if o.BearerToken != "" {
+		sc.SetBearerToken(o.BearerToken)
 	}
 	c := NewClientFrom(sc, sc, sc)
 	c.url = url

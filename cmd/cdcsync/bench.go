@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/bench"
 	"github.com/cdcsync/cdcsync/processor/embedded"
 )
@@ -28,6 +29,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	guarantee := fs.String("guarantee", "at_least_once", "at_least_once, or exactly_once to also measure exactly-once throughput and latency in the same run")
 	rate := fs.Int("rate", 10000, "events/s of the exactly_once latency run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the clients to this file")
+	configFile := fs.String("config", "", "with --brokers: "+configFlagHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,6 +39,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bs := splitAddrs(*brokers)
 	if err := checkBrokers("--brokers", bs); err != nil {
 		return err
+	}
+	// The security block applies to a broker given with --brokers; the
+	// brokers bench starts itself are PLAINTEXT.
+	var sec processor.Security
+	if len(bs) > 0 {
+		var err error
+		if sec, err = commandSecurity(*configFile); err != nil {
+			return err
+		}
 	}
 	if len(bs) == 0 && *inProcess {
 		st, err := embedded.Start(embedded.Options{NoRegistry: true})
@@ -69,7 +80,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log, _ := newLogger("warn", stderr)
 	_, err := bench.Run(ctx, bench.Options{Log: log, Brokers: bs, Events: *events, Partitions: int32(*partitions), DupRatio: *dup, Rounds: *rounds,
-		ExactlyOnce: *guarantee == "exactly_once", Rate: *rate}, stdout)
+		ExactlyOnce: *guarantee == "exactly_once", Rate: *rate, Security: sec}, stdout)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

@@ -42,6 +42,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	until := fs.String("until", "", "only records before TIME")
 	limit := fs.Int("limit", 0, "stop after this many matching records (0: all)")
 	version := fs.String("kafka-version", "2.8.0", "Kafka protocol version")
+	configFile := fs.String("config", "", configFlagHelp)
 	topoPath := fs.String("topologies", "", "replay: topology directory or file; refuse to write into any of their DLQ or ledger topics (env CDCSYNC_TOPOLOGIES)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -50,6 +51,10 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: errors.New(dlqUsage)}
 	}
 	topic := fs.Arg(0)
+	sec, err := commandSecurity(*configFile)
+	if err != nil {
+		return err
+	}
 	bs, src := splitAddrs(*brokers), "--brokers"
 	if len(bs) == 0 {
 		bs, src = splitAddrs(envOr("CDCSYNC_BROKERS", "")), "CDCSYNC_BROKERS"
@@ -61,7 +66,6 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	f := dlq.Filter{Reason: *reason, Key: *key}
-	var err error
 	if f.Since, err = parseTime(*since); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--since: %w", err)}
 	}
@@ -96,7 +100,13 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if sub == "replay" {
 		dlq.ConfigureReplayProducer(cfg)
 	}
+	if err := sec.Apply(cfg); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	client, err := sarama.NewClient(bs, cfg)
+	if err != nil && processor.IsAccessFailure(err) {
+		return &exitError{code: 2, err: fmt.Errorf("%w: connecting to %v: %w", processor.ErrAccessDenied, bs, err)}
+	}
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("connecting to %v: %w", bs, err)}
 	}

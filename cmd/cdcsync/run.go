@@ -129,7 +129,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		logger.Error("worker stopped", zap.Error(err))
 		// A configuration problem found only at start (http_addr in use)
 		// is still a configuration problem: exit 2, as the README says.
-		if errors.Is(err, processor.ErrConfig) {
+		// So is an access failure: a wrong password or a missing ACL.
+		if errors.Is(err, processor.ErrConfig) || errors.Is(err, processor.ErrAccessDenied) {
 			return &exitError{code: 2, err: wf.withOrigin(err)}
 		}
 		return &exitError{code: 1, err: err}
@@ -150,13 +151,18 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		if err != nil {
 			return wf, fmt.Errorf("--config: %w", err)
 		}
+		var keys map[string]any
+		if yaml.Unmarshal(data, &keys) == nil {
+			if err := checkNoSecrets(file, keys); err != nil {
+				return wf, err
+			}
+		}
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&wf); err != nil && !errors.Is(err, io.EOF) {
 			return wf, fmt.Errorf("%s: %w", file, err)
 		}
-		var keys map[string]any
-		if yaml.Unmarshal(data, &keys) == nil {
+		if keys != nil {
 			for k := range keys {
 				wf.setOrigin(k, file)
 			}
@@ -203,6 +209,7 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 			return wf, err
 		}
 	}
+	applySecurityEnv(&wf, getenv)
 	return wf, nil
 }
 

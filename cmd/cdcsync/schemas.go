@@ -27,6 +27,7 @@ func cmdSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	registry := fs.String("registry", os.Getenv("CDCSYNC_REGISTRY_URL"), "schema registry URL (default $CDCSYNC_REGISTRY_URL)")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request registry timeout")
+	configFile := fs.String("config", "", configFlagHelp)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -42,11 +43,20 @@ func cmdSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := processor.CheckRegistryURL(*registry); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("%s: %w", src, err)}
 	}
+	sec, err := commandSecurity(*configFile)
+	if err != nil {
+		return err
+	}
+	opts, err := sec.RegistryOptions()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	opts.Timeout = *timeout
 	plans, err := topology.Load(fs.Args()...)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	c := schemas.NewClient(*registry, schemas.ClientOptions{Timeout: *timeout})
+	c := schemas.NewClient(*registry, opts)
 	problems := 0
 	for _, p := range plans {
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@
 # temporary data folder. Safe to run when nothing is up.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
+"$RS_DIR/down-secure.sh" || true
 [ -f "$RS_STATE" ] || { log "nothing to stop"; exit 0; }
 # shellcheck disable=SC1090
 . "$RS_STATE"

@@ -12,7 +12,7 @@ t1=$(date +%s)
 
 show_logs() {
   local n=${CDCSYNC_REALSTACK_LOG_LINES:-80}
-  for f in "$RS_LOGS/postgresql.log" "$RS_LOGS/kafka.log" "$RS_LOGS/connect.log" "$RS_LOGS/registry.log"; do
+  for f in "$RS_LOGS/postgresql.log" "$RS_LOGS/kafka.log" "$RS_LOGS/connect.log" "$RS_LOGS/registry.log" "$RS_LOGS/kafka-secure.log"; do
     [ -f "$f" ] || continue
     printf '\n----- last %s lines of %s -----\n' "$n" "$f"
     tail -n "$n" "$f"
@@ -23,9 +23,12 @@ cleanup() { "$RS_DIR/down.sh" || true; }
 trap cleanup EXIT
 
 if ! "$RS_DIR/up.sh"; then show_logs; exit 1; fi
+# The secured broker (SASL_SSL, mTLS, StandardAuthorizer) of the
+# TestRealStackSecure* tests: a Kafka of its own, next to the stack.
+if ! "$RS_DIR/up-secure.sh"; then show_logs; exit 1; fi
 t2=$(date +%s)
 set +e
-CDCSYNC_REALSTACK_STATE=$RS_STATE go test -tags realstack -count=1 -timeout 15m ./integration/ -run 'RealStack' -v "$@" \
+CDCSYNC_REALSTACK_STATE=$RS_STATE CDCSYNC_REALSTACK_SECURE_STATE=$RS_CACHE/secure.env go test -tags realstack -count=1 -timeout 15m ./integration/ -run 'RealStack' -v "$@" \
   2>&1 | tee "$RS_LOGS/go-test.log" | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
 rc=${PIPESTATUS[0]}
 set -e

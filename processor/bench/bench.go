@@ -36,6 +36,9 @@ type Options struct {
 	Rate        int           // events/s for the latency run; default 10000
 	LatencyFor  time.Duration // length of the latency run; default 10s
 	Log         *zap.Logger
+	// Security is applied to every client of the run (bench --brokers
+	// against a secured cluster).
+	Security processor.Security
 }
 
 // Result holds the measured rates in records per second.
@@ -111,6 +114,9 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	cfg := sarama.NewConfig()
 	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
+	if err := o.Security.Apply(cfg); err != nil {
+		return nil, err
+	}
 	client, err := sarama.NewClient(o.Brokers, cfg)
 	if err != nil {
 		return nil, err
@@ -146,7 +152,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	}
 	fmt.Fprintf(w, "workload: %d Debezium JSON updates, %d B average, %.0f%% redelivered, %d partitions, %d cores\n",
 		o.Events, size/len(work), o.DupRatio*100, o.Partitions, runtime.NumCPU())
-	if err := demo.Produce(o.Brokers, recs); err != nil {
+	if err := demo.ProduceWith(o.Brokers, o.Security.Apply, recs); err != nil {
 		return nil, err
 	}
 
@@ -224,6 +230,9 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 	sc.Producer.Flush.Bytes = 512 << 10
 	sc.Producer.Flush.Frequency = 2 * time.Millisecond
 	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	if err := o.Security.Apply(sc); err != nil {
+		return 0, err
+	}
 	client, err := sarama.NewClient(o.Brokers, sc)
 	if err != nil {
 		return 0, err
@@ -318,6 +327,7 @@ func pipeline(ctx context.Context, o Options, topic string, round int, guarantee
 	}
 	cfg := processor.DefaultConfig()
 	cfg.Brokers = o.Brokers
+	cfg.Security = o.Security
 	cfg.HTTPAddr = ""
 	cfg.ClientID = "bench"
 	w, err := processor.New(cfg, []*topology.Plan{plan}, o.Log)

@@ -44,6 +44,9 @@ func latency(ctx context.Context, o Options, w io.Writer) (*Latency, error) {
 	cfg.Producer.Flush.Frequency = time.Millisecond
 	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	cfg.Consumer.MaxWaitTime = 10 * time.Millisecond
+	if err := o.Security.Apply(cfg); err != nil {
+		return nil, err
+	}
 	client, err := sarama.NewClient(o.Brokers, cfg)
 	if err != nil {
 		return nil, err
@@ -73,6 +76,7 @@ guarantee: exactly_once
 	}
 	wcfg := processor.DefaultConfig()
 	wcfg.Brokers, wcfg.HTTPAddr, wcfg.ClientID = o.Brokers, "", "bench-latency"
+	wcfg.Security = o.Security
 	wk, err := processor.New(wcfg, []*topology.Plan{plan}, o.Log)
 	if err != nil {
 		return nil, err

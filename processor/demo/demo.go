@@ -203,6 +203,12 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 // Produce writes records with the Java-compatible partitioner, as
 // Debezium's Kafka producer does.
 func Produce(brokers []string, records []Record) error {
+	return ProduceWith(brokers, nil, records)
+}
+
+// ProduceWith is Produce with the client configuration passed through
+// apply first (for TLS and SASL), when apply is not nil.
+func ProduceWith(brokers []string, apply func(*sarama.Config) error, records []Record) error {
 	cfg := sarama.NewConfig()
 	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	cfg.Version = sarama.V2_8_0_0
@@ -211,6 +217,11 @@ func Produce(brokers []string, records []Record) error {
 	cfg.Producer.Partitioner = route.NewJavaPartitioner
 	cfg.Producer.Flush.Messages = 500
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	if apply != nil {
+		if err := apply(cfg); err != nil {
+			return err
+		}
+	}
 	p, err := sarama.NewSyncProducer(brokers, cfg)
 	if err != nil {
 		return err
