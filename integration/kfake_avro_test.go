@@ -14,6 +14,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/demo"
 	"github.com/cdcsync/cdcsync/processor/embedded"
@@ -294,5 +295,44 @@ func TestKfakeAvroIncompatibleOutput(t *testing.T) {
 	}
 	if !errors.Is(err, schemas.ErrIncompatible) {
 		t.Fatalf("worker stopped with %v, want schemas.ErrIncompatible", err)
+	}
+}
+
+// TestKfakeAvroRegistryAccessDenied: a registry that refuses the worker's
+// credentials (401) stops the topology with a clear access error. It used
+// to be folded into "registry unavailable" and retried forever.
+func TestKfakeAvroRegistryAccessDenied(t *testing.T) {
+	st := avroStack(t)
+	w := newAvroWriter(t, st.Registry)
+	plan := mustPlan(t, fmt.Sprintf(avroTopology, "avro-denied", "sync.avro-denied"))
+	var refused atomic.Int64
+	var deny atomic.Bool
+	st.Registry.Intercept(func(rw http.ResponseWriter, r *http.Request) bool {
+		if !deny.Load() {
+			return false
+		}
+		refused.Add(1)
+		rw.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		rw.WriteHeader(http.StatusUnauthorized)
+		_, _ = rw.Write([]byte(`{"error_code":401,"message":"Unauthorized"}`))
+		return true
+	})
+	wk := startAvroWorker(t, st, "w1", plan)
+	produce(t, st.Brokers(), []demo.Record{w.record(t, 1, 5000, false)})
+	waitProcessed(t, st.Brokers(), time.Minute, plan)
+	deny.Store(true)
+	produce(t, st.Brokers(), []demo.Record{w.record(t, 2, 5001, true)}) // v2: its schema must be fetched
+	err, stopped := wk.wait(time.Minute)
+	if !stopped {
+		t.Fatal("the worker kept running (retrying?) while the registry refused its credentials")
+	}
+	if refused.Load() == 0 {
+		t.Fatal("the registry refused no request: the test did not test anything")
+	}
+	if !processor.IsAccessFailure(err) || !errors.Is(err, schemas.ErrAccessDenied) {
+		t.Fatalf("Run returned %v; want an access failure wrapping schemas.ErrAccessDenied", err)
+	}
+	if s := wk.w.Stats(plan.Name()); s.DLQ != 0 {
+		t.Fatalf("%d records went to the DLQ on a refused registry login", s.DLQ)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
@@ -55,6 +56,7 @@ func IsAccessFailure(err error) bool {
 	}
 	for _, k := range []error{
 		ErrAccessDenied,
+		schemas.ErrAccessDenied,
 		sarama.ErrSASLAuthenticationFailed,
 		sarama.ErrUnsupportedSASLMechanism,
 		sarama.ErrIllegalSASLState,

@@ -38,6 +38,9 @@ func TestClassify(t *testing.T) {
 		{"topic authorization", sarama.ErrTopicAuthorizationFailed, Fatal},
 		{"cluster authorization", sarama.ErrClusterAuthorizationFailed, Fatal},
 		{"transactional id authorization", sarama.ErrTransactionalIDAuthorizationFailed, Fatal},
+		// Regression: a registry answering 401/403 was "unavailable" and
+		// retried forever; a wrong credential never heals by itself.
+		{"registry access denied", &cdc.RegistryError{SchemaID: 7, Err: fmt.Errorf("%w (HTTP 401): Unauthorized", schemas.ErrAccessDenied)}, Fatal},
 
 		{"message too large", sarama.ErrMessageSizeTooLarge, Permanent},
 		{"message too large, wrapped", fmt.Errorf("x: %w", sarama.ErrMessageSizeTooLarge), Permanent},

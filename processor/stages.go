@@ -98,7 +98,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 
 	ev, err := p.dec.Decode(msg.Topic, msg.Key, msg.Value)
 	if err != nil {
-		if classify(err) == Transient {
+		if classify(err) != Permanent {
+			// Transient: the session resumes from the committed offset.
+			// Fatal (the registry refused our credentials, say): the
+			// consume loop stops the topology. Never the DLQ.
 			c.em.abandon(r, err)
 			return
 		}
@@ -160,7 +163,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	if p.enc != nil {
 		v, hs, err := p.enc.Encode(topic, ev, d.Fields)
 		if err != nil {
-			if classify(err) == Transient {
+			if classify(err) != Permanent {
 				c.em.abandon(r, err)
 			} else {
 				c.toDLQ(r, stageEncode, err, ev)

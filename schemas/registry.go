@@ -49,6 +49,11 @@ var (
 	// ErrNotFound is returned when the registry does not know a subject,
 	// version or schema (HTTP 404).
 	ErrNotFound = errors.New("schemas: not found in the registry")
+	// ErrAccessDenied is returned when the registry refuses the
+	// credentials (HTTP 401) or the operation (HTTP 403). It is fatal to a
+	// worker: retrying cannot help until the credentials or the
+	// registry's permissions change.
+	ErrAccessDenied = errors.New("schemas: the registry refused access")
 	// ErrIncompatible is wrapped by *IncompatibleError: a schema the
 	// subject's compatibility level refuses (or the registry answered
 	// 409).
@@ -302,7 +307,8 @@ func (c *Client) CheckSubject(subject, schema string) error {
 }
 
 // classify maps a srclient error to our errors: 404 to ErrNotFound, 409
-// to ErrIncompatible, 422 to ErrInvalidSchema, anything else (network,
+// to ErrIncompatible, 422 to ErrInvalidSchema, 401 and 403 to
+// ErrAccessDenied (fatal), anything else (network,
 // timeout, 5xx, a body that is not the registry's) to
 // cdc.ErrRegistryUnavailable, which is transient.
 func classify(err error) error {
@@ -324,6 +330,8 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %v", ErrIncompatible, err)
 	case http.StatusUnprocessableEntity:
 		return fmt.Errorf("%w: %v", ErrInvalidSchema, err)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w (HTTP %d; check registry_url's credentials: basic auth, bearer token or client certificate): %v", ErrAccessDenied, status, err)
 	}
 	return fmt.Errorf("%w: %v", cdc.ErrRegistryUnavailable, err)
 }

@@ -256,6 +256,18 @@ func TestClientFailures(t *testing.T) {
 	if _, err := c.Register("s-value", EventSchema); !errors.Is(err, cdc.ErrRegistryUnavailable) {
 		t.Fatalf("register under 503: %v", err)
 	}
+	// Regression: 401 and 403 were folded into "unavailable" and retried
+	// forever; a refused credential is an access failure.
+	for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		reg, c := newRegistry(t)
+		reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+			w.WriteHeader(code)
+			return true
+		})
+		if _, err := c.WriterSchema(1); !errors.Is(err, ErrAccessDenied) || errors.Is(err, cdc.ErrRegistryUnavailable) {
+			t.Fatalf("%d: %v", code, err)
+		}
+	}
 	down := NewClient("http://127.0.0.1:1", ClientOptions{Timeout: 200 * time.Millisecond})
 	if _, err := down.WriterSchema(1); !errors.Is(err, cdc.ErrRegistryUnavailable) {
 		t.Fatalf("connection refused: %v", err)
