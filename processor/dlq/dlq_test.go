@@ -641,16 +641,21 @@ func TestCheckTargets(t *testing.T) {
 	fromDLQ := Entry{Failure: Failure{Topic: "connect-dlq"}, DLQTopic: dlqTopic, DLQOffset: 7,
 		OriginalHeaders: []*sarama.RecordHeader{{Key: []byte(HeaderTopic), Value: []byte("pg.public.t")}}}
 	none := Entry{DLQTopic: dlqTopic, DLQOffset: 8}
-	err := CheckTargets([]Entry{good, self, known, fromDLQ, none}, map[string]string{"dlq.other": "the DLQ topic of topology other (o.yaml)"})
+	// Regression: a DLQ copy cut to fit (Fit) was replayed as if whole,
+	// writing a broken record into the source topic.
+	cut := Entry{Failure: Failure{Topic: srcTopic, Partition: 3, Offset: 42}, DLQTopic: dlqTopic, DLQOffset: 9,
+		Headers: []*sarama.RecordHeader{{Key: []byte(HeaderTopic), Value: []byte(srcTopic)}, {Key: []byte(HeaderTruncated), Value: []byte("value")}}}
+	err := CheckTargets([]Entry{good, self, known, fromDLQ, none, cut}, map[string]string{"dlq.other": "the DLQ topic of topology other (o.yaml)"})
 	if !errors.Is(err, ErrReplayTarget) {
 		t.Fatalf("err = %v, want ErrReplayTarget", err)
 	}
 	for _, want := range []string{
-		"4 record(s) refused, nothing written",
+		"5 record(s) refused, nothing written",
 		"2/5: its original topic dlq.contacts is the DLQ topic being replayed",
 		"0/6: its original topic dlq.other is the DLQ topic of topology other (o.yaml)",
 		"0/7: its original record carries __connect.errors.topic headers, so connect-dlq is a dead-letter topic",
 		"0/8: it has no original topic",
+		"0/9: the DLQ copy was cut to fit (cdcsync.errors.truncated: value), so it is not the original record; the original is at " + srcTopic + "/3@42",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

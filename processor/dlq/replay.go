@@ -158,7 +158,10 @@ func (e *ReplayError) Unwrap() error { return e.Err }
 //     entry's original headers include __connect.errors.topic, so the
 //     record was itself read from a dead-letter topic;
 //   - a key of forbidden, which maps topics the caller knows must not be
-//     written (the DLQ and ledger topics of the loaded topologies) to why.
+//     written (the DLQ and ledger topics of the loaded topologies) to why;
+//   - any topic, when the DLQ copy was cut to fit (HeaderTruncated): its
+//     key or value is not the original, and replaying it would write a
+//     broken record into the source topic.
 //
 // The error wraps ErrReplayTarget and lists every refused entry (at most
 // 20 lines).
@@ -176,6 +179,9 @@ func CheckTargets(entries []Entry, forbidden map[string]string) error {
 			why = fmt.Sprintf("its original topic %s is %s", e.Topic, forbidden[e.Topic])
 		case hasConnectErrorHeaders(e.OriginalHeaders):
 			why = fmt.Sprintf("its original record carries %s headers, so %s is a dead-letter topic", HeaderTopic, e.Topic)
+		case truncated(e) != "":
+			why = fmt.Sprintf("the DLQ copy was cut to fit (%s: %s), so it is not the original record; the original is at %s/%d@%d",
+				HeaderTruncated, truncated(e), e.Topic, e.Partition, e.Offset)
 		default:
 			continue
 		}
@@ -195,6 +201,21 @@ func CheckTargets(entries []Entry, forbidden map[string]string) error {
 // ErrReplayTarget is returned by CheckTargets when an entry's target must
 // not be written by a replay.
 var ErrReplayTarget = errors.New("dlq: replay would write into a dead-letter or ledger topic")
+
+// truncated is the value of the entry's HeaderTruncated error header, or
+// "" when its copy is whole.
+func truncated(e *Entry) string {
+	hs := e.Headers
+	if len(hs) >= len(e.OriginalHeaders) {
+		hs = hs[len(e.OriginalHeaders):] // the error headers only
+	}
+	for _, h := range hs {
+		if h != nil && string(h.Key) == HeaderTruncated {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
 
 func hasConnectErrorHeaders(hs []*sarama.RecordHeader) bool {
 	for _, h := range hs {
