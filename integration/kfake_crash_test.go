@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,7 +35,18 @@ func sumHWM(t *testing.T, c sarama.Client, topic string) int64 {
 	}
 	var n int64
 	for _, p := range parts {
+		// Right after a topic is created, a real broker may answer
+		// NOT_LEADER until leadership settles: retry for a while.
 		off, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+		for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); {
+			if !errors.Is(err, sarama.ErrNotLeaderForPartition) && !errors.Is(err, sarama.ErrLeaderNotAvailable) &&
+				!errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+			_ = c.RefreshMetadata(topic)
+			off, err = c.GetOffset(topic, p, sarama.OffsetNewest)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
