@@ -68,6 +68,7 @@ type pipeline struct {
 	fatalErr error
 
 	ready   atomic.Bool
+	status  status // for /healthz and /readyz (worker.go)
 	claimed atomic.Int32
 }
 

@@ -53,12 +53,28 @@ func (p *pipeline) newTxnProducer(c topicPartition) (*txnProducer, error) {
 	return &txnProducer{id: id, client: client, producer: prod}, nil
 }
 
-func (t *txnProducer) close() {
+// close aborts an open transaction and closes the producer and its
+// client. It returns every error met, so a producer that could not abort
+// or close is reported, not dropped.
+func (t *txnProducer) close() error {
+	var errs []error
 	if t.producer.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 {
-		_ = draining(t.producer, t.producer.AbortTxn, func(*sarama.ProducerError) {})
+		// Produce errors met while aborting belong to the aborted
+		// transaction, whose records are redelivered: not a close error.
+		if err := draining(t.producer, t.producer.AbortTxn, func(*sarama.ProducerError) {}); err != nil {
+			errs = append(errs, fmt.Errorf("aborting the open transaction: %w", err))
+		}
 	}
-	_ = t.producer.Close()
-	_ = t.client.Close()
+	if err := t.producer.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the producer: %w", err))
+	}
+	if err := t.client.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the client: %w", err))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("transactional producer %s: %w", t.id, errors.Join(errs...))
 }
 
 func isFenced(err error) bool {
