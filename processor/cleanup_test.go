@@ -55,4 +55,3 @@ func TestInflightWaitWakesAtZero(t *testing.T) {
 		t.Fatalf("wait = %d left, want 1 after the timeout", n)
 	}
 }
-
