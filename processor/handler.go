@@ -41,6 +41,7 @@ var _ sarama.ConsumerGroupHandler = (*handler)(nil)
 // (read_committed) sees every committed ledger entry.
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	p := h.p
+	p.stats.Rebalances.Add(1)
 	var claims []topicPartition
 	for topic, parts := range sess.Claims() {
 		for _, n := range parts {
@@ -233,6 +234,8 @@ func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	p := h.p
 	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
 	c := p.newClaimCtx(sess, claim, ps, &aloEmitter{p: p, t: t})
+	lag := p.newClaimLag(claim, ps, t.markedOffset)
+	defer lag.revoke()
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
 	ctx := sess.Context()
@@ -248,10 +251,8 @@ func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				<-t.slots
 				return nil
 			}
+			lag.fetched(msg, claim.HighWaterMarkOffset())
 			c.handle(msg)
-			if msg.Offset&255 == 0 {
-				c.observeLag(msg, claim.HighWaterMarkOffset())
-			}
 		case <-expire.C:
 			<-t.slots
 			c.expire()

@@ -34,7 +34,8 @@ import (
 //     forwards ledger entries of fully acknowledged records;
 //   - ledAcks: reads the ledger producer's successes and errors and
 //     completes records;
-//   - groupErrors: logs the consumer group's errors.
+//   - groupErrors: logs the consumer group's errors;
+//   - refreshLag: recomputes the lag gauges of the live claims (lag.go).
 type pipeline struct {
 	plan    *topology.Plan
 	cfg     Config
@@ -69,6 +70,7 @@ type pipeline struct {
 
 	ready   atomic.Bool
 	status  status // for /healthz and /readyz (worker.go)
+	lags    lagSet // live claims, for the lag refresh (lag.go)
 	claimed atomic.Int32
 }
 
@@ -443,7 +445,11 @@ func (p *pipeline) run(ctx context.Context) error {
 		return nil
 	})
 
+	lagCtx, stopLag := context.WithCancel(ctx)
+	acks.Go(func() error { p.refreshLag(lagCtx); return nil })
+
 	runErr := p.consume(ctx, group)
+	stopLag()
 
 	// Soft shutdown: the last session's Cleanup waited for in-flight
 	// records and committed; now flush the producers and leave the group.
@@ -571,7 +577,7 @@ func (p *pipeline) outAcks() {
 			}
 			r := m.Metadata.(*record)
 			if m.Topic == dlqTopic {
-				p.stats.DLQ.Add(1)
+				p.countDLQ(dlqStageOf(m), 1)
 			} else {
 				p.stats.Out.Add(1)
 			}

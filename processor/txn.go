@@ -95,7 +95,7 @@ type txnEmitter struct {
 	fenced   error // set once the producer was fenced or hit a fatal error: never write again
 	records  int   // source records in the open transaction
 	outs     int
-	dlqs     int
+	dlqs     []string // the stage of each DLQ record in the open transaction
 	ledgers  int
 	next     int64 // offset to commit: last record + 1
 	rec      record
@@ -123,7 +123,7 @@ func (e *txnEmitter) beginTxn() {
 	e.ps.mu.Lock()
 	e.ps.idx.Mark()
 	e.ps.mu.Unlock()
-	e.open, e.records, e.outs, e.dlqs, e.ledgers, e.opened = true, 0, 0, 0, 0, time.Now()
+	e.open, e.records, e.outs, e.dlqs, e.ledgers, e.opened = true, 0, 0, e.dlqs[:0], 0, time.Now()
 }
 
 func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
@@ -143,7 +143,7 @@ func (e *txnEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sa
 	for _, out := range outs {
 		out.Metadata = r.src // for producerErr: which record a refused output belongs to
 		if out.Topic == e.dlqTopic {
-			e.dlqs++
+			e.dlqs = append(e.dlqs, dlqStageOf(out))
 		} else {
 			e.outs++
 		}
@@ -206,7 +206,9 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		e.ps.mu.Unlock()
 		st := e.p.stats
 		st.Out.Add(int64(e.outs))
-		st.DLQ.Add(int64(e.dlqs))
+		for _, stage := range e.dlqs {
+			e.p.countDLQ(stage, 1)
+		}
 		st.LedgerWrites.Add(int64(e.ledgers))
 		st.Completed.Add(int64(e.records))
 		st.TxnCommits.Add(1)
@@ -274,6 +276,8 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	p := h.p
 	em := &txnEmitter{p: p, tp: tp, sess: sess, ps: ps, dlqTopic: string(p.plan.DLQTopic())}
 	c := p.newClaimCtx(sess, claim, ps, em)
+	lag := p.newClaimLag(claim, ps, nil)
+	defer lag.revoke()
 	ctx := sess.Context()
 	tick := time.NewTicker(p.plan.CommitInterval())
 	defer tick.Stop()
@@ -283,6 +287,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	commit := func() bool {
 		err := em.commit(claim.Topic(), claim.Partition())
 		if err == nil {
+			lag.markCommitted(em.next)
 			return true
 		}
 		if errors.Is(err, ErrFenced) {
@@ -302,10 +307,8 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				commit()
 				return nil
 			}
+			lag.fetched(msg, claim.HighWaterMarkOffset())
 			c.handle(msg)
-			if msg.Offset&255 == 0 {
-				c.observeLag(msg, claim.HighWaterMarkOffset())
-			}
 			if em.records >= p.cfg.TxnMaxRecords && !commit() {
 				return nil
 			}
