@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -29,7 +30,7 @@ type Worker struct {
 	reg       *prometheus.Registry
 	metrics   *metrics
 	pipelines []*pipeline
-	listener  net.Listener
+	httpAddr  atomic.Pointer[string] // set by Run once the HTTP server listens
 }
 
 // New validates the configuration and the plans and builds a worker. It
@@ -107,10 +108,10 @@ func (w *Worker) Ready() bool {
 // HTTPAddr is the address the health and metrics server listens on, once
 // Run has started it; empty otherwise.
 func (w *Worker) HTTPAddr() string {
-	if w.listener == nil {
-		return ""
+	if a := w.httpAddr.Load(); a != nil {
+		return *a
 	}
-	return w.listener.Addr().String()
+	return ""
 }
 
 // Run connects, runs every pipeline until ctx is cancelled, then shuts
@@ -131,7 +132,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%w: http_addr: %v", ErrConfig, err)
 		}
-		w.listener = ln
+		addr := ln.Addr().String()
+		w.httpAddr.Store(&addr)
 		srv = &http.Server{Handler: w.mux(), ReadHeaderTimeout: 5 * time.Second}
 		httpDone = make(chan error, 1)
 		go func() { httpDone <- srv.Serve(ln) }()
