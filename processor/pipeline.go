@@ -69,8 +69,9 @@ type pipeline struct {
 	fatalErr error
 
 	ready   atomic.Bool
-	status  status // for /healthz and /readyz (worker.go)
-	lags    lagSet // live claims, for the lag refresh (lag.go)
+	status  status   // for /healthz and /readyz (worker.go)
+	lags    lagSet   // live claims, for the lag refresh (lag.go)
+	tries   attempts // failed attempts per source record, for the DLQ header (attempts.go)
 	claimed atomic.Int32
 }
 
@@ -642,6 +643,7 @@ func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
 		if r.resolved.CompareAndSwap(false, true) {
 			r.t.fail(r)
 		}
+		p.tries.fail(r.src)
 		p.failSession(pe.Err)
 	case Fatal:
 		if r.resolved.CompareAndSwap(false, true) {
@@ -686,6 +688,7 @@ func (p *pipeline) reject(src *sarama.ConsumerMessage, toDLQ bool, err error) {
 		level = old.(rejection).level + 1
 	}
 	p.rejected.Store(pos, rejection{level: level, err: err})
+	p.tries.fail(src)
 	p.nRejected.Add(1)
 }
 

@@ -354,7 +354,7 @@ func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err erro
 		Class:          stageClass(stage),
 		ExceptionClass: exceptionClass(err),
 		Message:        err.Error(),
-		Attempts:       1,
+		Attempts:       p.tries.of(src),
 		FirstFailure:   p.now(),
 		TaskID:         p.cfg.ClientID,
 	}

@@ -178,7 +178,10 @@ func (e *txnEmitter) send(m *sarama.ProducerMessage) {
 	}
 }
 
-func (e *txnEmitter) abandon(_ *record, err error) { e.noteErr(err) }
+func (e *txnEmitter) abandon(r *record, err error) {
+	e.p.tries.fail(r.src)
+	e.noteErr(err)
+}
 
 // commit adds the claim's next offset to the transaction and commits it.
 // On failure it aborts, rolls the in-memory ledger back to the committed
