@@ -142,8 +142,11 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		errs = append(errs, err)
 	}
 	if err := h.closeTxns(); err != nil {
-		h.p.log.Warn("closing the transactional producers", zap.Error(err))
-		errs = append(errs, err)
+		// Reported, but as a transient failure of this session (the
+		// next one opens new producers), never as the topology's fatal
+		// stop: the error's chain is not kept.
+		h.p.log.Error("closing the transactional producers", zap.Error(err))
+		errs = append(errs, fmt.Errorf("closing the transactional producers: %s", err))
 	}
 	h.p.ready.Store(false)
 	return errors.Join(errs...)

@@ -58,14 +58,17 @@ func (p *pipeline) newTxnProducer(c topicPartition) (*txnProducer, error) {
 // or close is reported, not dropped.
 func (t *txnProducer) close() error {
 	var errs []error
-	if t.producer.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 {
+	st := t.producer.TxnStatus()
+	// A fenced (or otherwise fatal) producer cannot abort: the broker
+	// aborts its open transaction when the next owner initialises.
+	if st&sarama.ProducerTxnFlagInTransaction != 0 && st&sarama.ProducerTxnFlagFatalError == 0 {
 		// Produce errors met while aborting belong to the aborted
 		// transaction, whose records are redelivered: not a close error.
 		if err := draining(t.producer, t.producer.AbortTxn, func(*sarama.ProducerError) {}); err != nil {
 			errs = append(errs, fmt.Errorf("aborting the open transaction: %w", err))
 		}
 	}
-	if err := t.producer.Close(); err != nil {
+	if err := t.producer.Close(); err != nil && !isFenced(err) {
 		errs = append(errs, fmt.Errorf("closing the producer: %w", err))
 	}
 	if err := t.client.Close(); err != nil {
