@@ -363,3 +363,88 @@ func TestKfakeLagZeroAfterTransactionMarkers(t *testing.T) {
 		return ""
 	})
 }
+
+// Regression (issue 10): when the soft shutdown overran shutdown_timeout,
+// Worker.Run returned its timeout error while the pipeline kept running
+// (still flushing, still a member of its group), and nothing waited for
+// the HTTP server. Now Run reports the timeout only after every pipeline
+// has stopped: when it returns, the group has no member and the HTTP
+// server no longer answers.
+func TestKfakeRunWaitsForPipelinesAfterShutdownTimeout(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 2, src.Topic())
+	brokers := st.Brokers()
+	// exactly_once: at shutdown the claim commits its open transaction,
+	// and the commit waits for the sink writes the broker refuses.
+	plan := mustPlan(t, fmt.Sprintf(eosTopology, "overrun", src.Topic(), "sync.overrun"))
+
+	cfg := processor.DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.ClientID = "w1"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.CommitInterval = 200 * time.Millisecond
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.Heartbeat = 500 * time.Millisecond
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	w, err := processor.New(cfg, []*topology.Plan{plan}, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+
+	// The sink refuses every produce: records stay in flight, and the
+	// commit at shutdown retries them for far longer than
+	// shutdown_timeout + 5 s.
+	var stalled atomic.Bool
+	st.Kafka.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		st.Kafka.KeepControl()
+		if !stalled.Load() {
+			return nil, nil, false
+		}
+		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+			if tp.Topic == "sync.overrun" {
+				return nil, errors.New("sink unavailable"), true
+			}
+		}
+		return nil, nil, false
+	})
+	stalled.Store(true)
+	produce(t, brokers, makeWorkload(src, 20, 50, 0, 25).Records)
+	eventually(t, 30*time.Second, func() string {
+		if w.Stats(plan.Name()).In == 0 || !w.Ready() {
+			return "no record consumed yet"
+		}
+		return ""
+	})
+	base := "http://" + w.HTTPAddr()
+	cancel()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Run did not return within 2 minutes")
+	}
+	if runErr == nil || !strings.Contains(runErr.Error(), "soft shutdown timed out") {
+		t.Errorf("Run = %v, want the soft shutdown timeout reported", runErr)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(newClient(t, brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := admin.DescribeConsumerGroups([]string{string(plan.Group())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if len(g.Members) != 0 {
+			t.Errorf("Run returned while the pipeline was still a member of %s: %d member(s)", g.GroupId, len(g.Members))
+		}
+	}
+	if resp, err := http.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the HTTP server still answers after Run returned")
+	}
+}
