@@ -247,6 +247,9 @@ func TestKfakeHealthzAfterFatalStop(t *testing.T) {
 	brokers := st.Brokers()
 	good := mustPlan(t, fmt.Sprintf(contactsTopology, "health-good", src.Topic(), "sync.health"))
 	bad := mustPlan(t, fmt.Sprintf(contactsTopology, "health-bad", src.Topic(), "sync.health-bad"))
+	// This one waits for a source topic Debezium has not created yet: not
+	// ready, but healthy.
+	waiting := mustPlan(t, fmt.Sprintf(contactsTopology, "health-wait", "crm.public.missing", "sync.health-wait"))
 	// The bad topology's ledger has the wrong partition count: a fatal
 	// stop at start.
 	admin, err := sarama.NewClusterAdminFromClient(newClient(t, brokers))
@@ -258,7 +261,7 @@ func TestKfakeHealthzAfterFatalStop(t *testing.T) {
 	}
 	w := makeWorkload(src, 50, 300, 0, 23)
 	produce(t, brokers, w.Records)
-	wk, base := startHTTPWorker(t, brokers, "w1", good, bad)
+	wk, base := startHTTPWorker(t, brokers, "w1", good, bad, waiting)
 
 	eventually(t, 30*time.Second, func() string {
 		code, body := get(t, base+"/healthz")
@@ -270,8 +273,8 @@ func TestKfakeHealthzAfterFatalStop(t *testing.T) {
 				return fmt.Sprintf("/healthz body %q does not say %q", body, want)
 			}
 		}
-		if strings.Contains(body, "health-good") {
-			return fmt.Sprintf("/healthz names the healthy topology: %q", body)
+		if strings.Contains(body, "health-good") || strings.Contains(body, "health-wait") {
+			return fmt.Sprintf("/healthz names a healthy topology: %q", body)
 		}
 		return ""
 	})
@@ -280,6 +283,9 @@ func TestKfakeHealthzAfterFatalStop(t *testing.T) {
 		code, body := get(t, base+"/readyz")
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "topology health-bad not ready: stopped") {
 			return fmt.Sprintf("/readyz %d %q, want 503 naming health-bad and why", code, body)
+		}
+		if !strings.Contains(body, "topology health-wait not ready: preparing failed, retrying") || !strings.Contains(body, "matches no existing topic yet") {
+			return fmt.Sprintf("/readyz %q does not say that health-wait waits for its source topic", body)
 		}
 		if strings.Contains(body, "health-good") {
 			return fmt.Sprintf("/readyz names the consuming topology health-good: %q", body)

@@ -62,6 +62,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		return nil
 	}
 	eos := p.plan.Guarantee() == topology.ExactlyOnce
+	p.setPhase(fmt.Sprintf("restoring %d ledger partition(s) (generation %d)", len(claims), sess.GenerationID()))
 
 	var mu sync.Mutex
 	g, ctx := errgroup.WithContext(sess.Context())
@@ -149,6 +150,7 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		errs = append(errs, fmt.Errorf("closing the transactional producers: %s", err))
 	}
 	h.p.ready.Store(false)
+	h.p.setPhase("between sessions: rebalancing or restarting the session")
 	return errors.Join(errs...)
 }
 

@@ -403,6 +403,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		}
 		d := p.retryDelay(attempt)
 		p.log.Warn("preparing pipeline failed, retrying", zap.Error(err), zap.Duration("backoff", d))
+		p.setPhase("preparing failed, retrying: " + err.Error())
 		if !sleep(ctx, d) {
 			return nil
 		}
