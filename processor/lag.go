@@ -57,8 +57,10 @@ type claimLag struct {
 	keys      func() int
 	start     int64 // the first offset of the claim; -1 until known
 	hwm       int64
-	next      int64 // the last fetched offset + 1; -1 before the first
-	lastFetch time.Time
+	next      int64     // the last fetched offset + 1; -1 before the first
+	fetches   int64     // records fetched, so the refresh sees whether any arrived
+	seen      int64     // fetches at the last refresh that saw it change
+	lastFetch time.Time // the refresh at which a fetch was last seen (no clock read per record)
 	lastTS    time.Time // timestamp of the last fetched record
 	stamps    []lagStamp
 	revoked   bool
@@ -122,15 +124,15 @@ func (p *pipeline) newClaimLag(claim sarama.ConsumerGroupClaim, ps *partState, d
 // mark. Called by the claim goroutine before the record is handled.
 func (l *claimLag) fetched(msg *sarama.ConsumerMessage, hwm int64) {
 	ts := msg.Timestamp
-	l.mu.Lock()
-	now := l.p.now()
 	if ts.IsZero() {
-		ts = now // a record without a timestamp ages from when it was fetched
+		ts = l.p.now() // a record without a timestamp ages from when it was fetched
 	}
+	l.mu.Lock()
 	if l.start < 0 {
 		l.start = msg.Offset
 	}
-	l.hwm, l.next, l.lastFetch, l.lastTS = hwm, msg.Offset+1, now, ts
+	l.hwm, l.next, l.lastTS = hwm, msg.Offset+1, ts
+	l.fetches++
 	if n := len(l.stamps); n < lagMaxStamps && (n == 0 || absDuration(ts.Sub(l.stamps[n-1].ts)) >= lagStampEvery) {
 		l.stamps = append(l.stamps, lagStamp{offset: msg.Offset, ts: ts})
 	}
@@ -169,6 +171,9 @@ func (l *claimLag) refresh(now time.Time) {
 	defer l.mu.Unlock()
 	if l.revoked {
 		return
+	}
+	if l.fetches != l.seen {
+		l.seen, l.lastFetch = l.fetches, now
 	}
 	if done < l.start {
 		done = l.start
