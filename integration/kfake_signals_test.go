@@ -52,9 +52,9 @@ func gauges(t *testing.T, w *worker, name string) map[string]float64 {
 	return out
 }
 
-// eventually polls cond every 100ms until it returns "" or timeout
+// within polls cond every 100ms until it returns "" or timeout
 // passes, then fails with its last answer.
-func eventually(t *testing.T, timeout time.Duration, cond func() string) {
+func within(t *testing.T, timeout time.Duration, cond func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -89,7 +89,7 @@ func TestKfakeLagTellsTheTruth(t *testing.T) {
 	waitProcessed(t, brokers, 2*time.Minute, plan)
 
 	// Drained: every lag_records series is 0 within 2 s.
-	eventually(t, 2*time.Second, func() string {
+	within(t, 2*time.Second, func() string {
 		lag, age := gauges(t, w1, "cdcsync_lag_records"), gauges(t, w1, "cdcsync_lag_seconds")
 		if len(lag) != 4 {
 			return fmt.Sprintf("w1 exports lag_records for %d partitions, want 4: %v", len(lag), lag)
@@ -110,7 +110,7 @@ func TestKfakeLagTellsTheTruth(t *testing.T) {
 	if _, err := st.Kafka.WaitGroupStable(ctx, string(plan.Group()), 2); err != nil {
 		t.Fatalf("the group did not settle with 2 members: %v", err)
 	}
-	eventually(t, 10*time.Second, func() string {
+	within(t, 10*time.Second, func() string {
 		l1, l2 := gauges(t, w1, "cdcsync_lag_records"), gauges(t, w2, "cdcsync_lag_records")
 		if len(l1) == 0 || len(l2) == 0 || len(l1)+len(l2) != 4 {
 			return fmt.Sprintf("series after the move: w1 %v, w2 %v; want the 4 partitions split between them", l1, l2)
@@ -157,7 +157,7 @@ func TestKfakeLagTellsTheTruth(t *testing.T) {
 		return out
 	}
 	var first map[string]float64
-	eventually(t, 10*time.Second, func() string {
+	within(t, 10*time.Second, func() string {
 		first = ages()
 		for _, v := range first {
 			if v > 0 {
@@ -183,7 +183,7 @@ func TestKfakeLagTellsTheTruth(t *testing.T) {
 	t.Logf("stalled lag_seconds: %v, 3 s later %v (%d refused produce requests)", first, later, refused.Load())
 	stalled.Store(false)
 	waitProcessed(t, brokers, 2*time.Minute, plan)
-	eventually(t, 5*time.Second, func() string {
+	within(t, 5*time.Second, func() string {
 		for _, wk := range []*worker{w1, w2} {
 			for k, v := range gauges(t, wk, "cdcsync_lag_records") {
 				if v != 0 {
@@ -215,7 +215,7 @@ func startHTTPWorker(t *testing.T, brokers []string, name string, plans ...*topo
 	go func() { wk.done <- w.Run(ctx) }()
 	t.Cleanup(func() { _ = wk.stop() })
 	var addr string
-	eventually(t, 10*time.Second, func() string {
+	within(t, 10*time.Second, func() string {
 		if addr = w.HTTPAddr(); addr == "" {
 			return "the HTTP server did not start"
 		}
@@ -263,7 +263,7 @@ func TestKfakeHealthzAfterFatalStop(t *testing.T) {
 	produce(t, brokers, w.Records)
 	wk, base := startHTTPWorker(t, brokers, "w1", good, bad, waiting)
 
-	eventually(t, 30*time.Second, func() string {
+	within(t, 30*time.Second, func() string {
 		code, body := get(t, base+"/healthz")
 		if code != http.StatusServiceUnavailable {
 			return fmt.Sprintf("/healthz %d %q, want 503 once health-bad stopped", code, body)
@@ -279,7 +279,7 @@ func TestKfakeHealthzAfterFatalStop(t *testing.T) {
 		return ""
 	})
 	waitProcessed(t, brokers, time.Minute, good)
-	eventually(t, 10*time.Second, func() string {
+	within(t, 10*time.Second, func() string {
 		code, body := get(t, base+"/readyz")
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "topology health-bad not ready: stopped") {
 			return fmt.Sprintf("/readyz %d %q, want 503 naming health-bad and why", code, body)
@@ -350,13 +350,13 @@ func TestKfakeLagZeroAfterTransactionMarkers(t *testing.T) {
 	w := makeWorkload(src, 50, 400, 0, 24)
 	wk := startWorker(t, brokers, "w1", plan)
 	produceTransactional(t, brokers, w.Records, 37)
-	eventually(t, time.Minute, func() string {
+	within(t, time.Minute, func() string {
 		if s := wk.w.Stats(plan.Name()); s.Completed < int64(len(w.Records)) {
 			return fmt.Sprintf("%d of %d records committed", s.Completed, len(w.Records))
 		}
 		return ""
 	})
-	eventually(t, 2*time.Second, func() string {
+	within(t, 2*time.Second, func() string {
 		lag, age := gauges(t, wk, "cdcsync_lag_records"), gauges(t, wk, "cdcsync_lag_seconds")
 		if len(lag) != 2 {
 			return fmt.Sprintf("lag_records for %d partitions, want 2: %v", len(lag), lag)
@@ -419,7 +419,7 @@ func TestKfakeRunWaitsForPipelinesAfterShutdownTimeout(t *testing.T) {
 	})
 	stalled.Store(true)
 	produce(t, brokers, makeWorkload(src, 20, 50, 0, 25).Records)
-	eventually(t, 30*time.Second, func() string {
+	within(t, 30*time.Second, func() string {
 		if w.Stats(plan.Name()).In == 0 || !w.Ready() {
 			return "no record consumed yet"
 		}
