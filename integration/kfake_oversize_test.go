@@ -187,6 +187,18 @@ func brokerRefusesOutput(t *testing.T, guarantee string) {
 	if e.Stage != dlq.StageProduce || e.Offset != 0 || !strings.Contains(e.Message, "too large") {
 		t.Errorf("DLQ: stage %q offset %d message %q; want produce, 0, the broker's refusal", e.Stage, e.Offset, e.Message)
 	}
+	// Regression (issue 10): cdcsync.errors.attempts was always 1. Under
+	// exactly_once the record is tried three times: its output is refused
+	// (the transaction aborts), then its DLQ record is refused (aborts
+	// again), then its cut DLQ record is written. Under at_least_once the
+	// refused output is replaced by the DLQ record in the same attempt.
+	wantAttempts := 1
+	if guarantee == "exactly_once" {
+		wantAttempts = 3
+	}
+	if e.Attempts != wantAttempts {
+		t.Errorf("DLQ: %s = %d, want %d", dlq.HeaderAttempts, e.Attempts, wantAttempts)
+	}
 	if header(e, dlq.HeaderTruncated) == "" || len(e.Value) != 0 || header(e, dlq.HeaderOriginalValueBytes) != strconv.Itoa(len(vb)) {
 		t.Errorf("DLQ: truncated %q, value %d bytes, original %s; want the copy cut to its error headers, original %d",
 			header(e, dlq.HeaderTruncated), len(e.Value), header(e, dlq.HeaderOriginalValueBytes), len(vb))

@@ -42,6 +42,7 @@ func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sa
 }
 
 func (e *aloEmitter) abandon(r *record, err error) {
+	e.p.tries.fail(r.src)
 	if r.resolved.CompareAndSwap(false, true) {
 		e.t.fail(r)
 	}

@@ -56,6 +56,11 @@ var (
 	// ErrAuthorityViolation is the DLQ reason of a change that touched
 	// fields its source system does not own, under on_violation: dlq.
 	ErrAuthorityViolation = errors.New("processor: authority violation")
+	// ErrCleanupTimeout is returned by a session's Cleanup when records
+	// were still unacknowledged after shutdown_timeout: their offsets stay
+	// uncommitted and the next owner consumes them again.
+	ErrCleanupTimeout = errors.New("processor: session cleanup timed out")
+
 	// ErrFenced is returned when a producer was fenced by a newer one.
 	ErrFenced = errors.New("processor: producer fenced")
 	// ErrSinkTopic is wrapped by a *SinkTopicError when an expanded sink

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -22,7 +23,7 @@ import (
 // transactional producers).
 type handler struct {
 	p        *pipeline
-	inflight sync.WaitGroup
+	inflight inflight
 	txns     map[topicPartition]*txnProducer // exactly_once only; set in Setup
 }
 
@@ -40,6 +41,7 @@ var _ sarama.ConsumerGroupHandler = (*handler)(nil)
 // (read_committed) sees every committed ledger entry.
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	p := h.p
+	p.stats.Rebalances.Add(1)
 	var claims []topicPartition
 	for topic, parts := range sess.Claims() {
 		for _, n := range parts {
@@ -60,6 +62,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		return nil
 	}
 	eos := p.plan.Guarantee() == topology.ExactlyOnce
+	p.setPhase(fmt.Sprintf("restoring %d ledger partition(s) (generation %d)", len(claims), sess.GenerationID()))
 
 	var mu sync.Mutex
 	g, ctx := errgroup.WithContext(sess.Context())
@@ -79,8 +82,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 			})
 		}
 		if err := g.Wait(); err != nil {
-			h.closeTxns()
-			return err
+			return errors.Join(err, h.closeTxns())
 		}
 		g, ctx = errgroup.WithContext(sess.Context())
 		g.SetLimit(4)
@@ -109,8 +111,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		h.closeTxns()
-		return err
+		return errors.Join(err, h.closeTxns())
 	}
 	p.mu.Lock()
 	p.ledgers = fresh
@@ -130,25 +131,89 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 // failed), so that their offsets are marked before sarama commits and
 // leaves the partitions, bounded by ShutdownTimeout. Under exactly_once
 // the claims have already committed or aborted; their producers close.
+// It returns an error when records were still unacknowledged at the
+// timeout or a producer did not close cleanly; it starts no goroutine
+// (the wait is a select on the in-flight count's channel).
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	done := make(chan struct{})
-	go func() { h.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(h.p.cfg.ShutdownTimeout):
-		h.p.log.Error("records still unacknowledged after shutdown_timeout; their offsets stay uncommitted and will be redelivered",
-			zap.Duration("shutdown_timeout", h.p.cfg.ShutdownTimeout))
+	var errs []error
+	if n := h.inflight.wait(h.p.cfg.ShutdownTimeout); n > 0 {
+		err := fmt.Errorf("%w: %d record(s) still unacknowledged after shutdown_timeout (%v); their offsets stay uncommitted and will be redelivered",
+			ErrCleanupTimeout, n, h.p.cfg.ShutdownTimeout)
+		h.p.log.Error("session cleanup timed out", zap.Error(err))
+		errs = append(errs, err)
 	}
-	h.closeTxns()
+	if err := h.closeTxns(); err != nil {
+		// Reported, but as a transient failure of this session (the
+		// next one opens new producers), never as the topology's fatal
+		// stop: the error's chain is not kept.
+		h.p.log.Error("closing the transactional producers", zap.Error(err))
+		errs = append(errs, fmt.Errorf("closing the transactional producers: %s", err))
+	}
 	h.p.ready.Store(false)
-	return nil
+	h.p.setPhase("between sessions: rebalancing or restarting the session")
+	return errors.Join(errs...)
 }
 
-func (h *handler) closeTxns() {
+func (h *handler) closeTxns() error {
+	var errs []error
 	for _, tp := range h.txns {
-		tp.close()
+		if err := tp.close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	h.txns = nil
+	return errors.Join(errs...)
+}
+
+// inflight counts the session's records that are consumed but not yet
+// acknowledged or failed. Unlike a sync.WaitGroup, its wait has a timeout
+// and leaves no goroutine behind.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed while n == 0; replaced when n leaves 0
+}
+
+// Add changes the count by delta (the trackers call Add(1) and Add(-1)).
+func (c *inflight) Add(delta int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.zero == nil {
+		c.zero = make(chan struct{})
+		close(c.zero)
+	}
+	was := c.n
+	c.n += delta
+	switch {
+	case was == 0 && c.n > 0:
+		c.zero = make(chan struct{})
+	case was > 0 && c.n <= 0:
+		c.n = 0
+		close(c.zero)
+	}
+}
+
+// wait waits until the count is zero or timeout passes, and returns the
+// count left (0 when it reached zero).
+func (c *inflight) wait(timeout time.Duration) int {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		if c.n == 0 {
+			c.mu.Unlock()
+			return 0
+		}
+		zero := c.zero
+		c.mu.Unlock()
+		select {
+		case <-zero:
+		case <-t.C:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.n
+		}
+	}
 }
 
 // ConsumeClaim processes one partition. It starts no goroutines.
@@ -174,6 +239,8 @@ func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	p := h.p
 	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
 	c := p.newClaimCtx(sess, claim, ps, &aloEmitter{p: p, t: t})
+	lag := p.newClaimLag(claim, ps, t.markedOffset)
+	defer lag.revoke()
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
 	ctx := sess.Context()
@@ -189,10 +256,8 @@ func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				<-t.slots
 				return nil
 			}
+			lag.fetched(msg, claim.HighWaterMarkOffset())
 			c.handle(msg)
-			if msg.Offset&255 == 0 {
-				c.observeLag(msg, claim.HighWaterMarkOffset())
-			}
 		case <-expire.C:
 			<-t.slots
 			c.expire()

@@ -1,11 +1,16 @@
 package processor
 
 import (
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cdcsync/cdcsync/processor/dlq"
 )
 
 // Stats are one topology's counters in this worker. They are the single
@@ -20,6 +25,7 @@ type Stats struct {
 	Tombstones      atomic.Int64 // tombstones passed or dropped
 	LedgerWrites    atomic.Int64 // ledger records acknowledged
 	Restarts        atomic.Int64 // session restarts after transient failures
+	Rebalances      atomic.Int64 // consumer group sessions started (each a rebalance this worker took part in)
 	Completed       atomic.Int64 // records fully done: outputs and ledger entry acknowledged
 	TxnCommits      atomic.Int64 // exactly_once transactions committed
 	TxnAborts       atomic.Int64 // exactly_once transactions aborted
@@ -28,7 +34,7 @@ type Stats struct {
 // StatsSnapshot is a copy of Stats at one moment.
 type StatsSnapshot struct {
 	In, Out, Duplicates, AuthorityFields, AuthorityEvents, DLQ, Tombstones, LedgerWrites, Restarts, Completed int64
-	TxnCommits, TxnAborts                                                                                     int64
+	TxnCommits, TxnAborts, Rebalances                                                                         int64
 }
 
 // Snapshot copies the counters.
@@ -38,28 +44,13 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		AuthorityFields: s.AuthorityFields.Load(), AuthorityEvents: s.AuthorityEvents.Load(),
 		DLQ: s.DLQ.Load(), Tombstones: s.Tombstones.Load(), LedgerWrites: s.LedgerWrites.Load(),
 		Restarts: s.Restarts.Load(), Completed: s.Completed.Load(),
-		TxnCommits: s.TxnCommits.Load(), TxnAborts: s.TxnAborts.Load(),
+		TxnCommits: s.TxnCommits.Load(), TxnAborts: s.TxnAborts.Load(), Rebalances: s.Rebalances.Load(),
 	}
 }
 
-// metrics holds the Prometheus collectors of one worker. Metric names:
-//
-//	cdcsync_records_in_total{topology}
-//	cdcsync_records_out_total{topology}
-//	cdcsync_duplicates_total{topology}
-//	cdcsync_authority_dropped_fields_total{topology}
-//	cdcsync_authority_dropped_events_total{topology}
-//	cdcsync_dlq_records_total{topology}
-//	cdcsync_ledger_writes_total{topology}
-//	cdcsync_session_restarts_total{topology}
-//	cdcsync_txn_commits_total{topology}
-//	cdcsync_txn_aborts_total{topology}
-//	cdcsync_process_seconds{topology}            histogram, decode→emit per record
-//	cdcsync_ack_seconds{topology}                histogram, emit→last ack per record
-//	cdcsync_lag_records{topology,topic,partition}
-//	cdcsync_lag_seconds{topology,topic,partition} age of the last record processed
-//	cdcsync_ledger_keys{topology,partition}
-//	cdcsync_ledger_restore_seconds{topology}     histogram
+// metrics holds the Prometheus collectors of one worker. The list of
+// metrics, with their labels and meaning, is in doc.go; TestMetricsDoc
+// checks it against what the registry exports.
 type metrics struct {
 	reg        prometheus.Registerer
 	process    *prometheus.HistogramVec
@@ -68,6 +59,7 @@ type metrics struct {
 	lagSeconds *prometheus.GaugeVec
 	ledgerKeys *prometheus.GaugeVec
 	restore    *prometheus.HistogramVec
+	dlq        *prometheus.CounterVec
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -85,10 +77,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
 		}, []string{"topology"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cdcsync_lag_records", Help: "High-water mark minus the next offset to process.",
+			Name: "cdcsync_lag_records", Help: "High-water mark minus the next offset not yet done (acknowledged or committed); 0 when caught up.",
 		}, []string{"topology", "topic", "partition"}),
 		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cdcsync_lag_seconds", Help: "Age of the last record processed, by its Kafka timestamp.",
+			Name: "cdcsync_lag_seconds", Help: "Age of the oldest record not yet done, by its Kafka timestamp; grows while the partition is stuck, 0 when caught up.",
 		}, []string{"topology", "topic", "partition"}),
 		ledgerKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdcsync_ledger_keys", Help: "Event IDs and row states held in memory by the dedup ledger.",
@@ -97,10 +89,56 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdcsync_ledger_restore_seconds", Help: "Time to restore one ledger partition.",
 			Buckets: prometheus.ExponentialBuckets(1e-3, 4, 10),
 		}, []string{"topology"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcsync_dlq_records_total", Help: "Records written to the dead-letter queue (acknowledged or committed), by the stage that failed.",
+		}, []string{"topology", "stage"}),
 		stats: map[string]*Stats{},
 	}
-	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore)
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cdcsync_build_info", Help: "Always 1; the labels name the cdcsync version and the Go version it was built with.",
+	}, []string{"version", "go_version"})
+	buildInfo.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
+	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore, m.dlq, buildInfo)
 	return m
+}
+
+// dlqStages are the stages a record can fail in; their DLQ counters are
+// exported from the start, at 0, so an alert on their rate needs no
+// absent() guard.
+var dlqStages = []string{dlq.StageDecode, dlq.StageAuthority, dlq.StageRoute, stageEncode, dlq.StageProduce}
+
+// countDLQ counts n acknowledged (or committed) DLQ records of stage.
+func (p *pipeline) countDLQ(stage string, n int) {
+	p.stats.DLQ.Add(int64(n))
+	p.metrics.dlq.WithLabelValues(p.plan.Name(), stage).Add(float64(n))
+}
+
+// dlqStageOf is the stage a DLQ record names in its header.
+func dlqStageOf(m *sarama.ProducerMessage) string {
+	for _, h := range m.Headers {
+		if string(h.Key) == dlq.HeaderStage {
+			return string(h.Value)
+		}
+	}
+	return "unknown"
+}
+
+// buildVersion is the module version cdcsync was built as, or the VCS
+// revision for a build from a checkout, or "devel".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			return s.Value[:min(12, len(s.Value))]
+		}
+	}
+	return "devel"
 }
 
 // forTopology returns the Stats of a topology, registering its counters
@@ -123,7 +161,11 @@ func (m *metrics) forTopology(name string) *Stats {
 	counter("cdcsync_duplicates_total", "Events dropped as already applied by the dedup ledger.", &s.Duplicates)
 	counter("cdcsync_authority_dropped_fields_total", "Changed fields dropped because the source system does not own them.", &s.AuthorityFields)
 	counter("cdcsync_authority_dropped_events_total", "Events dropped because no owned field changed.", &s.AuthorityEvents)
-	counter("cdcsync_dlq_records_total", "Records written to the dead-letter queue.", &s.DLQ)
+	counter("cdcsync_tombstones_total", "Tombstones consumed (passed or dropped by source.tombstones).", &s.Tombstones)
+	counter("cdcsync_rebalances_total", "Consumer group sessions this worker started: one per rebalance (join or leave of a member, or a session restart).", &s.Rebalances)
+	for _, stage := range dlqStages {
+		m.dlq.WithLabelValues(name, stage)
+	}
 	counter("cdcsync_ledger_writes_total", "Ledger entries acknowledged.", &s.LedgerWrites)
 	counter("cdcsync_session_restarts_total", "Consumer sessions restarted after a transient failure.", &s.Restarts)
 	counter("cdcsync_txn_commits_total", "Exactly-once transactions committed.", &s.TxnCommits)

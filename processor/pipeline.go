@@ -34,7 +34,8 @@ import (
 //     forwards ledger entries of fully acknowledged records;
 //   - ledAcks: reads the ledger producer's successes and errors and
 //     completes records;
-//   - groupErrors: logs the consumer group's errors.
+//   - groupErrors: logs the consumer group's errors;
+//   - refreshLag: recomputes the lag gauges of the live claims (lag.go).
 type pipeline struct {
 	plan    *topology.Plan
 	cfg     Config
@@ -68,6 +69,9 @@ type pipeline struct {
 	fatalErr error
 
 	ready   atomic.Bool
+	status  status   // for /healthz and /readyz (worker.go)
+	lags    lagSet   // live claims, for the lag refresh (lag.go)
+	tries   attempts // failed attempts per source record, for the DLQ header (attempts.go)
 	claimed atomic.Int32
 }
 
@@ -399,6 +403,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		}
 		d := p.retryDelay(attempt)
 		p.log.Warn("preparing pipeline failed, retrying", zap.Error(err), zap.Duration("backoff", d))
+		p.setPhase("preparing failed, retrying: " + err.Error())
 		if !sleep(ctx, d) {
 			return nil
 		}
@@ -442,7 +447,11 @@ func (p *pipeline) run(ctx context.Context) error {
 		return nil
 	})
 
+	lagCtx, stopLag := context.WithCancel(ctx)
+	acks.Go(func() error { p.refreshLag(lagCtx); return nil })
+
 	runErr := p.consume(ctx, group)
+	stopLag()
 
 	// Soft shutdown: the last session's Cleanup waited for in-flight
 	// records and committed; now flush the producers and leave the group.
@@ -570,7 +579,7 @@ func (p *pipeline) outAcks() {
 			}
 			r := m.Metadata.(*record)
 			if m.Topic == dlqTopic {
-				p.stats.DLQ.Add(1)
+				p.countDLQ(dlqStageOf(m), 1)
 			} else {
 				p.stats.Out.Add(1)
 			}
@@ -635,6 +644,7 @@ func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
 		if r.resolved.CompareAndSwap(false, true) {
 			r.t.fail(r)
 		}
+		p.tries.fail(r.src)
 		p.failSession(pe.Err)
 	case Fatal:
 		if r.resolved.CompareAndSwap(false, true) {
@@ -679,6 +689,7 @@ func (p *pipeline) reject(src *sarama.ConsumerMessage, toDLQ bool, err error) {
 		level = old.(rejection).level + 1
 	}
 	p.rejected.Store(pos, rejection{level: level, err: err})
+	p.tries.fail(src)
 	p.nRejected.Add(1)
 }
 

@@ -38,38 +38,23 @@ type emitter interface {
 
 // claimCtx is what the claim goroutine needs to process records.
 type claimCtx struct {
-	p          *pipeline
-	em         emitter
-	ps         *partState
-	ctx        context.Context
-	log        *zap.Logger
-	lag        interface{ Set(float64) }
-	lagSeconds interface{ Set(float64) }
-	keys       interface{ Set(float64) }
-	process    interface{ Observe(float64) }
-	decision   authority.Decision // reused: its slices are consumed before the next record
+	p        *pipeline
+	em       emitter
+	ps       *partState
+	ctx      context.Context
+	log      *zap.Logger
+	keys     interface{ Set(float64) }
+	process  interface{ Observe(float64) }
+	decision authority.Decision // reused: its slices are consumed before the next record
 }
 
 func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {
 	name, part := p.plan.Name(), partitionLabel(claim.Partition())
 	return &claimCtx{p: p, em: em, ps: ps, ctx: sess.Context(),
-		lag:        p.metrics.lag.WithLabelValues(name, claim.Topic(), part),
-		lagSeconds: p.metrics.lagSeconds.WithLabelValues(name, claim.Topic(), part),
-		keys:       p.metrics.ledgerKeys.WithLabelValues(name, part),
-		process:    p.metrics.process.WithLabelValues(name),
-		log:        p.log.With(zap.String("topic", claim.Topic()), zap.Int32("partition", claim.Partition())),
+		keys:    p.metrics.ledgerKeys.WithLabelValues(name, part),
+		process: p.metrics.process.WithLabelValues(name),
+		log:     p.log.With(zap.String("topic", claim.Topic()), zap.Int32("partition", claim.Partition())),
 	}
-}
-
-func (c *claimCtx) observeLag(msg *sarama.ConsumerMessage, hwm int64) {
-	c.lag.Set(float64(hwm - msg.Offset - 1))
-	if !msg.Timestamp.IsZero() {
-		c.lagSeconds.Set(time.Since(msg.Timestamp).Seconds())
-	}
-	c.ps.mu.Lock()
-	n := c.ps.idx.Len()
-	c.ps.mu.Unlock()
-	c.keys.Set(float64(n))
 }
 
 // expire drops ledger entries older than the dedup window.
@@ -369,7 +354,7 @@ func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err erro
 		Class:          stageClass(stage),
 		ExceptionClass: exceptionClass(err),
 		Message:        err.Error(),
-		Attempts:       1,
+		Attempts:       p.tries.of(src),
 		FirstFailure:   p.now(),
 		TaskID:         p.cfg.ClientID,
 	}

@@ -22,7 +22,7 @@ type tracker struct {
 	topic     string
 	partition int32
 	slots     chan struct{}
-	inflight  *sync.WaitGroup // the session-wide count, waited on in Cleanup
+	inflight  *inflight // the session-wide count, waited on in Cleanup
 
 	mu     sync.Mutex
 	queue  []*record // in offset order; head is queue[head]
@@ -46,7 +46,7 @@ type record struct {
 	done     bool // guarded by t.mu
 }
 
-func newTracker(sess sarama.ConsumerGroupSession, topic string, partition int32, maxInFlight int, wg *sync.WaitGroup) *tracker {
+func newTracker(sess sarama.ConsumerGroupSession, topic string, partition int32, maxInFlight int, wg *inflight) *tracker {
 	return &tracker{
 		sess: sess, topic: topic, partition: partition,
 		slots:    make(chan struct{}, maxInFlight),

@@ -40,13 +40,13 @@ func (s *fakeSession) Marks() []int64                              { s.mu.Lock()
 
 type trackerFixture struct {
 	sess *fakeSession
-	wg   *sync.WaitGroup
+	wg   *inflight
 	t    *tracker
 }
 
 func newTrackerFixture(t *testing.T, maxInFlight int) *trackerFixture {
 	sess := &fakeSession{t: t}
-	wg := &sync.WaitGroup{}
+	wg := &inflight{}
 	return &trackerFixture{sess: sess, wg: wg, t: newTracker(sess, "src", 3, maxInFlight, wg)}
 }
 

@@ -53,12 +53,31 @@ func (p *pipeline) newTxnProducer(c topicPartition) (*txnProducer, error) {
 	return &txnProducer{id: id, client: client, producer: prod}, nil
 }
 
-func (t *txnProducer) close() {
-	if t.producer.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 {
-		_ = draining(t.producer, t.producer.AbortTxn, func(*sarama.ProducerError) {})
+// close aborts an open transaction and closes the producer and its
+// client. It returns every error met, so a producer that could not abort
+// or close is reported, not dropped.
+func (t *txnProducer) close() error {
+	var errs []error
+	st := t.producer.TxnStatus()
+	// A fenced (or otherwise fatal) producer cannot abort: the broker
+	// aborts its open transaction when the next owner initialises.
+	if st&sarama.ProducerTxnFlagInTransaction != 0 && st&sarama.ProducerTxnFlagFatalError == 0 {
+		// Produce errors met while aborting belong to the aborted
+		// transaction, whose records are redelivered: not a close error.
+		if err := draining(t.producer, t.producer.AbortTxn, func(*sarama.ProducerError) {}); err != nil {
+			errs = append(errs, fmt.Errorf("aborting the open transaction: %w", err))
+		}
 	}
-	_ = t.producer.Close()
-	_ = t.client.Close()
+	if err := t.producer.Close(); err != nil && !isFenced(err) {
+		errs = append(errs, fmt.Errorf("closing the producer: %w", err))
+	}
+	if err := t.client.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the client: %w", err))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("transactional producer %s: %w", t.id, errors.Join(errs...))
 }
 
 func isFenced(err error) bool {
@@ -79,7 +98,7 @@ type txnEmitter struct {
 	fenced   error // set once the producer was fenced or hit a fatal error: never write again
 	records  int   // source records in the open transaction
 	outs     int
-	dlqs     int
+	dlqs     []string // the stage of each DLQ record in the open transaction
 	ledgers  int
 	next     int64 // offset to commit: last record + 1
 	rec      record
@@ -107,7 +126,7 @@ func (e *txnEmitter) beginTxn() {
 	e.ps.mu.Lock()
 	e.ps.idx.Mark()
 	e.ps.mu.Unlock()
-	e.open, e.records, e.outs, e.dlqs, e.ledgers, e.opened = true, 0, 0, 0, 0, time.Now()
+	e.open, e.records, e.outs, e.dlqs, e.ledgers, e.opened = true, 0, 0, e.dlqs[:0], 0, time.Now()
 }
 
 func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
@@ -127,7 +146,7 @@ func (e *txnEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sa
 	for _, out := range outs {
 		out.Metadata = r.src // for producerErr: which record a refused output belongs to
 		if out.Topic == e.dlqTopic {
-			e.dlqs++
+			e.dlqs = append(e.dlqs, dlqStageOf(out))
 		} else {
 			e.outs++
 		}
@@ -162,7 +181,10 @@ func (e *txnEmitter) send(m *sarama.ProducerMessage) {
 	}
 }
 
-func (e *txnEmitter) abandon(_ *record, err error) { e.noteErr(err) }
+func (e *txnEmitter) abandon(r *record, err error) {
+	e.p.tries.fail(r.src)
+	e.noteErr(err)
+}
 
 // commit adds the claim's next offset to the transaction and commits it.
 // On failure it aborts, rolls the in-memory ledger back to the committed
@@ -190,7 +212,9 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		e.ps.mu.Unlock()
 		st := e.p.stats
 		st.Out.Add(int64(e.outs))
-		st.DLQ.Add(int64(e.dlqs))
+		for _, stage := range e.dlqs {
+			e.p.countDLQ(stage, 1)
+		}
 		st.LedgerWrites.Add(int64(e.ledgers))
 		st.Completed.Add(int64(e.records))
 		st.TxnCommits.Add(1)
@@ -258,6 +282,8 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	p := h.p
 	em := &txnEmitter{p: p, tp: tp, sess: sess, ps: ps, dlqTopic: string(p.plan.DLQTopic())}
 	c := p.newClaimCtx(sess, claim, ps, em)
+	lag := p.newClaimLag(claim, ps, nil)
+	defer lag.revoke()
 	ctx := sess.Context()
 	tick := time.NewTicker(p.plan.CommitInterval())
 	defer tick.Stop()
@@ -267,6 +293,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	commit := func() bool {
 		err := em.commit(claim.Topic(), claim.Partition())
 		if err == nil {
+			lag.markCommitted(em.next)
 			return true
 		}
 		if errors.Is(err, ErrFenced) {
@@ -286,10 +313,8 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				commit()
 				return nil
 			}
+			lag.fetched(msg, claim.HighWaterMarkOffset())
 			c.handle(msg)
-			if msg.Offset&255 == 0 {
-				c.observeLag(msg, claim.HighWaterMarkOffset())
-			}
 			if em.records >= p.cfg.TxnMaxRecords && !commit() {
 				return nil
 			}

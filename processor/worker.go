@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
@@ -27,7 +30,7 @@ type Worker struct {
 	reg       *prometheus.Registry
 	metrics   *metrics
 	pipelines []*pipeline
-	listener  net.Listener
+	httpAddr  atomic.Pointer[string] // set by Run once the HTTP server listens
 }
 
 // New validates the configuration and the plans and builds a worker. It
@@ -105,36 +108,43 @@ func (w *Worker) Ready() bool {
 // HTTPAddr is the address the health and metrics server listens on, once
 // Run has started it; empty otherwise.
 func (w *Worker) HTTPAddr() string {
-	if w.listener == nil {
-		return ""
+	if a := w.httpAddr.Load(); a != nil {
+		return *a
 	}
-	return w.listener.Addr().String()
+	return ""
 }
 
 // Run connects, runs every pipeline until ctx is cancelled, then shuts
 // down softly: stop fetching, wait for in-flight records, commit, leave
 // the groups. A pipeline stopped by a fatal error does not stop the
-// others; Run returns when every pipeline has stopped, with their errors. A soft shutdown that does not finish within
-// ShutdownTimeout is reported as an error, never as success.
+// others. Run owns every goroutine it starts (an errgroup per pipeline
+// and one for the HTTP server) and returns only after all of them have
+// stopped, with the pipelines' errors joined. A cancellation while
+// connecting is a clean stop (nil). A soft shutdown that does not finish
+// within ShutdownTimeout is logged when the deadline passes and reported
+// as an error once everything has stopped, never as success; the process
+// waits for it (a second signal exits at once, see cmd/cdcsync).
 func (w *Worker) Run(ctx context.Context) error {
+	var srv *http.Server
+	var httpDone chan error
 	if w.cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("%w: http_addr: %v", ErrConfig, err)
 		}
-		w.listener = ln
-		srv := &http.Server{Handler: w.mux(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
+		addr := ln.Addr().String()
+		w.httpAddr.Store(&addr)
+		srv = &http.Server{Handler: w.mux(), ReadHeaderTimeout: 5 * time.Second}
+		httpDone = make(chan error, 1)
+		go func() { httpDone <- srv.Serve(ln) }()
 		w.log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", ln.Addr().String()))
 	}
 
 	// Topologies fail independently, as Kafka Connect's connectors do: a
-	// fatal error stops its own pipeline (logged, and /readyz turns not
-	// ready) while the others keep running. Run returns once every
-	// pipeline has stopped, with their errors.
+	// fatal error stops its own pipeline (logged; /healthz and /readyz
+	// name it) while the others keep running.
 	var (
-		wg   sync.WaitGroup
+		g    errgroup.Group
 		mu   sync.Mutex
 		errs []error
 	)
@@ -144,64 +154,95 @@ func (w *Worker) Run(ctx context.Context) error {
 		mu.Unlock()
 	}
 	for _, p := range w.pipelines {
-		sc, err := w.cfg.saramaConfig(p.plan.Name())
-		if err != nil {
-			fail(err)
-			break
-		}
-		sc.Producer.Partitioner = partitionerFor(string(p.plan.LedgerTopic()))
-		if p.plan.Guarantee() == topology.ExactlyOnce {
-			// Offsets are committed inside the transactions, and only
-			// committed data is read.
-			sc.Consumer.Offsets.AutoCommit.Enable = false
-			sc.Consumer.IsolationLevel = sarama.ReadCommitted
-		}
-		client, err := connect(ctx, w.cfg.Brokers, sc, w.log)
-		if err != nil {
-			fail(err)
-			break
-		}
-		p.client = client
-		// A missing ACL is refused here, by name, before any record is
-		// read; other failures are left to the pipeline's retries.
-		if err := p.checkAccess(); err != nil && classify(err) == Fatal {
-			client.Close()
-			fail(fmt.Errorf("topology %s: %w", p.plan.Name(), err))
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer client.Close()
-			if err := p.run(ctx); err != nil {
-				err = fmt.Errorf("topology %s: %w", p.plan.Name(), explainAccess(p.plan, err))
+		g.Go(func() error {
+			if err := w.runPipeline(ctx, p); err != nil {
+				err = fmt.Errorf("topology %s: %w", p.plan.Name(), err)
+				p.setStopped(err)
 				if len(w.pipelines) > 1 && ctx.Err() == nil {
 					w.log.Error("topology stopped; the worker's other topologies keep running", zap.Error(err))
 				}
 				fail(err)
 			}
-		}()
+			return nil
+		})
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	result := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		return errors.Join(errs...)
-	}
+	go func() { _ = g.Wait(); close(done) }()
+
+	var timedOut bool
 	select {
 	case <-done:
-		return result()
 	case <-ctx.Done():
+		w.log.Info("shutting down: stop fetching, flush, commit, leave the groups",
+			zap.Duration("timeout", w.cfg.ShutdownTimeout))
+		deadline := time.NewTimer(w.cfg.ShutdownTimeout + 5*time.Second)
+		select {
+		case <-done:
+		case <-deadline.C:
+			timedOut = true
+			w.log.Error("soft shutdown did not finish within shutdown_timeout; still waiting for the pipelines (send the signal again to exit at once)",
+				zap.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
+			<-done
+		}
+		deadline.Stop()
 	}
-	w.log.Info("shutting down: stop fetching, flush, commit, leave the groups",
-		zap.Duration("timeout", w.cfg.ShutdownTimeout))
-	select {
-	case <-done:
-		return result()
-	case <-time.After(w.cfg.ShutdownTimeout + 5*time.Second):
-		return errors.New("processor: soft shutdown timed out; uncommitted records will be redelivered to the next worker")
+	// /metrics, /healthz and /readyz stay served while the pipelines
+	// drain; the server goes last.
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		cancel()
+		if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fail(fmt.Errorf("http server: %w", err))
+		}
 	}
+	if timedOut {
+		fail(errors.New("processor: soft shutdown timed out; uncommitted records will be redelivered to the next worker"))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// runPipeline connects one pipeline and runs it until ctx is done or it
+// stops fatally. It returns nil when ctx was cancelled, connecting
+// included.
+func (w *Worker) runPipeline(ctx context.Context, p *pipeline) error {
+	sc, err := w.cfg.saramaConfig(p.plan.Name())
+	if err != nil {
+		return err
+	}
+	sc.Producer.Partitioner = partitionerFor(string(p.plan.LedgerTopic()))
+	if p.plan.Guarantee() == topology.ExactlyOnce {
+		// Offsets are committed inside the transactions, and only
+		// committed data is read.
+		sc.Consumer.Offsets.AutoCommit.Enable = false
+		sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	}
+	p.setPhase("connecting to the brokers")
+	client, err := connect(ctx, w.cfg.Brokers, sc, w.log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shut down while connecting: a clean stop
+		}
+		return err
+	}
+	defer client.Close()
+	p.client = client
+	// A missing ACL is refused here, by name, before any record is
+	// read; other failures are left to the pipeline's retries.
+	if err := p.checkAccess(); err != nil && classify(err) == Fatal {
+		return err
+	}
+	p.setPhase("preparing topics, joining the consumer group and restoring the ledger")
+	err = p.run(ctx)
+	if err != nil {
+		return explainAccess(p.plan, err)
+	}
+	p.setPhase("shut down")
+	return nil
 }
 
 // connect opens a client, retrying while no broker answers.
@@ -227,18 +268,105 @@ func connect(ctx context.Context, brokers []string, sc *sarama.Config, log *zap.
 func (w *Worker) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
+	// /healthz: 503 once a topology has stopped fatally, naming it, so an
+	// orchestrator restarts the worker.
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		var b strings.Builder
+		for _, p := range w.pipelines {
+			if err := p.stoppedErr(); err != nil {
+				fmt.Fprintf(&b, "topology %s stopped: %v\n", p.plan.Name(), err)
+			}
+		}
+		if b.Len() > 0 {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = rw.Write([]byte(b.String()))
+			return
+		}
 		rw.WriteHeader(http.StatusOK)
 		_, _ = rw.Write([]byte("ok\n"))
 	})
+	// /readyz: 503 while any topology is not consuming, one line per
+	// topology that is not ready, with the reason.
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		if !w.Ready() {
+		var b strings.Builder
+		for _, p := range w.pipelines {
+			if ok, why := p.readiness(); !ok {
+				fmt.Fprintf(&b, "topology %s not ready: %s\n", p.plan.Name(), why)
+			}
+		}
+		if b.Len() > 0 {
 			rw.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = rw.Write([]byte("not ready: ledger restore or group join in progress\n"))
+			_, _ = rw.Write([]byte(b.String()))
 			return
 		}
 		rw.WriteHeader(http.StatusOK)
 		_, _ = rw.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// Health is what /healthz reports: nil while no topology has stopped
+// fatally, else an error naming each stopped topology and its error.
+func (w *Worker) Health() error {
+	var errs []error
+	for _, p := range w.pipelines {
+		if err := p.stoppedErr(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NotReady is what /readyz reports: topology name to the reason it is not
+// ready; empty when every topology is ready.
+func (w *Worker) NotReady() map[string]string {
+	out := map[string]string{}
+	for _, p := range w.pipelines {
+		if ok, why := p.readiness(); !ok {
+			out[p.plan.Name()] = why
+		}
+	}
+	return out
+}
+
+// status is a pipeline's lifecycle as /healthz and /readyz report it.
+type status struct {
+	mu      sync.Mutex
+	phase   string // what the pipeline is doing while it is not ready
+	stopped error  // set once the pipeline stopped fatally
+}
+
+func (p *pipeline) setPhase(phase string) {
+	p.status.mu.Lock()
+	p.status.phase = phase
+	p.status.mu.Unlock()
+}
+
+func (p *pipeline) setStopped(err error) {
+	p.status.mu.Lock()
+	p.status.stopped = err
+	p.status.mu.Unlock()
+}
+
+func (p *pipeline) stoppedErr() error {
+	p.status.mu.Lock()
+	defer p.status.mu.Unlock()
+	return p.status.stopped
+}
+
+// readiness reports whether the pipeline is consuming (or idle with no
+// partitions), and why not.
+func (p *pipeline) readiness() (bool, string) {
+	p.status.mu.Lock()
+	defer p.status.mu.Unlock()
+	if p.status.stopped != nil {
+		return false, "stopped: " + p.status.stopped.Error()
+	}
+	if p.ready.Load() {
+		return true, ""
+	}
+	if p.status.phase == "" {
+		return false, "not started"
+	}
+	return false, p.status.phase
 }

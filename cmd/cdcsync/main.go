@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -79,24 +80,41 @@ func main() {
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM, which starts
-// the soft shutdown; a second signal exits at once.
+// the soft shutdown; a second signal exits at once, with code 130.
 func signalContext() (context.Context, func()) {
+	return notifyContext(os.Exit, syscall.SIGINT, syscall.SIGTERM)
+}
+
+// notifyContext is signalContext with the exit function and the signals
+// given, for tests.
+func notifyContext(exit func(int), sigs ...os.Signal) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(ch, sigs...)
+	stopped := make(chan struct{})
 	go func() {
-		s, ok := <-ch
-		if !ok {
+		select {
+		case s := <-ch:
+			fmt.Fprintf(os.Stderr, "cdcsync: %v: shutting down (send it again to exit at once)\n", s)
+			cancel()
+		case <-stopped:
 			return
 		}
-		fmt.Fprintf(os.Stderr, "cdcsync: %v: shutting down (send it again to exit at once)\n", s)
-		cancel()
-		if _, ok := <-ch; ok {
+		select {
+		case <-ch:
 			fmt.Fprintln(os.Stderr, "cdcsync: second signal: exiting now")
-			os.Exit(130)
+			exit(130)
+		case <-stopped:
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(stopped)
+			cancel()
+		})
+	}
 }
 
 func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

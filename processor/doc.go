@@ -1,0 +1,53 @@
+// Package processor is the cdcsync runtime: a Worker runs every topology
+// it is given, each as its own consumer group, through decode, dedup
+// ledger, field authority and route into sink topics, the DLQ and the
+// ledger topic. DESIGN.md (at the repository root) draws the data path and
+// names the owner of every goroutine.
+//
+// # Lifecycle
+//
+// Worker.Run owns every goroutine it starts and returns only after all of
+// them have stopped. A cancelled context starts the soft shutdown (stop
+// fetching, wait for in-flight records, commit, leave the groups); a
+// cancellation while connecting is a clean stop. A topology that stops
+// fatally does not stop the others: /healthz answers 503 and names it,
+// /readyz names every topology that is not ready and why.
+//
+// # Metrics
+//
+// Served on /metrics (Config.HTTPAddr) from Worker.Registry. Besides the
+// Go and process collectors, the worker exports exactly these; the list is
+// checked against the registry by TestMetricsDoc, so keep it in step.
+//
+//	name                                    type       labels                       meaning
+//	cdcsync_records_in_total                counter    topology                     source records consumed
+//	cdcsync_records_out_total               counter    topology                     sink records acknowledged (committed under exactly_once)
+//	cdcsync_duplicates_total                counter    topology                     events dropped by the dedup ledger as already applied
+//	cdcsync_authority_dropped_fields_total  counter    topology                     changed fields dropped because the source system does not own them
+//	cdcsync_authority_dropped_events_total  counter    topology                     events dropped because no owned field changed
+//	cdcsync_tombstones_total                counter    topology                     tombstones consumed (passed or dropped)
+//	cdcsync_dlq_records_total               counter    topology,stage               DLQ records acknowledged or committed, by the stage that failed: decode, authority, route, encode, produce
+//	cdcsync_ledger_writes_total             counter    topology                     ledger entries acknowledged
+//	cdcsync_rebalances_total                counter    topology                     consumer group sessions started by this worker: one per rebalance it took part in
+//	cdcsync_session_restarts_total          counter    topology                     sessions restarted after a transient failure
+//	cdcsync_txn_commits_total               counter    topology                     exactly_once transactions committed
+//	cdcsync_txn_aborts_total                counter    topology                     exactly_once transactions aborted
+//	cdcsync_process_seconds                 histogram  topology                     time from consuming a record to emitting its outputs
+//	cdcsync_ack_seconds                     histogram  topology                     time from consuming a record to the acknowledgement of its last output (exactly_once: transaction open to commit)
+//	cdcsync_ledger_restore_seconds          histogram  topology                     time to restore one ledger partition
+//	cdcsync_ledger_keys                     gauge      topology,partition           event IDs and row states the dedup ledger holds in memory, per claimed partition
+//	cdcsync_lag_records                     gauge      topology,topic,partition     high-water mark minus the next offset not yet done (acknowledged, or committed under exactly_once); 0 when caught up
+//	cdcsync_lag_seconds                     gauge      topology,topic,partition     age of the oldest record not yet done, by its Kafka timestamp; grows while the partition is stuck; 0 when caught up
+//	cdcsync_build_info                      gauge      version,go_version           always 1
+//
+// The per-partition series (lag, ledger keys) exist only while this worker
+// holds the partition: they are deleted when the partition is revoked, so
+// a sum over workers counts each partition once. The lag gauges are
+// recomputed every 250 ms from the high-water mark each fetched batch
+// brings. A partition is caught up when every fetched record is done and
+// either the next offset reaches the high-water mark or nothing was
+// fetched for a second while the partition was not paused: transaction
+// markers (and aborted records under read_committed) take offsets that are
+// never delivered, so the last delivered offset need not be the
+// high-water mark minus one.
+package processor
