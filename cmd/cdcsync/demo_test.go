@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,5 +60,51 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "expected from the data set:") {
 		t.Errorf("no expectations line:\n%s", stdout)
+	}
+	checkReadmeDemo(t, stdout)
+}
+
+// checkReadmeDemo checks that every figure the README's demo output states
+// is what the demo prints: the record counts, the summary table, the
+// expectations and the Avro sink counts. Regression: the README promised
+// 95 duplicates after row-state dedup made the demo drop 174.
+func checkReadmeDemo(t *testing.T, stdout string) {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	start := strings.Index(readme, "```\nembedded Kafka broker:")
+	if start < 0 {
+		t.Fatal("README.md has no demo output block starting with \"embedded Kafka broker:\"")
+	}
+	block := readme[start+4:]
+	block = block[:strings.Index(block, "```")]
+	norm := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	got := map[string]bool{}
+	for _, l := range strings.Split(stdout, "\n") {
+		got[norm(l)] = true
+	}
+	inTable, pinned := false, 0
+	for _, l := range strings.Split(block, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 1 && f[0] == "topology" && f[1] == "in":
+			inTable = true
+		case len(f) == 0:
+			inTable = false
+			continue
+		case !inTable && !strings.HasPrefix(l, "produced ") && !strings.HasPrefix(l, "expected from ") &&
+			!strings.Contains(l, " events decoded ("):
+			continue
+		}
+		pinned++
+		if !got[norm(l)] {
+			t.Errorf("README.md states %q; the demo printed no such line:\n%s", strings.TrimSpace(l), stdout)
+		}
+	}
+	if pinned < 9 {
+		t.Errorf("README.md demo block: %d figure lines found, want the 2 produced lines, the table (header and 3 rows), 2 expectation lines and the Avro sink line", pinned)
 	}
 }
