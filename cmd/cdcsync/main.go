@@ -6,7 +6,8 @@
 //
 //	cdcsync run --brokers HOST:PORT[,..] --topologies DIR [--config worker.yaml]
 //	cdcsync demo [--serve]
-//	cdcsync bench [--events N] [--partitions N]
+//	cdcsync bench [flags]
+//	cdcsync broker [--port N]
 //	cdcsync topology validate PATH...
 //	cdcsync topology describe PATH
 //	cdcsync decode --format debezium-json [--key FILE] [--value FILE]
@@ -36,7 +37,8 @@ Usage:
   cdcsync broker [--port N]         serve the embedded broker and registry (for tests and tools)
   cdcsync topology validate PATH... check topology files or directories
   cdcsync topology describe PATH    print the compiled plan of a topology
-  cdcsync decode --format debezium-json [--key FILE] [--value FILE]
+  cdcsync decode --format debezium-json [--key FILE] [--value FILE] [--topic T --connector KIND]
+  cdcsync schemas check --registry URL TOPOLOGY...
   cdcsync dlq inspect --brokers HOST:PORT TOPIC [--list | --show PARTITION/OFFSET] [filters]
   cdcsync dlq replay  --brokers HOST:PORT [--topologies DIR] TOPIC [filters]
 
