@@ -4,36 +4,56 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"go.uber.org/zap"
 )
 
-// aloEmitter writes outputs through the pipeline's shared async producer
-// and marks a source offset only after every output of the record, and
-// then its ledger entry, are acknowledged (at_least_once). A crash between
-// the two repeats the output; a redelivery after the ledger entry landed
-// is dropped as a duplicate.
+// at_least_once, owned here: the emitter (aloEmitter) hands outputs to the
+// pipeline's shared async producer; the acknowledgement goroutines
+// (pipeline.outAcks, pipeline.ledAcks) write a record's ledger entry once
+// every output is acknowledged, and complete it once the ledger entry is;
+// the tracker marks an offset only when it and every offset before it are
+// complete; the claim loop (aloClaim) reads the partition, holds and
+// re-sends records that failed transiently, and pauses the partition while
+// a circuit breaker is open. A crash between output and ledger entry
+// repeats the output; a redelivery after the ledger entry landed is
+// dropped as a duplicate.
+
+// aloEmitter is the at_least_once emitter of one claim.
 type aloEmitter struct {
-	p *pipeline
-	t *tracker
+	p    *pipeline
+	t    *tracker
+	last *record // the record begin registered last (claim goroutine only)
 }
 
 func (e *aloEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
-	return e.t.add(msg, start)
+	e.last = e.t.add(msg, start)
+	return e.last
 }
 
-func (e *aloEmitter) skip(r *record) { e.p.finish(r) }
+func (e *aloEmitter) skip(r *record) { e.p.finish(r.cur) }
 
 func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
-	if ledger != nil {
-		ledger.Metadata = r
+	r.ledger, r.outs = ledger, outs
+	e.send(r.cur)
+}
+
+// send hands the outputs of a's record to the producer. A record without
+// outputs (a skip sent again) completes at once.
+func (e *aloEmitter) send(a *attempt) {
+	r := a.r
+	if len(r.outs) == 0 {
+		e.p.finish(a)
+		return
 	}
-	r.ledger = ledger
-	r.pending.Store(int32(len(outs)))
-	for _, out := range outs {
-		out.Metadata = r
+	a.pending.Store(int32(len(r.outs)))
+	for _, out := range r.outs {
+		out.Metadata = a
 		select {
 		case e.p.out.Input() <- out:
 		case <-e.t.sess.Context().Done():
-			if r.resolved.CompareAndSwap(false, true) {
+			// The session ends: the record stays unmarked and is
+			// consumed again by the partition's next owner.
+			if a.resolved.CompareAndSwap(false, true) {
 				e.t.fail(r)
 			}
 			return
@@ -41,9 +61,261 @@ func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sa
 	}
 }
 
-func (e *aloEmitter) abandon(r *record, err error) {
-	if r.resolved.CompareAndSwap(false, true) {
-		e.t.fail(r)
+func (e *aloEmitter) retract(r *record, _ error) { e.t.retract(r) }
+
+// aloClaim is the at_least_once loop of one claim. It runs in the claim
+// goroutine and starts no goroutine. Each step does one of:
+//   - after an output or ledger entry failed: wait until none of the
+//     partition's records is in flight, then take every record from the
+//     failed one on (tracker.rewind) to send again, in offset order;
+//   - wait, with the partition paused, while a circuit breaker is not
+//     closed, unless this claim holds the breaker's one probe;
+//   - send the next rewound record again, or run the stages on the held
+//     record (one that failed transiently in the stages) or on the next
+//     record of claim.Messages().
+//
+// The partition is never read past a record that is not handled: nothing
+// is lost or reordered, and no session restart is needed.
+type aloClaim struct {
+	p     *pipeline
+	c     *claimCtx
+	em    *aloEmitter
+	t     *tracker
+	claim sarama.ConsumerGroupClaim
+	log   *zap.Logger
+
+	held     *sarama.ConsumerMessage // failed transiently in the stages; handled again first
+	resend   []*record               // rewound records not sent again yet, in offset order
+	attempts int                     // consecutive transient failures of held, for the backoff
+	paused   bool
+	expire   *time.Ticker
+}
+
+// consumeALO is the at_least_once claim loop (see aloClaim).
+func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState) error {
+	p := h.p
+	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
+	em := &aloEmitter{p: p, t: t}
+	l := &aloClaim{p: p, em: em, t: t, claim: claim, c: p.newClaimCtx(sess, claim, ps, em),
+		expire: time.NewTicker(time.Minute)}
+	l.log = l.c.log
+	defer l.expire.Stop()
+	defer l.setPaused(false) // sarama keeps a pause across sessions
+	for l.step() {
 	}
-	e.p.failSession(err)
+	return nil
+}
+
+// step does one thing (see aloClaim); it returns false when the session
+// is over.
+func (l *aloClaim) step() bool {
+	ctx := l.c.ctx
+	if ctx.Err() != nil {
+		return false
+	}
+	if list, ready := l.t.rewind(); !ready {
+		return l.wait(nil, time.Time{}) // records in flight: wait until they settle
+	} else if list != nil {
+		l.resend = list
+	}
+	// Records sent again need only the producer path; new ones need every
+	// dependency.
+	gates := l.p.breakers
+	if len(l.resend) > 0 {
+		gates = []*breaker{l.p.producerBrk}
+	}
+	probe, ok := l.gate(gates)
+	if !ok {
+		return false
+	}
+	if len(l.resend) > 0 {
+		r := l.resend[0]
+		l.resend = l.resend[1:]
+		a := l.t.restart(r)
+		l.em.send(a)
+		if probe != nil {
+			return l.settleProbe(probe, r)
+		}
+		return true
+	}
+
+	// The next record: the held one, or a new one. Take a slot first (the
+	// partition stops being read at MaxInFlight records in flight).
+	select {
+	case l.t.slots <- struct{}{}:
+	case <-l.t.notify:
+		l.release(probe)
+		return true
+	case <-ctx.Done():
+		l.release(probe)
+		return false
+	}
+	msg := l.held
+	if msg == nil {
+		l.setPaused(false)
+		select {
+		case m, ok := <-l.claim.Messages():
+			if !ok {
+				<-l.t.slots
+				l.release(probe)
+				return false
+			}
+			msg = m
+		case <-l.expire.C:
+			<-l.t.slots
+			l.release(probe)
+			l.c.expire()
+			return true
+		case <-l.t.notify:
+			<-l.t.slots
+			l.release(probe)
+			return true
+		case <-ctx.Done():
+			<-l.t.slots
+			l.release(probe)
+			return false
+		}
+	}
+	l.held = nil
+	err := l.c.handle(msg)
+	if msg.Offset&255 == 0 {
+		l.c.observeLag(msg, l.claim.HighWaterMarkOffset())
+	}
+	if err != nil {
+		return l.failed(msg, err, probe)
+	}
+	l.attempts = 0
+	l.p.registryBrk.success(probe == l.p.registryBrk)
+	if probe == l.p.producerBrk {
+		return l.settleProbe(probe, l.em.last)
+	}
+	return true
+}
+
+// failed handles a record the stages did not handle: a fatal error stops
+// the topology; a transient one holds the record, counts the failure in
+// its dependency's breaker, and backs off while the breaker stays closed.
+func (l *aloClaim) failed(msg *sarama.ConsumerMessage, err error, probe *breaker) bool {
+	if classify(err) == Fatal {
+		l.release(probe)
+		l.p.stopFatal(err)
+		<-l.c.ctx.Done()
+		return false
+	}
+	l.held = msg
+	b := l.p.producerBrk
+	if dependencyOf(err) == depRegistry {
+		b = l.p.registryBrk
+	}
+	if probe != nil && probe != b {
+		probe.release() // the probe never reached its dependency
+	}
+	if ferr := b.failure(err, probe == b); ferr != nil {
+		l.p.stopFatal(ferr)
+		<-l.c.ctx.Done()
+		return false
+	}
+	l.attempts++
+	if !b.closed() {
+		return true // the gate waits
+	}
+	d := l.p.retryDelay(l.attempts - 1)
+	l.log.Debug("transient failure, retrying the record", zap.Int64("offset", msg.Offset),
+		zap.String("dependency", b.dep), zap.Duration("backoff", d), zap.Error(err))
+	return l.wait(nil, time.Now().Add(d))
+}
+
+// gate returns when every breaker is closed (nil), or when this claim holds
+// the probe of one (that breaker). Meanwhile the partition is paused. ok
+// is false when the session ended.
+func (l *aloClaim) gate(breakers []*breaker) (probe *breaker, ok bool) {
+	for {
+		var changed <-chan struct{}
+		var at time.Time
+		blocked := false
+		for _, b := range breakers {
+			pass, isProbe, ch, retryAt := b.acquire()
+			if isProbe {
+				return b, true
+			}
+			if !pass {
+				blocked, changed, at = true, ch, retryAt
+				break
+			}
+		}
+		if !blocked {
+			return nil, true
+		}
+		if !l.wait(changed, at) {
+			return nil, false
+		}
+	}
+}
+
+// settleProbe waits until the probe record r completed or failed, and
+// reports the outcome to the probed breaker.
+func (l *aloClaim) settleProbe(b *breaker, r *record) bool {
+	defer l.t.settled(r, false)
+	for {
+		done, failed := l.t.settled(r, true)
+		switch {
+		case done:
+			b.success(true)
+			return true
+		case failed:
+			if ferr := b.failure(r.err, true); ferr != nil {
+				l.p.stopFatal(ferr)
+			}
+			return true
+		}
+		if !l.wait(nil, time.Time{}) {
+			b.release()
+			return false
+		}
+	}
+}
+
+// wait pauses the partition and waits for changed, until at (when not
+// zero), or for the tracker's notify; false when the session ended.
+func (l *aloClaim) wait(changed <-chan struct{}, at time.Time) bool {
+	l.setPaused(true)
+	var timer <-chan time.Time
+	if !at.IsZero() {
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-changed:
+	case <-timer:
+	case <-l.t.notify:
+	case <-l.expire.C:
+		l.c.expire()
+	case <-l.c.ctx.Done():
+		return false
+	}
+	return true
+}
+
+// release gives a probe back that was not used.
+func (l *aloClaim) release(probe *breaker) {
+	if probe != nil {
+		probe.release()
+	}
+}
+
+// setPaused pauses or resumes fetching of the claim's partition: while a
+// breaker is open the claim reads nothing, and a paused partition stops
+// its fetches instead of filling the claim's channel.
+func (l *aloClaim) setPaused(on bool) {
+	if l.paused == on || l.p.group == nil {
+		return
+	}
+	l.paused = on
+	tp := map[string][]int32{l.claim.Topic(): {l.claim.Partition()}}
+	if on {
+		l.p.group.Pause(tp)
+	} else {
+		l.p.group.Resume(tp)
+	}
 }

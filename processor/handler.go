@@ -166,39 +166,3 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	}
 	return h.consumeALO(sess, claim, ps)
 }
-
-// consumeALO is the at_least_once claim loop: take an in-flight slot
-// (the partition pauses here when MaxInFlight records are unacknowledged),
-// read the next record, process it.
-func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState) error {
-	p := h.p
-	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
-	c := p.newClaimCtx(sess, claim, ps, &aloEmitter{p: p, t: t})
-	expire := time.NewTicker(time.Minute)
-	defer expire.Stop()
-	ctx := sess.Context()
-	for {
-		select {
-		case t.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		select {
-		case msg, ok := <-claim.Messages():
-			if !ok {
-				<-t.slots
-				return nil
-			}
-			c.handle(msg)
-			if msg.Offset&255 == 0 {
-				c.observeLag(msg, claim.HighWaterMarkOffset())
-			}
-		case <-expire.C:
-			<-t.slots
-			c.expire()
-		case <-ctx.Done():
-			<-t.slots
-			return nil
-		}
-	}
-}

@@ -60,6 +60,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 //	cdcsync_lag_seconds{topology,topic,partition} age of the last record processed
 //	cdcsync_ledger_keys{topology,partition}
 //	cdcsync_ledger_restore_seconds{topology}     histogram
+//	cdcsync_breaker_state{topology,dependency}   0 closed, 1 half-open, 2 open (breaker.go)
 type metrics struct {
 	reg        prometheus.Registerer
 	process    *prometheus.HistogramVec
@@ -68,6 +69,7 @@ type metrics struct {
 	lagSeconds *prometheus.GaugeVec
 	ledgerKeys *prometheus.GaugeVec
 	restore    *prometheus.HistogramVec
+	breaker    *breakerMetrics // cdcsync_breaker_* (breaker.go)
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -100,6 +102,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stats: map[string]*Stats{},
 	}
 	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore)
+	m.breaker = newBreakerMetrics(reg)
 	return m
 }
 

@@ -53,6 +53,12 @@ type pipeline struct {
 	admin  sarama.ClusterAdmin
 	out    sarama.AsyncProducer // sink and DLQ records
 	led    sarama.AsyncProducer // ledger entries
+	group  sarama.ConsumerGroup // for Pause and Resume; set in run
+
+	// Circuit breakers of the topology's dependencies (breaker.go), in the
+	// order the claims ask them: registry, then producer.
+	registryBrk, producerBrk *breaker
+	breakers                 []*breaker
 
 	topics     []string
 	partitions int32
@@ -107,6 +113,10 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry
 	if plan.SinkFormat() == topology.SinkAvro {
 		p.enc = schemas.NewEncoder(registry, schemas.EncoderOptions{Strategy: plan.SubjectStrategy()})
 	}
+	now := func() time.Time { return p.now() }
+	p.registryBrk = newBreaker(plan, depRegistry, m.breaker, now, p.log)
+	p.producerBrk = newBreaker(plan, depProducer, m.breaker, now, p.log)
+	p.breakers = []*breaker{p.registryBrk, p.producerBrk}
 	return p, nil
 }
 
@@ -428,6 +438,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.group = group
 
 	var acks errgroup.Group
 	outDone := make(chan struct{})
@@ -460,8 +471,12 @@ func (p *pipeline) run(ctx context.Context) error {
 }
 
 // consume calls Consume in a loop: sarama returns from it at every
-// rebalance. A transient failure cancels the session; the loop backs off
-// and joins again, resuming from the last committed offsets.
+// rebalance. Under at_least_once a transient failure of a dependency does
+// not end the session (the circuit breakers pause the partitions instead,
+// see alo.go); a session still ends when the consumer itself loses the
+// group (its broker connection, a missed heartbeat) or, under
+// exactly_once, when a transaction aborts. The loop then backs off and
+// joins again, resuming from the last committed offsets.
 func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) error {
 	h := &handler{p: p}
 	failures := 0
@@ -515,7 +530,8 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 	}
 }
 
-// failSession cancels the current session after a transient failure.
+// failSession cancels the current session after a transient failure
+// (exactly_once: an aborted transaction).
 func (p *pipeline) failSession(err error) {
 	p.mu.Lock()
 	cancel := p.cancel
@@ -568,13 +584,13 @@ func (p *pipeline) outAcks() {
 				succ = nil
 				continue
 			}
-			r := m.Metadata.(*record)
+			a := m.Metadata.(*attempt)
 			if m.Topic == dlqTopic {
 				p.stats.DLQ.Add(1)
 			} else {
 				p.stats.Out.Add(1)
 			}
-			p.outputAcked(r)
+			p.outputAcked(a)
 		case pe, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -585,19 +601,43 @@ func (p *pipeline) outAcks() {
 	}
 }
 
-func (p *pipeline) outputAcked(r *record) {
-	if r.pending.Add(-1) != 0 || r.resolved.Load() {
+func (p *pipeline) outputAcked(a *attempt) {
+	if a.pending.Add(-1) != 0 || a.resolved.Load() {
 		return
 	}
-	if r.ledger == nil {
-		p.finish(r)
+	if a.r.ledger == nil {
+		p.finish(a)
 		return
 	}
-	p.led.Input() <- r.ledger
+	a.r.ledger.Metadata = a
+	p.led.Input() <- a.r.ledger
+}
+
+// failAttempt resolves an attempt as failed: the record stays unmarked and
+// is sent again after rewind (alo.go). The claim goroutine reads err once
+// the record has settled.
+func (p *pipeline) failAttempt(a *attempt, err error) {
+	if a.resolved.CompareAndSwap(false, true) {
+		a.r.err = err
+		a.r.t.fail(a.r)
+	}
+}
+
+// transientOutput handles a transient produce failure: the record is
+// sent again, and the producer breaker counts the failure.
+func (p *pipeline) transientOutput(a *attempt, err error) {
+	p.failAttempt(a, err)
+	if ferr := p.producerBrk.failure(err, false); ferr != nil {
+		p.stopFatal(ferr)
+	}
 }
 
 func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
-	r := pe.Msg.Metadata.(*record)
+	a := pe.Msg.Metadata.(*attempt)
+	r := a.r
+	if a.resolved.Load() {
+		return // an earlier attempt's output, in flight when another failed
+	}
 	switch classify(pe.Err) {
 	case Permanent:
 		if pe.Msg.Topic != string(p.plan.DLQTopic()) && r.src != nil {
@@ -609,7 +649,12 @@ func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
 				zap.String("topic", r.src.Topic), zap.Int32("partition", r.src.Partition),
 				zap.Int64("offset", r.src.Offset), zap.Error(pe.Err))
 			m := p.dlqRecord(r.src, dlq.StageProduce, pe.Err, nil)
-			m.Metadata = r
+			m.Metadata = a
+			for i, o := range r.outs {
+				if o == pe.Msg {
+					r.outs[i] = m // what is sent again if the record is rewound
+				}
+			}
 			p.out.Input() <- m
 			return
 		}
@@ -624,22 +669,15 @@ func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
 				p.out.Input() <- pe.Msg
 				return
 			}
-			if r.resolved.CompareAndSwap(false, true) {
-				r.t.fail(r)
-			}
+			p.failAttempt(a, pe.Err)
 			p.stopFatal(p.dlqRefused(pe))
 			return
 		}
-		fallthrough
+		p.transientOutput(a, pe.Err)
 	case Transient:
-		if r.resolved.CompareAndSwap(false, true) {
-			r.t.fail(r)
-		}
-		p.failSession(pe.Err)
+		p.transientOutput(a, pe.Err)
 	case Fatal:
-		if r.resolved.CompareAndSwap(false, true) {
-			r.t.fail(r)
-		}
+		p.failAttempt(a, pe.Err)
 		p.stopFatal(pe.Err)
 	}
 }
@@ -705,35 +743,41 @@ func (p *pipeline) ledAcks() {
 				continue
 			}
 			p.stats.LedgerWrites.Add(1)
-			p.finish(m.Metadata.(*record))
+			p.finish(m.Metadata.(*attempt))
 		case pe, ok := <-errs:
 			if !ok {
 				errs = nil
 				continue
 			}
-			r := pe.Msg.Metadata.(*record)
-			if r.resolved.CompareAndSwap(false, true) {
-				r.t.fail(r)
-			}
+			a := pe.Msg.Metadata.(*attempt)
 			if classify(pe.Err) == Fatal {
+				p.failAttempt(a, pe.Err)
 				p.stopFatal(pe.Err)
 			} else {
-				p.failSession(pe.Err)
+				p.transientOutput(a, pe.Err)
 			}
 		}
 	}
 }
 
 // finish completes a record whose outputs and ledger entry are acknowledged.
-func (p *pipeline) finish(r *record) {
-	if !r.resolved.CompareAndSwap(false, true) {
+func (p *pipeline) finish(a *attempt) {
+	if !a.resolved.CompareAndSwap(false, true) {
 		return
 	}
-	if !r.start.IsZero() {
+	r := a.r
+	first := !r.counts
+	r.counts = true
+	if first && !r.start.IsZero() {
 		p.metrics.ack.WithLabelValues(p.plan.Name()).Observe(since(r.start))
 	}
+	if len(r.outs) > 0 {
+		p.producerBrk.success(false)
+	}
 	r.t.complete(r)
-	p.stats.Completed.Add(1)
+	if first {
+		p.stats.Completed.Add(1)
+	}
 }
 
 func partitionLabel(p int32) string { return strconv.FormatInt(int64(p), 10) }

@@ -31,9 +31,10 @@ type emitter interface {
 	// emit writes the outputs of a record (sink or DLQ records) and, when
 	// ledger is not nil, the ledger entry that records them as applied.
 	emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage)
-	// abandon gives up on a record after a transient failure; the session
-	// restarts from the last committed offset.
-	abandon(r *record, err error)
+	// retract takes back the record begin registered last, which the
+	// stages did not handle because of err (transient or fatal): nothing
+	// of it was emitted, and the claim loop decides what happens to it.
+	retract(r *record, err error)
 }
 
 // claimCtx is what the claim goroutine needs to process records.
@@ -86,31 +87,42 @@ func (c *claimCtx) expire() {
 
 // handle runs one record through decode, dedup, authority and route, and
 // hands its outputs to the emitter. It never waits for acknowledgements.
-func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
+//
+// It returns nil when the record was handled (emitted, skipped or sent to
+// the DLQ). Otherwise nothing of it was emitted, the emitter has retracted
+// it, and the error is transient (a dependency is unavailable: the claim
+// loop holds the record and hands it again, see alo.go) or fatal (the
+// topology stops). The in-memory ledger is changed only once nothing can
+// fail any more: a retracted record left no trace in it.
+func (c *claimCtx) handle(msg *sarama.ConsumerMessage) error {
 	p := c.p
 	start := p.now()
 	p.stats.In.Add(1)
 	r := c.em.begin(msg, start)
+	if err := c.stages(r, msg, start); err != nil {
+		c.em.retract(r, err)
+		return err
+	}
+	return nil
+}
+
+func (c *claimCtx) stages(r *record, msg *sarama.ConsumerMessage, start time.Time) error {
+	p := c.p
 	if rj, ok := p.rejectedBefore(msg); ok {
-		c.rejectedBefore(r, rj)
-		return
+		return c.rejectedBefore(r, rj)
 	}
 
 	ev, err := p.dec.Decode(msg.Topic, msg.Key, msg.Value)
 	if err != nil {
 		if classify(err) != Permanent {
-			// Transient: the session resumes from the committed offset.
-			// Fatal (the registry refused our credentials, say): the
-			// consume loop stops the topology. Never the DLQ.
-			c.em.abandon(r, err)
-			return
+			// Transient: retried. Fatal (the registry refused our
+			// credentials, say): the topology stops. Never the DLQ.
+			return err
 		}
-		c.toDLQ(r, dlq.StageDecode, err, nil)
-		return
+		return c.toDLQ(r, dlq.StageDecode, err, nil)
 	}
 	if ev.Tombstone {
-		c.tombstone(r, ev)
-		return
+		return c.tombstone(r, ev)
 	}
 
 	row := c.rowOf(msg.Topic, ev)
@@ -120,7 +132,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	if seen {
 		p.stats.Duplicates.Add(1)
 		c.em.skip(r)
-		return
+		return nil
 	}
 
 	d := &c.decision
@@ -129,18 +141,16 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		p.stats.AuthorityFields.Add(int64(len(d.Dropped)))
 	}
 	if d.Violation {
-		c.toDLQ(r, dlq.StageAuthority, fmt.Errorf("%w: %s changed fields it does not own: %v",
+		return c.toDLQ(r, dlq.StageAuthority, fmt.Errorf("%w: %s changed fields it does not own: %v",
 			ErrAuthorityViolation, ev.SourceSystem, d.Dropped), ev)
-		return
 	}
 	if !d.Keep {
 		p.stats.AuthorityEvents.Add(1)
 		c.em.skip(r)
-		return
+		return nil
 	}
 	if ev.Op == cdc.OpTruncate && p.plan.Truncate() != topology.TruncatePass {
-		c.heldTruncate(r, ev)
-		return
+		return c.heldTruncate(r, ev)
 	}
 
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
@@ -149,14 +159,12 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	if !keyless {
 		k, err := route.Key(ev, p.plan.SinkKey())
 		if err != nil {
-			c.toDLQ(r, dlq.StageRoute, err, ev)
-			return
+			return c.toDLQ(r, dlq.StageRoute, err, ev)
 		}
 		key = sarama.ByteEncoder(k)
 	}
 	if err := p.ensureSink(topic); err != nil {
-		c.sinkTopicFailed(r, err, ev)
-		return
+		return c.sinkTopicFailed(r, err, ev)
 	}
 	var value []byte
 	headers := c.sinkHeaders(ev)
@@ -164,11 +172,9 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		v, hs, err := p.enc.Encode(topic, ev, d.Fields)
 		if err != nil {
 			if classify(err) != Permanent {
-				c.em.abandon(r, err)
-			} else {
-				c.toDLQ(r, stageEncode, err, ev)
+				return err
 			}
-			return
+			return c.toDLQ(r, stageEncode, err, ev)
 		}
 		value = v
 		for _, h := range hs {
@@ -178,8 +184,13 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		value = appendSinkValue(make([]byte, 0, 512), ev, d.Fields)
 	}
 	if err := checkSize(&sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}); err != nil {
-		c.toDLQ(r, dlq.StageProduce, err, ev)
-		return
+		return c.toDLQ(r, dlq.StageProduce, err, ev)
+	}
+	var fanOut int32
+	if keyless && ev.Op == cdc.OpTruncate {
+		if fanOut, err = p.sinkPartitions(topic); err != nil {
+			return err
+		}
 	}
 
 	c.ps.mu.Lock()
@@ -194,12 +205,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		// A truncate concerns every key: it goes, keyless, to every sink
 		// partition, so each partition's consumers see it in order with
 		// the changes of their keys.
-		n, err := p.sinkPartitions(topic)
-		if err != nil {
-			c.em.abandon(r, err)
-			return
-		}
-		for i := int32(0); i < n; i++ {
+		for i := int32(0); i < fanOut; i++ {
 			outs = append(outs, &sarama.ProducerMessage{Topic: topic, Key: route.NullKey{Partition: i},
 				Value: sarama.ByteEncoder(value), Headers: headers})
 		}
@@ -211,6 +217,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	}
 	c.process.Observe(since(start))
 	c.em.emit(r, led, outs...)
+	return nil
 }
 
 // Header keys of sink records; sarama only reads them.
@@ -250,36 +257,35 @@ func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
 // sink key, or drops it when the topology says so or the sink key cannot
 // be formed from the record key alone. Tombstones skip the ledger: they
 // carry no position, and writing one twice is harmless.
-func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
+func (c *claimCtx) tombstone(r *record, ev *cdc.Event) error {
 	p := c.p
 	p.stats.Tombstones.Add(1)
 	if p.plan.Tombstones() == topology.TombstonesDrop {
 		c.em.skip(r)
-		return
+		return nil
 	}
 	if c.staleTombstone(r.src.Topic, ev, r.offset) {
 		p.stats.Duplicates.Add(1)
 		c.em.skip(r)
-		return
+		return nil
 	}
 	// Like the delete before it, a tombstone passes only from the system
 	// that owns the entity.
 	if p.rules.ApplyInto(ev, &c.decision); !c.decision.Keep {
 		p.stats.AuthorityEvents.Add(1)
 		c.em.skip(r)
-		return
+		return nil
 	}
 	key, err := route.Key(ev, p.plan.SinkKey())
 	if err != nil {
 		c.log.Debug("tombstone dropped: the sink key is not part of the record key",
 			zap.Int64("offset", r.offset), zap.Error(err))
 		c.em.skip(r)
-		return
+		return nil
 	}
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
 	if err := p.ensureSink(topic); err != nil {
-		c.sinkTopicFailed(r, err, ev)
-		return
+		return c.sinkTopicFailed(r, err, ev)
 	}
 	m := &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.ByteEncoder(key),
@@ -289,10 +295,10 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 		},
 	}
 	if err := checkSize(m); err != nil {
-		c.toDLQ(r, dlq.StageProduce, err, ev)
-		return
+		return c.toDLQ(r, dlq.StageProduce, err, ev)
 	}
 	c.em.emit(r, nil, m)
+	return nil
 }
 
 // heldTruncate handles a truncate under source.truncate dlq or drop. A
@@ -302,61 +308,61 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 // before it; a consumer applying the truncate would then keep rows the
 // database removed, or remove rows it kept. Only source.truncate: pass
 // accepts that.
-func (c *claimCtx) heldTruncate(r *record, ev *cdc.Event) {
+func (c *claimCtx) heldTruncate(r *record, ev *cdc.Event) error {
 	if c.p.plan.Truncate() == topology.TruncateDrop {
 		c.log.Info("truncate dropped (source.truncate: drop)", zap.Int64("offset", r.offset),
 			zap.String("table", ev.Source.Table))
 		c.em.skip(r)
-		return
+		return nil
 	}
-	c.toDLQ(r, dlq.StageRoute, fmt.Errorf("%w: truncate of %s is not forwarded, because it cannot be ordered with the changes of other source partitions; apply it by hand, or set source.truncate: pass and replay it",
+	return c.toDLQ(r, dlq.StageRoute, fmt.Errorf("%w: truncate of %s is not forwarded, because it cannot be ordered with the changes of other source partitions; apply it by hand, or set source.truncate: pass and replay it",
 		ErrTruncateHeld, ev.Entity), ev)
 }
 
 // rejectedBefore handles a record whose outputs the broker refused in an
 // earlier, aborted transaction (see rejection).
-func (c *claimCtx) rejectedBefore(r *record, rj rejection) {
+func (c *claimCtx) rejectedBefore(r *record, rj rejection) error {
 	p := c.p
 	switch rj.level {
 	case 1:
-		c.toDLQ(r, dlq.StageProduce, fmt.Errorf("the broker refused the output: %w", rj.err), nil)
+		return c.toDLQ(r, dlq.StageProduce, fmt.Errorf("the broker refused the output: %w", rj.err), nil)
 	case 2:
 		m := p.dlqRecord(r.src, dlq.StageProduce, fmt.Errorf("the broker refused the output and its DLQ record: %w", rj.err), nil)
 		dlq.Fit(m, 0)
 		c.log.Warn("record sent to the DLQ without its key, value and original headers, which the DLQ topic refused",
 			zap.Int64("offset", r.offset), zap.Error(rj.err))
 		c.em.emit(r, nil, m)
+		return nil
 	default:
-		c.em.abandon(r, rj.err)
-		p.stopFatal(fatal(fmt.Errorf("DLQ topic %s refuses even a record with no key or value (check its max.message.bytes and cleanup.policy): %w",
-			p.plan.DLQTopic(), rj.err)))
+		return fatal(fmt.Errorf("DLQ topic %s refuses even a record with no key or value (check its max.message.bytes and cleanup.policy): %w",
+			p.plan.DLQTopic(), rj.err))
 	}
 }
 
 // sinkTopicFailed handles a sink topic that ensureSink refused: a topic no
 // retry can make usable sends the record to the DLQ (stage route); any
-// other failure restarts the session (a fatal one stops the pipeline).
-func (c *claimCtx) sinkTopicFailed(r *record, err error, ev *cdc.Event) {
+// other failure is returned (transient: retried; fatal: the pipeline
+// stops).
+func (c *claimCtx) sinkTopicFailed(r *record, err error, ev *cdc.Event) error {
 	if classify(err) == Permanent {
-		c.toDLQ(r, dlq.StageRoute, err, ev)
-		return
+		return c.toDLQ(r, dlq.StageRoute, err, ev)
 	}
-	c.em.abandon(r, err)
+	return err
 }
 
 // toDLQ sends the source record to the DLQ with the stage it failed in,
-// unless the topology tolerates no errors, which stops the pipeline
-// instead. A DLQ'd record leaves no ledger entry, so a replay applies it.
-func (c *claimCtx) toDLQ(r *record, stage string, err error, ev *cdc.Event) {
+// unless the topology tolerates no errors: it then returns a fatal error,
+// which stops the pipeline. A DLQ'd record leaves no ledger entry, so a
+// replay applies it.
+func (c *claimCtx) toDLQ(r *record, stage string, err error, ev *cdc.Event) error {
 	p := c.p
 	if p.plan.Tolerance() == topology.TolerateNone {
-		c.em.abandon(r, err)
-		p.stopFatal(fmt.Errorf("errors.tolerance is none and %s/%d@%d failed at %s: %w",
+		return fatal(fmt.Errorf("errors.tolerance is none and %s/%d@%d failed at %s: %w",
 			r.src.Topic, r.src.Partition, r.src.Offset, stage, err))
-		return
 	}
 	c.log.Warn("record sent to the DLQ", zap.Int64("offset", r.offset), zap.String("stage", stage), zap.Error(err))
 	c.em.emit(r, nil, p.dlqRecord(r.src, stage, err, ev))
+	return nil
 }
 
 func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err error, ev *cdc.Event) *sarama.ProducerMessage {

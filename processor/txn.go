@@ -162,7 +162,10 @@ func (e *txnEmitter) send(m *sarama.ProducerMessage) {
 	}
 }
 
-func (e *txnEmitter) abandon(_ *record, err error) { e.noteErr(err) }
+// retract notes err: the transaction aborts and the session restarts
+// from the committed offset (exactly_once has no circuit breaker yet, see
+// DESIGN.md).
+func (e *txnEmitter) retract(_ *record, err error) { e.noteErr(err) }
 
 // commit adds the claim's next offset to the transaction and commits it.
 // On failure it aborts, rolls the in-memory ledger back to the committed
@@ -286,7 +289,9 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				commit()
 				return nil
 			}
-			c.handle(msg)
+			if err := c.handle(msg); err != nil && classify(err) == Fatal {
+				p.stopFatal(err)
+			}
 			if msg.Offset&255 == 0 {
 				c.observeLag(msg, claim.HighWaterMarkOffset())
 			}
