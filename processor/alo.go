@@ -118,6 +118,35 @@ func (l *aloClaim) step() bool {
 	} else if list != nil {
 		l.resend = list
 	}
+	if len(l.resend) == 0 && l.held == nil {
+		// Nothing to send again: read the next record. It is held until
+		// the breakers let it through, so a claim asks for a probe only
+		// when it has a record to probe with.
+		// While a breaker is not closed the partition stays paused; only
+		// records already fetched are read, and the next transition wakes
+		// the claim to look again.
+		changed := l.notClosed()
+		if changed == nil {
+			l.setPaused(false)
+		}
+		select {
+		case <-changed:
+			return true
+		case m, ok := <-l.claim.Messages():
+			if !ok {
+				return false
+			}
+			l.held = m
+		case <-l.expire.C:
+			l.c.expire()
+			return true
+		case <-l.t.notify:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+
 	// Records sent again need only the producer path; new ones need every
 	// dependency.
 	gates := l.p.breakers
@@ -139,8 +168,8 @@ func (l *aloClaim) step() bool {
 		return true
 	}
 
-	// The next record: the held one, or a new one. Take a slot first (the
-	// partition stops being read at MaxInFlight records in flight).
+	// Take a slot (the partition is not read further while MaxInFlight
+	// records are in flight), then run the stages.
 	select {
 	case l.t.slots <- struct{}{}:
 	case <-l.t.notify:
@@ -151,31 +180,6 @@ func (l *aloClaim) step() bool {
 		return false
 	}
 	msg := l.held
-	if msg == nil {
-		l.setPaused(false)
-		select {
-		case m, ok := <-l.claim.Messages():
-			if !ok {
-				<-l.t.slots
-				l.release(probe)
-				return false
-			}
-			msg = m
-		case <-l.expire.C:
-			<-l.t.slots
-			l.release(probe)
-			l.c.expire()
-			return true
-		case <-l.t.notify:
-			<-l.t.slots
-			l.release(probe)
-			return true
-		case <-ctx.Done():
-			<-l.t.slots
-			l.release(probe)
-			return false
-		}
-	}
 	l.held = nil
 	err := l.c.handle(msg)
 	if msg.Offset&255 == 0 {
@@ -190,6 +194,20 @@ func (l *aloClaim) step() bool {
 		return l.settleProbe(probe, l.em.last)
 	}
 	return true
+}
+
+// notClosed returns the transition channel of the first breaker that is
+// not closed, nil when all are.
+func (l *aloClaim) notClosed() <-chan struct{} {
+	for _, b := range l.p.breakers {
+		if b.closed() {
+			continue
+		}
+		if ch := b.next(); ch != nil {
+			return ch
+		}
+	}
+	return nil
 }
 
 // failed handles a record the stages did not handle: a fatal error stops

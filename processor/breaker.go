@@ -164,6 +164,17 @@ func (b *breaker) acquire() (ok, probe bool, changed <-chan struct{}, retryAt ti
 	return false, false, b.changed, time.Time{} // half-open: the probe is out
 }
 
+// next returns a channel closed at the next transition, or nil when the
+// breaker is closed.
+func (b *breaker) next() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if breakerState(b.state.Load()) == breakerClosed {
+		return nil
+	}
+	return b.changed
+}
+
 // success reports that a use of the dependency succeeded. Only the probe
 // closes a half-open breaker.
 func (b *breaker) success(probe bool) {
