@@ -60,15 +60,36 @@ func (e *fakeEmitter) last(t *testing.T) emitted {
 
 const stagesSource = "erp.public.contacts"
 
-// stagesFixture is a pipeline with no broker: the sink topics it may
-// write are known already (as ensureSink leaves them), so the stages never
-// reach for the admin client.
+// fakeSinks stands for the pipeline's sink topic handling: known topics
+// with their partition counts; a name that is not a legal topic is
+// refused by the pipeline's own check; err fails every topic.
+type fakeSinks struct {
+	p     *pipeline
+	parts map[string]int32
+	err   error
+}
+
+func (s *fakeSinks) usable(topic string) (int32, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if n, ok := s.parts[topic]; ok {
+		return n, nil
+	}
+	if err := topology.CheckTopicName(topic); err != nil {
+		return 0, s.p.checkSinkTopic(topic) // refuses before it reads any metadata
+	}
+	return 0, fmt.Errorf("test: unexpected sink topic %q", topic)
+}
+
+// stagesFixture is a pipeline with no broker and a fake emitter.
 type stagesFixture struct {
-	p   *pipeline
-	c   *claimCtx
-	em  *fakeEmitter
-	src *testSource
-	off int64
+	p     *pipeline
+	c     *claimCtx
+	em    *fakeEmitter
+	src   *testSource
+	off   int64
+	sinks *fakeSinks
 }
 
 func newStagesFixture(t *testing.T, extra string) *stagesFixture {
@@ -90,12 +111,11 @@ sink: {topic: 'sync.{table}', key: [id]}
 		t.Fatal(err)
 	}
 	p.topics, p.partitions = []string{stagesSource}, 4
-	p.sinkOK.Store("sync.contacts", struct{}{})
-	p.sinks.Store("sync.contacts", int32(3))
 	em := &fakeEmitter{}
+	sinks := &fakeSinks{p: p, parts: map[string]int32{"sync.contacts": 3}}
 	c := &claimCtx{p: p, em: em, ps: &partState{idx: ledger.NewIndex(time.Hour)}, ctx: context.Background(),
-		log: p.log, process: m.process.WithLabelValues(plan.Name())}
-	return &stagesFixture{p: p, c: c, em: em, src: &testSource{Table: "contacts"}}
+		log: p.log, process: m.process.WithLabelValues(plan.Name()), sinks: sinks}
+	return &stagesFixture{p: p, c: c, em: em, src: &testSource{Table: "contacts"}, sinks: sinks}
 }
 
 // handle runs one source record through the stages.
@@ -371,8 +391,7 @@ sink: {topic: 'sync.{table}', key: [id]}
 
 func TestStagesKeylessMessage(t *testing.T) {
 	f := newStagesFixture(t, "")
-	f.p.sinkOK.Store("sync.", struct{}{}) // a message names no table
-	f.p.sinks.Store("sync.", int32(3))
+	f.sinks.parts["sync."] = 3 // a message names no table
 	v := []byte(`{"op":"m","ts_ms":1764230400001,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"erp","ts_ms":1764230400000,"snapshot":"false","db":"erp","schema":"","table":"","lsn":901},"message":{"prefix":"audit","content":"aGVsbG8="}}`)
 	if err := f.handle(nil, v); err != nil {
 		t.Fatal(err)
@@ -463,5 +482,27 @@ func TestStagesEncodeFailure(t *testing.T) {
 				t.Error("a retracted record left a ledger entry")
 			}
 		})
+	}
+}
+
+// A sink topic that cannot be made usable: permanent (the broker refused
+// to create it) goes to the DLQ, stage route; transient (no broker) is
+// retried, and nothing is written or recorded.
+func TestStagesSinkTopicUnusable(t *testing.T) {
+	f := newStagesFixture(t, "")
+	f.sinks.err = &SinkTopicError{Topic: "sync.contacts", Reason: "the broker refused to create it", Err: sarama.ErrPolicyViolation}
+	k, v := f.src.Change('c', nil, contact(9, "a@x"))
+	if err := f.handle(k, v); err != nil {
+		t.Fatal(err)
+	}
+	wantDLQ(t, f.em.last(t), dlq.StageRoute, nil)
+
+	f.sinks.err = fmt.Errorf("reading the metadata of sink topic sync.contacts: %w", sarama.ErrOutOfBrokers)
+	err := f.handle(k, v)
+	if classify(err) != Transient || dependencyOf(err) != depProducer || f.em.last(t).kind != "retract" {
+		t.Fatalf("handle = %v, emitter %s: want a transient producer-path error and the record retracted", err, f.em.last(t).kind)
+	}
+	if f.c.ps.idx.Len() != 0 {
+		t.Error("a retracted record left a ledger entry")
 	}
 }
