@@ -1,15 +1,19 @@
 package processor
 
 import (
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/topology"
 )
 
 // at_least_once, owned here: the emitter (aloEmitter) hands outputs to the
 // pipeline's shared async producer; the acknowledgement goroutines
-// (pipeline.outAcks, pipeline.ledAcks) write a record's ledger entry once
+// (aloWriter.outAcks, aloWriter.ledAcks) write a record's ledger entry once
 // every output is acknowledged, and complete it once the ledger entry is;
 // the tracker marks an offset only when it and every offset before it are
 // complete; the claim loop (aloClaim) reads the partition, holds and
@@ -17,6 +21,227 @@ import (
 // a circuit breaker is open. A crash between output and ledger entry
 // repeats the output; a redelivery after the ledger entry landed is
 // dropped as a duplicate.
+
+// aloWriter owns the at_least_once producers of one pipeline: out (sink
+// and DLQ records) and led (ledger entries), each on a client of its own,
+// and the two goroutines that read their acknowledgements. openWriter
+// starts them; close flushes and waits for them.
+type aloWriter struct {
+	p                    *pipeline
+	out, led             sarama.AsyncProducer
+	outClient, ledClient sarama.Client
+	acks                 sync.WaitGroup
+	outDone              chan struct{}
+}
+
+// writer is what pipeline.run opens before consuming and closes after.
+type writer interface{ close() }
+
+type txnWriter struct{} // exactly_once writes through each claim's producer (txn.go)
+
+func (txnWriter) close() {}
+
+// openWriter opens the writer of the topology's guarantee.
+func (p *pipeline) openWriter() (writer, error) {
+	if p.plan.Guarantee() == topology.ExactlyOnce {
+		return txnWriter{}, nil
+	}
+	// Each producer gets its own client, so its own connections: with
+	// idempotence only one request may be in flight per connection, and
+	// sharing one with the consumer's fetches (or the other producer)
+	// would serialise them.
+	w := &aloWriter{p: p, outDone: make(chan struct{})}
+	var err error
+	if w.out, w.outClient, err = p.newProducer(); err != nil {
+		return nil, err
+	}
+	if w.led, w.ledClient, err = p.newProducer(); err != nil {
+		w.out.Close()
+		w.outClient.Close()
+		return nil, err
+	}
+	w.acks.Add(2)
+	go func() { defer w.acks.Done(); defer close(w.outDone); w.outAcks() }()
+	go func() { defer w.acks.Done(); w.ledAcks() }()
+	p.alo = w
+	return w, nil
+}
+
+// close flushes both producers (the ledger entries of the last outputs
+// are forwarded before the ledger producer closes) and waits for the
+// acknowledgement goroutines.
+func (w *aloWriter) close() {
+	w.out.AsyncClose()
+	<-w.outDone
+	w.led.AsyncClose()
+	w.acks.Wait()
+	w.outClient.Close()
+	w.ledClient.Close()
+}
+
+// outAcks handles acknowledgements of sink and DLQ records. A record
+// whose outputs are all acknowledged gets its ledger entry written next;
+// only then is it complete.
+func (w *aloWriter) outAcks() {
+	p := w.p
+	succ, errs := w.out.Successes(), w.out.Errors()
+	dlqTopic := string(p.plan.DLQTopic())
+	for succ != nil || errs != nil {
+		select {
+		case m, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			a := m.Metadata.(*attempt)
+			if m.Topic == dlqTopic {
+				p.stats.DLQ.Add(1)
+			} else {
+				p.stats.Out.Add(1)
+			}
+			w.outputAcked(a)
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			w.outputFailed(pe)
+		}
+	}
+}
+
+func (w *aloWriter) outputAcked(a *attempt) {
+	if a.pending.Add(-1) != 0 || a.resolved.Load() {
+		return
+	}
+	if a.r.ledger == nil {
+		w.finish(a)
+		return
+	}
+	a.r.ledger.Metadata = a
+	w.led.Input() <- a.r.ledger
+}
+
+// failAttempt resolves an attempt as failed: the record stays unmarked and
+// is sent again after rewind (alo.go). The claim goroutine reads err once
+// the record has settled.
+func (w *aloWriter) failAttempt(a *attempt, err error) {
+	if a.resolved.CompareAndSwap(false, true) {
+		a.r.err = err
+		a.r.t.fail(a.r)
+	}
+}
+
+// transientOutput handles a transient produce failure: the record is
+// sent again, and the producer breaker counts the failure.
+func (w *aloWriter) transientOutput(a *attempt, err error) {
+	p := w.p
+	w.failAttempt(a, err)
+	if ferr := p.producerBrk.failure(err, false); ferr != nil {
+		p.stopFatal(ferr)
+	}
+}
+
+func (w *aloWriter) outputFailed(pe *sarama.ProducerError) {
+	p := w.p
+	a := pe.Msg.Metadata.(*attempt)
+	r := a.r
+	if a.resolved.Load() {
+		return // an earlier attempt's output, in flight when another failed
+	}
+	switch classify(pe.Err) {
+	case Permanent:
+		if pe.Msg.Topic != string(p.plan.DLQTopic()) && r.src != nil {
+			// The output itself is unwritable (too large, say): the
+			// source record goes to the DLQ in its place, and leaves no
+			// ledger entry so a replay can apply it later.
+			r.ledger = nil
+			p.log.Warn("output rejected by the broker, sending the source record to the DLQ",
+				zap.String("topic", r.src.Topic), zap.Int32("partition", r.src.Partition),
+				zap.Int64("offset", r.src.Offset), zap.Error(pe.Err))
+			m := p.dlqRecord(r.src, dlq.StageProduce, pe.Err, nil)
+			m.Metadata = a
+			for i, o := range r.outs {
+				if o == pe.Msg {
+					r.outs[i] = m // what is sent again if the record is rewound
+				}
+			}
+			w.out.Input() <- m
+			return
+		}
+		if pe.Msg.Topic == string(p.plan.DLQTopic()) {
+			if !r.dlqCut {
+				// The DLQ topic's limit is below the producer's: send the
+				// record again with only its error headers.
+				r.dlqCut = true
+				dlq.Fit(pe.Msg, 0)
+				p.log.Warn("the broker refused a DLQ record; sending it again without its key, value and original headers",
+					zap.String("dlq", pe.Msg.Topic), zap.Int("bytes", pe.Msg.ByteSize(2)), zap.Error(pe.Err))
+				w.out.Input() <- pe.Msg
+				return
+			}
+			w.failAttempt(a, pe.Err)
+			p.stopFatal(p.dlqRefused(pe))
+			return
+		}
+		w.transientOutput(a, pe.Err)
+	case Transient:
+		w.transientOutput(a, pe.Err)
+	case Fatal:
+		w.failAttempt(a, pe.Err)
+		p.stopFatal(pe.Err)
+	}
+}
+
+// ledAcks handles acknowledgements of ledger entries.
+func (w *aloWriter) ledAcks() {
+	p := w.p
+	succ, errs := w.led.Successes(), w.led.Errors()
+	for succ != nil || errs != nil {
+		select {
+		case m, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			p.stats.LedgerWrites.Add(1)
+			w.finish(m.Metadata.(*attempt))
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			a := pe.Msg.Metadata.(*attempt)
+			if classify(pe.Err) == Fatal {
+				w.failAttempt(a, pe.Err)
+				p.stopFatal(pe.Err)
+			} else {
+				w.transientOutput(a, pe.Err)
+			}
+		}
+	}
+}
+
+// finish completes a record whose outputs and ledger entry are acknowledged.
+func (w *aloWriter) finish(a *attempt) {
+	p := w.p
+	if !a.resolved.CompareAndSwap(false, true) {
+		return
+	}
+	r := a.r
+	first := !r.counts
+	r.counts = true
+	if first && !r.start.IsZero() {
+		p.metrics.ack.WithLabelValues(p.plan.Name()).Observe(since(r.start))
+	}
+	if len(r.outs) > 0 {
+		p.producerBrk.success(false)
+	}
+	r.t.complete(r)
+	if first {
+		p.stats.Completed.Add(1)
+	}
+}
 
 // aloEmitter is the at_least_once emitter of one claim.
 type aloEmitter struct {
@@ -30,7 +255,7 @@ func (e *aloEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 	return e.last
 }
 
-func (e *aloEmitter) skip(r *record) { e.p.finish(r.cur) }
+func (e *aloEmitter) skip(r *record) { e.p.alo.finish(r.cur) }
 
 func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
 	r.ledger, r.outs = ledger, outs
@@ -42,14 +267,14 @@ func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sa
 func (e *aloEmitter) send(a *attempt) {
 	r := a.r
 	if len(r.outs) == 0 {
-		e.p.finish(a)
+		e.p.alo.finish(a)
 		return
 	}
 	a.pending.Store(int32(len(r.outs)))
 	for _, out := range r.outs {
 		out.Metadata = a
 		select {
-		case e.p.out.Input() <- out:
+		case e.p.alo.out.Input() <- out:
 		case <-e.t.sess.Context().Done():
 			// The session ends: the record stays unmarked and is
 			// consumed again by the partition's next owner.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/cdcsync/cdcsync/processor/authority"
 	"github.com/cdcsync/cdcsync/processor/cdc"
-	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/ledger"
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
@@ -30,10 +29,8 @@ import (
 //   - the consume loop (run itself): Consume, then again after every
 //     rebalance or transient failure;
 //   - one goroutine per claim, owned by sarama (ConsumeClaim);
-//   - outAcks: reads the output producer's successes and errors and
-//     forwards ledger entries of fully acknowledged records;
-//   - ledAcks: reads the ledger producer's successes and errors and
-//     completes records;
+//   - at_least_once: the aloWriter's acknowledgement goroutines (alo.go),
+//     started by openWriter and waited for by its close;
 //   - groupErrors: logs the consumer group's errors.
 type pipeline struct {
 	plan    *topology.Plan
@@ -51,8 +48,7 @@ type pipeline struct {
 
 	client sarama.Client
 	admin  sarama.ClusterAdmin
-	out    sarama.AsyncProducer // sink and DLQ records
-	led    sarama.AsyncProducer // ledger entries
+	alo    *aloWriter           // at_least_once only; set in run
 	group  sarama.ConsumerGroup // for Pause and Resume; set in run
 
 	// Circuit breakers of the topology's dependencies (breaker.go), in the
@@ -414,39 +410,22 @@ func (p *pipeline) run(ctx context.Context) error {
 		}
 	}
 
-	// Under at_least_once two shared async producers write outputs and
-	// ledger entries; under exactly_once each claim has its own
-	// transactional producer (see txn.go), opened in Setup.
-	alo := p.plan.Guarantee() != topology.ExactlyOnce
-	if alo {
-		// Each producer gets its own client, so its own connections: with
-		// idempotence only one request may be in flight per connection,
-		// and sharing one with the consumer's fetches (or the other
-		// producer) would serialise them.
-		var outClient, ledClient sarama.Client
-		if p.out, outClient, err = p.newProducer(); err != nil {
-			return err
-		}
-		defer outClient.Close()
-		if p.led, ledClient, err = p.newProducer(); err != nil {
-			p.out.Close()
-			return err
-		}
-		defer ledClient.Close()
+	// The guarantee's writer: at_least_once's shared producers and their
+	// acknowledgement goroutines (alo.go); exactly_once writes through each
+	// claim's transactional producer, opened in Setup (txn.go).
+	w, err := p.openWriter()
+	if err != nil {
+		return err
 	}
 	group, err := sarama.NewConsumerGroupFromClient(string(p.plan.Group()), p.client)
 	if err != nil {
+		w.close()
 		return err
 	}
 	p.group = group
 
-	var acks errgroup.Group
-	outDone := make(chan struct{})
-	if alo {
-		acks.Go(func() error { defer close(outDone); p.outAcks(); return nil })
-		acks.Go(func() error { p.ledAcks(); return nil })
-	}
-	acks.Go(func() error {
+	var groupErrs errgroup.Group
+	groupErrs.Go(func() error {
 		for err := range group.Errors() {
 			p.log.Warn("consumer group error", zap.Error(err))
 		}
@@ -458,15 +437,11 @@ func (p *pipeline) run(ctx context.Context) error {
 	// Soft shutdown: the last session's Cleanup waited for in-flight
 	// records and committed; now flush the producers and leave the group.
 	p.ready.Store(false)
-	if alo {
-		p.out.AsyncClose()
-		<-outDone // the ledger entries of the last outputs are forwarded first
-		p.led.AsyncClose()
-	}
+	w.close()
 	if err := group.Close(); err != nil {
 		p.log.Warn("leaving the group", zap.Error(err))
 	}
-	_ = acks.Wait()
+	_ = groupErrs.Wait()
 	return runErr
 }
 
@@ -571,117 +546,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// outAcks handles acknowledgements of sink and DLQ records. A record
-// whose outputs are all acknowledged gets its ledger entry written next;
-// only then is it complete.
-func (p *pipeline) outAcks() {
-	succ, errs := p.out.Successes(), p.out.Errors()
-	dlqTopic := string(p.plan.DLQTopic())
-	for succ != nil || errs != nil {
-		select {
-		case m, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			a := m.Metadata.(*attempt)
-			if m.Topic == dlqTopic {
-				p.stats.DLQ.Add(1)
-			} else {
-				p.stats.Out.Add(1)
-			}
-			p.outputAcked(a)
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			p.outputFailed(pe)
-		}
-	}
-}
-
-func (p *pipeline) outputAcked(a *attempt) {
-	if a.pending.Add(-1) != 0 || a.resolved.Load() {
-		return
-	}
-	if a.r.ledger == nil {
-		p.finish(a)
-		return
-	}
-	a.r.ledger.Metadata = a
-	p.led.Input() <- a.r.ledger
-}
-
-// failAttempt resolves an attempt as failed: the record stays unmarked and
-// is sent again after rewind (alo.go). The claim goroutine reads err once
-// the record has settled.
-func (p *pipeline) failAttempt(a *attempt, err error) {
-	if a.resolved.CompareAndSwap(false, true) {
-		a.r.err = err
-		a.r.t.fail(a.r)
-	}
-}
-
-// transientOutput handles a transient produce failure: the record is
-// sent again, and the producer breaker counts the failure.
-func (p *pipeline) transientOutput(a *attempt, err error) {
-	p.failAttempt(a, err)
-	if ferr := p.producerBrk.failure(err, false); ferr != nil {
-		p.stopFatal(ferr)
-	}
-}
-
-func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
-	a := pe.Msg.Metadata.(*attempt)
-	r := a.r
-	if a.resolved.Load() {
-		return // an earlier attempt's output, in flight when another failed
-	}
-	switch classify(pe.Err) {
-	case Permanent:
-		if pe.Msg.Topic != string(p.plan.DLQTopic()) && r.src != nil {
-			// The output itself is unwritable (too large, say): the
-			// source record goes to the DLQ in its place, and leaves no
-			// ledger entry so a replay can apply it later.
-			r.ledger = nil
-			p.log.Warn("output rejected by the broker, sending the source record to the DLQ",
-				zap.String("topic", r.src.Topic), zap.Int32("partition", r.src.Partition),
-				zap.Int64("offset", r.src.Offset), zap.Error(pe.Err))
-			m := p.dlqRecord(r.src, dlq.StageProduce, pe.Err, nil)
-			m.Metadata = a
-			for i, o := range r.outs {
-				if o == pe.Msg {
-					r.outs[i] = m // what is sent again if the record is rewound
-				}
-			}
-			p.out.Input() <- m
-			return
-		}
-		if pe.Msg.Topic == string(p.plan.DLQTopic()) {
-			if !r.dlqCut {
-				// The DLQ topic's limit is below the producer's: send the
-				// record again with only its error headers.
-				r.dlqCut = true
-				dlq.Fit(pe.Msg, 0)
-				p.log.Warn("the broker refused a DLQ record; sending it again without its key, value and original headers",
-					zap.String("dlq", pe.Msg.Topic), zap.Int("bytes", pe.Msg.ByteSize(2)), zap.Error(pe.Err))
-				p.out.Input() <- pe.Msg
-				return
-			}
-			p.failAttempt(a, pe.Err)
-			p.stopFatal(p.dlqRefused(pe))
-			return
-		}
-		p.transientOutput(a, pe.Err)
-	case Transient:
-		p.transientOutput(a, pe.Err)
-	case Fatal:
-		p.failAttempt(a, pe.Err)
-		p.stopFatal(pe.Err)
-	}
-}
-
 // dlqRefused is the fatal error of a DLQ topic that refuses a record cut
 // to its error headers: no record can go to the DLQ, so none may fail.
 func (p *pipeline) dlqRefused(pe *sarama.ProducerError) error {
@@ -730,54 +594,6 @@ func (p *pipeline) rejectedBefore(src *sarama.ConsumerMessage) (rejection, bool)
 		return rejection{}, false
 	}
 	return v.(rejection), true
-}
-
-// ledAcks handles acknowledgements of ledger entries.
-func (p *pipeline) ledAcks() {
-	succ, errs := p.led.Successes(), p.led.Errors()
-	for succ != nil || errs != nil {
-		select {
-		case m, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			p.stats.LedgerWrites.Add(1)
-			p.finish(m.Metadata.(*attempt))
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			a := pe.Msg.Metadata.(*attempt)
-			if classify(pe.Err) == Fatal {
-				p.failAttempt(a, pe.Err)
-				p.stopFatal(pe.Err)
-			} else {
-				p.transientOutput(a, pe.Err)
-			}
-		}
-	}
-}
-
-// finish completes a record whose outputs and ledger entry are acknowledged.
-func (p *pipeline) finish(a *attempt) {
-	if !a.resolved.CompareAndSwap(false, true) {
-		return
-	}
-	r := a.r
-	first := !r.counts
-	r.counts = true
-	if first && !r.start.IsZero() {
-		p.metrics.ack.WithLabelValues(p.plan.Name()).Observe(since(r.start))
-	}
-	if len(r.outs) > 0 {
-		p.producerBrk.success(false)
-	}
-	r.t.complete(r)
-	if first {
-		p.stats.Completed.Add(1)
-	}
 }
 
 func partitionLabel(p int32) string { return strconv.FormatInt(int64(p), 10) }
