@@ -505,6 +505,9 @@ func (l *aloClaim) settleProbe(b *breaker, r *record) bool {
 		case done:
 			b.success(true)
 			return true
+		case failed && r.err == nil:
+			b.release() // the session ended before the probe was written
+			return l.c.ctx.Err() == nil
 		case failed:
 			if ferr := b.failure(r.err, true); ferr != nil {
 				l.p.stopFatal(ferr)

@@ -198,6 +198,7 @@ func (t *tracker) restart(r *record) *attempt {
 	t.mu.Lock()
 	r.waiting = false
 	r.cur = a
+	r.err = nil
 	t.unresolved++
 	t.mu.Unlock()
 	return a
