@@ -372,3 +372,58 @@ func waitAssigned(t *testing.T, wks []*worker, topology string) {
 	}
 	t.Fatalf("workers of %s never all ready", topology)
 }
+
+// TestKfakeRegistryNeverBack: the registry stays down. The breaker keeps
+// the partitions paused and probes, and errors.retry.max_elapsed (3 s
+// here) turns the outage into a fatal stop of the topology, with nothing
+// sent to the DLQ.
+func TestKfakeRegistryNeverBack(t *testing.T) {
+	st := avroStack(t)
+	w := newAvroWriter(t, st.Registry)
+	plan := mustPlan(t, fmt.Sprintf(avroTopology, "reg-gone", "sync.reg-gone")+
+		"errors: {breaker: {failures: 2, open: 500ms}, retry: {max_elapsed: 3s}}\n")
+	var down atomic.Bool
+	st.Registry.Intercept(func(rw http.ResponseWriter, r *http.Request) bool {
+		if !down.Load() {
+			return false
+		}
+		rw.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	var first, second []demo.Record
+	for i := range 200 {
+		r := w.record(t, int64(i%20), int64(5000+i), i >= 100)
+		if i < 100 {
+			first = append(first, r)
+		} else {
+			second = append(second, r)
+		}
+	}
+	wk := startAvroWorker(t, st, "w1", plan)
+	produce(t, st.Brokers(), first)
+	waitProcessed(t, st.Brokers(), time.Minute, plan)
+	down.Store(true)
+	start := time.Now()
+	produce(t, st.Brokers(), second) // v2: its schema cannot be fetched
+	err, stopped := wk.wait(time.Minute)
+	if !stopped {
+		t.Fatal("the topology kept retrying past errors.retry.max_elapsed")
+	}
+	if err == nil || !strings.Contains(err.Error(), "max_elapsed") {
+		t.Fatalf("Run = %v, want the max_elapsed failure", err)
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("stopped after %v, before errors.retry.max_elapsed (3s)", took)
+	}
+	s := wk.w.Stats(plan.Name())
+	if s.DLQ != 0 {
+		t.Errorf("%d records went to the DLQ", s.DLQ)
+	}
+	if c := readBreaker(t, wk, plan.Name(), "registry"); c.open == 0 {
+		t.Errorf("the registry breaker never opened: %+v", c)
+	}
+	ids, _ := checkAvroSink(t, st.Brokers(), "sync.reg-gone")
+	if len(ids) != 100 {
+		t.Errorf("%d events in the sink, want the 100 of the first schema", len(ids))
+	}
+}
