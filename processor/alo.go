@@ -302,18 +302,14 @@ func (e *aloEmitter) retract(r *record, _ error) { e.t.retract(r) }
 // The partition is never read past a record that is not handled: nothing
 // is lost or reordered, and no session restart is needed.
 type aloClaim struct {
-	p     *pipeline
-	c     *claimCtx
-	em    *aloEmitter
-	t     *tracker
-	claim sarama.ConsumerGroupClaim
-	log   *zap.Logger
+	claimGate
+	em  *aloEmitter
+	t   *tracker
+	log *zap.Logger
 
 	held     *sarama.ConsumerMessage // failed transiently in the stages; handled again first
 	resend   []*record               // rewound records not sent again yet, in offset order
 	attempts int                     // consecutive transient failures of held, for the backoff
-	paused   bool
-	expire   *time.Ticker
 }
 
 // consumeALO is the at_least_once claim loop (see aloClaim).
@@ -321,8 +317,8 @@ func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	p := h.p
 	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
 	em := &aloEmitter{p: p, t: t}
-	l := &aloClaim{p: p, em: em, t: t, claim: claim, c: p.newClaimCtx(sess, claim, ps, em),
-		expire: time.NewTicker(time.Minute)}
+	l := &aloClaim{em: em, t: t, claimGate: claimGate{p: p, claim: claim, c: p.newClaimCtx(sess, claim, ps, em),
+		notify: t.notify, expire: time.NewTicker(time.Minute)}}
 	l.log = l.c.log
 	defer l.expire.Stop()
 	defer l.setPaused(false) // sarama keeps a pause across sessions
@@ -421,20 +417,6 @@ func (l *aloClaim) step() bool {
 	return true
 }
 
-// notClosed returns the transition channel of the first breaker that is
-// not closed, nil when all are.
-func (l *aloClaim) notClosed() <-chan struct{} {
-	for _, b := range l.p.breakers {
-		if b.closed() {
-			continue
-		}
-		if ch := b.next(); ch != nil {
-			return ch
-		}
-	}
-	return nil
-}
-
 // failed handles a record the stages did not handle: a fatal error stops
 // the topology; a transient one holds the record, counts the failure in
 // its dependency's breaker, and backs off while the breaker stays closed.
@@ -446,10 +428,7 @@ func (l *aloClaim) failed(msg *sarama.ConsumerMessage, err error, probe *breaker
 		return false
 	}
 	l.held = msg
-	b := l.p.producerBrk
-	if dependencyOf(err) == depRegistry {
-		b = l.p.registryBrk
-	}
+	b := l.p.breakerFor(err)
 	if probe != nil && probe != b {
 		probe.release() // the probe never reached its dependency
 	}
@@ -466,33 +445,6 @@ func (l *aloClaim) failed(msg *sarama.ConsumerMessage, err error, probe *breaker
 	l.log.Debug("transient failure, retrying the record", zap.Int64("offset", msg.Offset),
 		zap.String("dependency", b.dep), zap.Duration("backoff", d), zap.Error(err))
 	return l.wait(nil, time.Now().Add(d))
-}
-
-// gate returns when every breaker is closed (nil), or when this claim holds
-// the probe of one (that breaker). Meanwhile the partition is paused. ok
-// is false when the session ended.
-func (l *aloClaim) gate(breakers []*breaker) (probe *breaker, ok bool) {
-	for {
-		var changed <-chan struct{}
-		var at time.Time
-		blocked := false
-		for _, b := range breakers {
-			pass, isProbe, ch, retryAt := b.acquire()
-			if isProbe {
-				return b, true
-			}
-			if !pass {
-				blocked, changed, at = true, ch, retryAt
-				break
-			}
-		}
-		if !blocked {
-			return nil, true
-		}
-		if !l.wait(changed, at) {
-			return nil, false
-		}
-	}
 }
 
 // settleProbe waits until the probe record r completed or failed, and
@@ -518,50 +470,5 @@ func (l *aloClaim) settleProbe(b *breaker, r *record) bool {
 			b.release()
 			return false
 		}
-	}
-}
-
-// wait pauses the partition and waits for changed, until at (when not
-// zero), or for the tracker's notify; false when the session ended.
-func (l *aloClaim) wait(changed <-chan struct{}, at time.Time) bool {
-	l.setPaused(true)
-	var timer <-chan time.Time
-	if !at.IsZero() {
-		t := time.NewTimer(time.Until(at))
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case <-changed:
-	case <-timer:
-	case <-l.t.notify:
-	case <-l.expire.C:
-		l.c.expire()
-	case <-l.c.ctx.Done():
-		return false
-	}
-	return true
-}
-
-// release gives a probe back that was not used.
-func (l *aloClaim) release(probe *breaker) {
-	if probe != nil {
-		probe.release()
-	}
-}
-
-// setPaused pauses or resumes fetching of the claim's partition: while a
-// breaker is open the claim reads nothing, and a paused partition stops
-// its fetches instead of filling the claim's channel.
-func (l *aloClaim) setPaused(on bool) {
-	if l.paused == on || l.p.group == nil {
-		return
-	}
-	l.paused = on
-	tp := map[string][]int32{l.claim.Topic(): {l.claim.Partition()}}
-	if on {
-		l.p.group.Pause(tp)
-	} else {
-		l.p.group.Resume(tp)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -280,4 +281,112 @@ func (b *breaker) transition(to breakerState, cause string, err error) {
 	}
 	close(b.changed)
 	b.changed = make(chan struct{})
+}
+
+// breakerFor returns the breaker of the dependency a transient failure
+// belongs to.
+func (p *pipeline) breakerFor(err error) *breaker {
+	if dependencyOf(err) == depRegistry {
+		return p.registryBrk
+	}
+	return p.producerBrk
+}
+
+// claimGate is how a claim goroutine waits for the topology's breakers:
+// it pauses its partition while one is not closed and takes a probe when
+// one goes half-open. aloClaim embeds it; consumeTxn uses it for records
+// that fail in the stages.
+type claimGate struct {
+	p      *pipeline
+	claim  sarama.ConsumerGroupClaim
+	c      *claimCtx
+	notify <-chan struct{} // at_least_once: the tracker's; nil under exactly_once
+	expire *time.Ticker
+	paused bool
+}
+
+// notClosed returns the transition channel of the first breaker that is
+// not closed, nil when all are.
+func (l *claimGate) notClosed() <-chan struct{} {
+	for _, b := range l.p.breakers {
+		if b.closed() {
+			continue
+		}
+		if ch := b.next(); ch != nil {
+			return ch
+		}
+	}
+	return nil
+}
+
+// gate returns when every breaker is closed (nil), or when this claim holds
+// the probe of one (that breaker). Meanwhile the partition is paused. ok
+// is false when the session ended.
+func (l *claimGate) gate(breakers []*breaker) (probe *breaker, ok bool) {
+	for {
+		var changed <-chan struct{}
+		var at time.Time
+		blocked := false
+		for _, b := range breakers {
+			pass, isProbe, ch, retryAt := b.acquire()
+			if isProbe {
+				return b, true
+			}
+			if !pass {
+				blocked, changed, at = true, ch, retryAt
+				break
+			}
+		}
+		if !blocked {
+			return nil, true
+		}
+		if !l.wait(changed, at) {
+			return nil, false
+		}
+	}
+}
+
+// wait pauses the partition and waits for changed, until at (when not
+// zero), or for the tracker's notify; false when the session ended.
+func (l *claimGate) wait(changed <-chan struct{}, at time.Time) bool {
+	l.setPaused(true)
+	var timer <-chan time.Time
+	if !at.IsZero() {
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-changed:
+	case <-timer:
+	case <-l.notify:
+	case <-l.expire.C:
+		l.c.expire()
+	case <-l.c.ctx.Done():
+		return false
+	}
+	return true
+}
+
+// release gives a probe back that was not used.
+func (l *claimGate) release(probe *breaker) {
+	if probe != nil {
+		probe.release()
+	}
+}
+
+// setPaused pauses or resumes fetching of the claim's partition: while a
+// breaker is open the claim reads nothing, and a paused partition stops
+// its fetches instead of filling the claim's channel.
+func (l *claimGate) setPaused(on bool) {
+	if l.paused == on || l.p.group == nil {
+		return
+	}
+	l.paused = on
+	tp := map[string][]int32{l.claim.Topic(): {l.claim.Partition()}}
+	if on {
+		l.p.group.Pause(tp)
+	} else {
+		l.p.group.Resume(tp)
+	}
 }
