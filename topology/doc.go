@@ -167,6 +167,15 @@
 //	errors.retry.max_elapsed  after this long retrying one record, the
 //	                          failure counts as permanent. Default 0: retry
 //	                          forever.
+//	errors.breaker.failures   consecutive transient failures of one
+//	                          dependency (the producer path, the schema
+//	                          registry) that open its circuit breaker: the
+//	                          topology's partitions pause (no rebalance).
+//	                          Default 5; >= 1.
+//	errors.breaker.open       how long an open breaker waits before it lets
+//	                          one probe through; each reopen grows it like
+//	                          errors.retry (multiplier, jitter, capped at
+//	                          errors.retry.max). Default 1s; > 0.
 //	errors.tolerance          what a permanent failure (undecodable bytes,
 //	                          missing key fields, a rule violation) does:
 //	                          all (default): send the record to the DLQ and
