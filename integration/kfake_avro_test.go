@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -151,12 +152,17 @@ func (w *avroWriter) record(t *testing.T, id, lsn int64, v2 bool) demo.Record {
 // the event schema with the schema headers. It returns the event IDs and
 // how many carry the v2 column.
 func checkAvroSink(t *testing.T, brokers []string, topic string) (ids map[string]int, loyalty int) {
+	return checkAvroMsgs(t, readAll(t, brokers, topic))
+}
+
+// checkAvroMsgs is checkAvroSink on records already read.
+func checkAvroMsgs(t *testing.T, msgs []*sarama.ConsumerMessage) (ids map[string]int, loyalty int) {
 	codec, err := goavro.NewCodec(schemas.EventSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids = map[string]int{}
-	for _, m := range readAll(t, brokers, topic) {
+	for _, m := range msgs {
 		id, body, err := cdc.SplitWire(m.Value)
 		if err != nil {
 			t.Fatalf("sink record %d/%d: %v", m.Partition, m.Offset, err)

@@ -1,39 +1,285 @@
 package processor
 
 import (
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/topology"
 )
 
-// aloEmitter writes outputs through the pipeline's shared async producer
-// and marks a source offset only after every output of the record, and
-// then its ledger entry, are acknowledged (at_least_once). A crash between
-// the two repeats the output; a redelivery after the ledger entry landed
-// is dropped as a duplicate.
+// at_least_once, owned here: the emitter (aloEmitter) hands outputs to the
+// pipeline's shared async producer; the acknowledgement goroutines
+// (aloWriter.outAcks, aloWriter.ledAcks) write a record's ledger entry once
+// every output is acknowledged, and complete it once the ledger entry is;
+// the tracker marks an offset only when it and every offset before it are
+// complete; the claim loop (aloClaim) reads the partition, holds and
+// re-sends records that failed transiently, and pauses the partition while
+// a circuit breaker is open. A crash between output and ledger entry
+// repeats the output; a redelivery after the ledger entry landed is
+// dropped as a duplicate.
+
+// aloWriter owns the at_least_once producers of one pipeline: out (sink
+// and DLQ records) and led (ledger entries), each on a client of its own,
+// and the two goroutines that read their acknowledgements. openWriter
+// starts them; close flushes and waits for them.
+type aloWriter struct {
+	p                    *pipeline
+	out, led             sarama.AsyncProducer
+	outClient, ledClient sarama.Client
+	acks                 sync.WaitGroup
+	outDone              chan struct{}
+}
+
+// writer is what pipeline.run opens before consuming and closes after.
+type writer interface{ close() }
+
+type txnWriter struct{} // exactly_once writes through each claim's producer (txn.go)
+
+func (txnWriter) close() {}
+
+// openWriter opens the writer of the topology's guarantee.
+func (p *pipeline) openWriter() (writer, error) {
+	if p.plan.Guarantee() == topology.ExactlyOnce {
+		return txnWriter{}, nil
+	}
+	// Each producer gets its own client, so its own connections: with
+	// idempotence only one request may be in flight per connection, and
+	// sharing one with the consumer's fetches (or the other producer)
+	// would serialise them.
+	w := &aloWriter{p: p, outDone: make(chan struct{})}
+	var err error
+	if w.out, w.outClient, err = p.newProducer(); err != nil {
+		return nil, err
+	}
+	if w.led, w.ledClient, err = p.newProducer(); err != nil {
+		w.out.Close()
+		w.outClient.Close()
+		return nil, err
+	}
+	w.acks.Add(2)
+	go func() { defer w.acks.Done(); defer close(w.outDone); w.outAcks() }()
+	go func() { defer w.acks.Done(); w.ledAcks() }()
+	p.alo = w
+	return w, nil
+}
+
+// close flushes both producers (the ledger entries of the last outputs
+// are forwarded before the ledger producer closes) and waits for the
+// acknowledgement goroutines.
+func (w *aloWriter) close() {
+	w.out.AsyncClose()
+	<-w.outDone
+	w.led.AsyncClose()
+	w.acks.Wait()
+	w.outClient.Close()
+	w.ledClient.Close()
+}
+
+// outAcks handles acknowledgements of sink and DLQ records. A record
+// whose outputs are all acknowledged gets its ledger entry written next;
+// only then is it complete.
+func (w *aloWriter) outAcks() {
+	p := w.p
+	succ, errs := w.out.Successes(), w.out.Errors()
+	dlqTopic := string(p.plan.DLQTopic())
+	for succ != nil || errs != nil {
+		select {
+		case m, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			a := m.Metadata.(*attempt)
+			if m.Topic == dlqTopic {
+				p.countDLQ(dlqStageOf(m), 1)
+			} else {
+				p.stats.Out.Add(1)
+			}
+			w.outputAcked(a)
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			w.outputFailed(pe)
+		}
+	}
+}
+
+func (w *aloWriter) outputAcked(a *attempt) {
+	if a.pending.Add(-1) != 0 || a.resolved.Load() {
+		return
+	}
+	if a.r.ledger == nil {
+		w.finish(a)
+		return
+	}
+	a.r.ledger.Metadata = a
+	w.led.Input() <- a.r.ledger
+}
+
+// failAttempt resolves an attempt as failed: the record stays unmarked and
+// is sent again after rewind (alo.go). The claim goroutine reads err once
+// the record has settled.
+func (w *aloWriter) failAttempt(a *attempt, err error) {
+	if a.resolved.CompareAndSwap(false, true) {
+		a.r.err = err
+		a.r.t.fail(a.r)
+	}
+}
+
+// transientOutput handles a transient produce failure: the record is
+// sent again, and the producer breaker counts the failure.
+func (w *aloWriter) transientOutput(a *attempt, err error) {
+	p := w.p
+	w.failAttempt(a, err)
+	p.tries.fail(a.r.src)
+	if ferr := p.producerBrk.failure(err, false); ferr != nil {
+		p.stopFatal(ferr)
+	}
+}
+
+func (w *aloWriter) outputFailed(pe *sarama.ProducerError) {
+	p := w.p
+	a := pe.Msg.Metadata.(*attempt)
+	r := a.r
+	if a.resolved.Load() {
+		return // an earlier attempt's output, in flight when another failed
+	}
+	switch classify(pe.Err) {
+	case Permanent:
+		if pe.Msg.Topic != string(p.plan.DLQTopic()) && r.src != nil {
+			// The output itself is unwritable (too large, say): the
+			// source record goes to the DLQ in its place, and leaves no
+			// ledger entry so a replay can apply it later.
+			r.ledger = nil
+			p.log.Warn("output rejected by the broker, sending the source record to the DLQ",
+				zap.String("topic", r.src.Topic), zap.Int32("partition", r.src.Partition),
+				zap.Int64("offset", r.src.Offset), zap.Error(pe.Err))
+			m := p.dlqRecord(r.src, dlq.StageProduce, pe.Err, nil)
+			m.Metadata = a
+			for i, o := range r.outs {
+				if o == pe.Msg {
+					r.outs[i] = m // what is sent again if the record is rewound
+				}
+			}
+			w.out.Input() <- m
+			return
+		}
+		if pe.Msg.Topic == string(p.plan.DLQTopic()) {
+			if !r.dlqCut {
+				// The DLQ topic's limit is below the producer's: send the
+				// record again with only its error headers.
+				r.dlqCut = true
+				dlq.Fit(pe.Msg, 0)
+				p.log.Warn("the broker refused a DLQ record; sending it again without its key, value and original headers",
+					zap.String("dlq", pe.Msg.Topic), zap.Int("bytes", pe.Msg.ByteSize(2)), zap.Error(pe.Err))
+				w.out.Input() <- pe.Msg
+				return
+			}
+			w.failAttempt(a, pe.Err)
+			p.stopFatal(p.dlqRefused(pe))
+			return
+		}
+		w.transientOutput(a, pe.Err)
+	case Transient:
+		w.transientOutput(a, pe.Err)
+	case Fatal:
+		w.failAttempt(a, pe.Err)
+		p.stopFatal(pe.Err)
+	}
+}
+
+// ledAcks handles acknowledgements of ledger entries.
+func (w *aloWriter) ledAcks() {
+	p := w.p
+	succ, errs := w.led.Successes(), w.led.Errors()
+	for succ != nil || errs != nil {
+		select {
+		case m, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			p.stats.LedgerWrites.Add(1)
+			w.finish(m.Metadata.(*attempt))
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			a := pe.Msg.Metadata.(*attempt)
+			if classify(pe.Err) == Fatal {
+				w.failAttempt(a, pe.Err)
+				p.stopFatal(pe.Err)
+			} else {
+				w.transientOutput(a, pe.Err)
+			}
+		}
+	}
+}
+
+// finish completes a record whose outputs and ledger entry are acknowledged.
+func (w *aloWriter) finish(a *attempt) {
+	p := w.p
+	if !a.resolved.CompareAndSwap(false, true) {
+		return
+	}
+	r := a.r
+	first := !r.counts
+	r.counts = true
+	if first && !r.start.IsZero() {
+		p.metrics.ack.WithLabelValues(p.plan.Name()).Observe(since(r.start))
+	}
+	if len(r.outs) > 0 {
+		p.producerBrk.success(false)
+	}
+	r.t.complete(r)
+	if first {
+		p.stats.Completed.Add(1)
+	}
+}
+
+// aloEmitter is the at_least_once emitter of one claim.
 type aloEmitter struct {
-	p *pipeline
-	t *tracker
+	p    *pipeline
+	t    *tracker
+	last *record // the record begin registered last (claim goroutine only)
 }
 
 func (e *aloEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
-	return e.t.add(msg, start)
+	e.last = e.t.add(msg, start)
+	return e.last
 }
 
-func (e *aloEmitter) skip(r *record) { e.p.finish(r) }
+func (e *aloEmitter) skip(r *record) { e.p.alo.finish(r.cur) }
 
 func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
-	if ledger != nil {
-		ledger.Metadata = r
+	r.ledger, r.outs = ledger, outs
+	e.send(r.cur)
+}
+
+// send hands the outputs of a's record to the producer. A record without
+// outputs (a skip sent again) completes at once.
+func (e *aloEmitter) send(a *attempt) {
+	r := a.r
+	if len(r.outs) == 0 {
+		e.p.alo.finish(a)
+		return
 	}
-	r.ledger = ledger
-	r.pending.Store(int32(len(outs)))
-	for _, out := range outs {
-		out.Metadata = r
+	a.pending.Store(int32(len(r.outs)))
+	for _, out := range r.outs {
+		out.Metadata = a
 		select {
-		case e.p.out.Input() <- out:
+		case e.p.alo.out.Input() <- out:
 		case <-e.t.sess.Context().Done():
-			if r.resolved.CompareAndSwap(false, true) {
+			// The session ends: the record stays unmarked and is
+			// consumed again by the partition's next owner.
+			if a.resolved.CompareAndSwap(false, true) {
 				e.t.fail(r)
 			}
 			return
@@ -41,10 +287,193 @@ func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sa
 	}
 }
 
-func (e *aloEmitter) abandon(r *record, err error) {
+func (e *aloEmitter) retract(r *record, _ error) {
 	e.p.tries.fail(r.src)
-	if r.resolved.CompareAndSwap(false, true) {
-		e.t.fail(r)
+	e.t.retract(r)
+}
+
+// aloClaim is the at_least_once loop of one claim. It runs in the claim
+// goroutine and starts no goroutine. Each step does one of:
+//   - after an output or ledger entry failed: wait until none of the
+//     partition's records is in flight, then take every record from the
+//     failed one on (tracker.rewind) to send again, in offset order;
+//   - wait, with the partition paused, while a circuit breaker is not
+//     closed, unless this claim holds the breaker's one probe;
+//   - send the next rewound record again, or run the stages on the held
+//     record (one that failed transiently in the stages) or on the next
+//     record of claim.Messages().
+//
+// The partition is never read past a record that is not handled: nothing
+// is lost or reordered, and no session restart is needed.
+type aloClaim struct {
+	claimGate
+	em  *aloEmitter
+	t   *tracker
+	log *zap.Logger
+	lag *claimLag // fed with every record read from claim.Messages()
+
+	held     *sarama.ConsumerMessage // failed transiently in the stages; handled again first
+	resend   []*record               // rewound records not sent again yet, in offset order
+	attempts int                     // consecutive transient failures of held, for the backoff
+}
+
+// consumeALO is the at_least_once claim loop (see aloClaim).
+func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState) error {
+	p := h.p
+	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
+	em := &aloEmitter{p: p, t: t}
+	l := &aloClaim{em: em, t: t, claimGate: claimGate{p: p, claim: claim, c: p.newClaimCtx(sess, claim, ps, em),
+		notify: t.notify, expire: time.NewTicker(time.Minute)}}
+	l.log = l.c.log
+	l.lag = p.newClaimLag(claim, ps, t.markedOffset)
+	defer l.lag.revoke()
+	defer l.expire.Stop()
+	defer l.setPaused(false) // sarama keeps a pause across sessions
+	for l.step() {
 	}
-	e.p.failSession(err)
+	return nil
+}
+
+// step does one thing (see aloClaim); it returns false when the session
+// is over.
+func (l *aloClaim) step() bool {
+	ctx := l.c.ctx
+	if ctx.Err() != nil {
+		return false
+	}
+	if list, ready := l.t.rewind(); !ready {
+		return l.wait(nil, time.Time{}) // records in flight: wait until they settle
+	} else if list != nil {
+		l.resend = list
+	}
+	if len(l.resend) == 0 && l.held == nil {
+		// Nothing to send again: read the next record. It is held until
+		// the breakers let it through, so a claim asks for a probe only
+		// when it has a record to probe with.
+		// While a breaker is not closed the partition stays paused; only
+		// records already fetched are read, and the next transition wakes
+		// the claim to look again.
+		changed := l.notClosed()
+		if changed == nil {
+			l.setPaused(false)
+		}
+		select {
+		case <-changed:
+			return true
+		case m, ok := <-l.claim.Messages():
+			if !ok {
+				return false
+			}
+			l.lag.fetched(m, l.claim.HighWaterMarkOffset())
+			l.held = m
+		case <-l.expire.C:
+			l.c.expire()
+			return true
+		case <-l.t.notify:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+
+	// Records sent again need only the producer path; new ones need every
+	// dependency.
+	gates := l.p.breakers
+	if len(l.resend) > 0 {
+		gates = []*breaker{l.p.producerBrk}
+	}
+	probe, ok := l.gate(gates)
+	if !ok {
+		return false
+	}
+	if len(l.resend) > 0 {
+		r := l.resend[0]
+		l.resend = l.resend[1:]
+		a := l.t.restart(r)
+		l.em.send(a)
+		if probe != nil {
+			return l.settleProbe(probe, r)
+		}
+		return true
+	}
+
+	// Take a slot (the partition is not read further while MaxInFlight
+	// records are in flight), then run the stages.
+	select {
+	case l.t.slots <- struct{}{}:
+	case <-l.t.notify:
+		l.release(probe)
+		return true
+	case <-ctx.Done():
+		l.release(probe)
+		return false
+	}
+	msg := l.held
+	l.held = nil
+	err := l.c.handle(msg)
+	if err != nil {
+		return l.failed(msg, err, probe)
+	}
+	l.attempts = 0
+	l.p.registryBrk.success(probe == l.p.registryBrk)
+	if probe == l.p.producerBrk {
+		return l.settleProbe(probe, l.em.last)
+	}
+	return true
+}
+
+// failed handles a record the stages did not handle: a fatal error stops
+// the topology; a transient one holds the record, counts the failure in
+// its dependency's breaker, and backs off while the breaker stays closed.
+func (l *aloClaim) failed(msg *sarama.ConsumerMessage, err error, probe *breaker) bool {
+	if classify(err) == Fatal {
+		l.release(probe)
+		l.p.stopFatal(err)
+		<-l.c.ctx.Done()
+		return false
+	}
+	l.held = msg
+	b := l.p.breakerFor(err)
+	if probe != nil && probe != b {
+		probe.release() // the probe never reached its dependency
+	}
+	if ferr := b.failure(err, probe == b); ferr != nil {
+		l.p.stopFatal(ferr)
+		<-l.c.ctx.Done()
+		return false
+	}
+	l.attempts++
+	if !b.closed() {
+		return true // the gate waits
+	}
+	d := l.p.retryDelay(l.attempts - 1)
+	l.log.Debug("transient failure, retrying the record", zap.Int64("offset", msg.Offset),
+		zap.String("dependency", b.dep), zap.Duration("backoff", d), zap.Error(err))
+	return l.wait(nil, time.Now().Add(d))
+}
+
+// settleProbe waits until the probe record r completed or failed, and
+// reports the outcome to the probed breaker.
+func (l *aloClaim) settleProbe(b *breaker, r *record) bool {
+	defer l.t.settled(r, false)
+	for {
+		done, failed := l.t.settled(r, true)
+		switch {
+		case done:
+			b.success(true)
+			return true
+		case failed && r.err == nil:
+			b.release() // the session ended before the probe was written
+			return l.c.ctx.Err() == nil
+		case failed:
+			if ferr := b.failure(r.err, true); ferr != nil {
+				l.p.stopFatal(ferr)
+			}
+			return true
+		}
+		if !l.wait(nil, time.Time{}) {
+			b.release()
+			return false
+		}
+	}
 }

@@ -231,39 +231,3 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	}
 	return h.consumeALO(sess, claim, ps)
 }
-
-// consumeALO is the at_least_once claim loop: take an in-flight slot
-// (the partition pauses here when MaxInFlight records are unacknowledged),
-// read the next record, process it.
-func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState) error {
-	p := h.p
-	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
-	c := p.newClaimCtx(sess, claim, ps, &aloEmitter{p: p, t: t})
-	lag := p.newClaimLag(claim, ps, t.markedOffset)
-	defer lag.revoke()
-	expire := time.NewTicker(time.Minute)
-	defer expire.Stop()
-	ctx := sess.Context()
-	for {
-		select {
-		case t.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		select {
-		case msg, ok := <-claim.Messages():
-			if !ok {
-				<-t.slots
-				return nil
-			}
-			lag.fetched(msg, claim.HighWaterMarkOffset())
-			c.handle(msg)
-		case <-expire.C:
-			<-t.slots
-			c.expire()
-		case <-ctx.Done():
-			<-t.slots
-			return nil
-		}
-	}
-}

@@ -60,6 +60,7 @@ type metrics struct {
 	ledgerKeys *prometheus.GaugeVec
 	restore    *prometheus.HistogramVec
 	dlq        *prometheus.CounterVec
+	breaker    *breakerMetrics // cdcsync_breaker_* (breaker.go)
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -99,6 +100,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"version", "go_version"})
 	buildInfo.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
 	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore, m.dlq, buildInfo)
+	m.breaker = newBreakerMetrics(reg)
 	return m
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/cdcsync/cdcsync/processor/authority"
 	"github.com/cdcsync/cdcsync/processor/cdc"
-	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/ledger"
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
@@ -30,10 +29,8 @@ import (
 //   - the consume loop (run itself): Consume, then again after every
 //     rebalance or transient failure;
 //   - one goroutine per claim, owned by sarama (ConsumeClaim);
-//   - outAcks: reads the output producer's successes and errors and
-//     forwards ledger entries of fully acknowledged records;
-//   - ledAcks: reads the ledger producer's successes and errors and
-//     completes records;
+//   - at_least_once: the aloWriter's acknowledgement goroutines (alo.go),
+//     started by openWriter and waited for by its close;
 //   - groupErrors: logs the consumer group's errors;
 //   - refreshLag: recomputes the lag gauges of the live claims (lag.go).
 type pipeline struct {
@@ -52,8 +49,13 @@ type pipeline struct {
 
 	client sarama.Client
 	admin  sarama.ClusterAdmin
-	out    sarama.AsyncProducer // sink and DLQ records
-	led    sarama.AsyncProducer // ledger entries
+	alo    *aloWriter           // at_least_once only; set in run
+	group  sarama.ConsumerGroup // for Pause and Resume; set in run
+
+	// Circuit breakers of the topology's dependencies (breaker.go), in the
+	// order the claims ask them: registry, then producer.
+	registryBrk, producerBrk *breaker
+	breakers                 []*breaker
 
 	topics     []string
 	partitions int32
@@ -111,6 +113,10 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry
 	if plan.SinkFormat() == topology.SinkAvro {
 		p.enc = schemas.NewEncoder(registry, schemas.EncoderOptions{Strategy: plan.SubjectStrategy()})
 	}
+	now := func() time.Time { return p.now() }
+	p.registryBrk = newBreaker(plan, depRegistry, m.breaker, now, p.log)
+	p.producerBrk = newBreaker(plan, depProducer, m.breaker, now, p.log)
+	p.breakers = []*breaker{p.registryBrk, p.producerBrk}
 	return p, nil
 }
 
@@ -409,38 +415,22 @@ func (p *pipeline) run(ctx context.Context) error {
 		}
 	}
 
-	// Under at_least_once two shared async producers write outputs and
-	// ledger entries; under exactly_once each claim has its own
-	// transactional producer (see txn.go), opened in Setup.
-	alo := p.plan.Guarantee() != topology.ExactlyOnce
-	if alo {
-		// Each producer gets its own client, so its own connections: with
-		// idempotence only one request may be in flight per connection,
-		// and sharing one with the consumer's fetches (or the other
-		// producer) would serialise them.
-		var outClient, ledClient sarama.Client
-		if p.out, outClient, err = p.newProducer(); err != nil {
-			return err
-		}
-		defer outClient.Close()
-		if p.led, ledClient, err = p.newProducer(); err != nil {
-			p.out.Close()
-			return err
-		}
-		defer ledClient.Close()
-	}
-	group, err := sarama.NewConsumerGroupFromClient(string(p.plan.Group()), p.client)
+	// The guarantee's writer: at_least_once's shared producers and their
+	// acknowledgement goroutines (alo.go); exactly_once writes through each
+	// claim's transactional producer, opened in Setup (txn.go).
+	w, err := p.openWriter()
 	if err != nil {
 		return err
 	}
-
-	var acks errgroup.Group
-	outDone := make(chan struct{})
-	if alo {
-		acks.Go(func() error { defer close(outDone); p.outAcks(); return nil })
-		acks.Go(func() error { p.ledAcks(); return nil })
+	group, err := sarama.NewConsumerGroupFromClient(string(p.plan.Group()), p.client)
+	if err != nil {
+		w.close()
+		return err
 	}
-	acks.Go(func() error {
+	p.group = group
+
+	var groupErrs errgroup.Group // the group-error logger and the lag refresh
+	groupErrs.Go(func() error {
 		for err := range group.Errors() {
 			p.log.Warn("consumer group error", zap.Error(err))
 		}
@@ -448,7 +438,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	})
 
 	lagCtx, stopLag := context.WithCancel(ctx)
-	acks.Go(func() error { p.refreshLag(lagCtx); return nil })
+	groupErrs.Go(func() error { p.refreshLag(lagCtx); return nil })
 
 	runErr := p.consume(ctx, group)
 	stopLag()
@@ -456,21 +446,21 @@ func (p *pipeline) run(ctx context.Context) error {
 	// Soft shutdown: the last session's Cleanup waited for in-flight
 	// records and committed; now flush the producers and leave the group.
 	p.ready.Store(false)
-	if alo {
-		p.out.AsyncClose()
-		<-outDone // the ledger entries of the last outputs are forwarded first
-		p.led.AsyncClose()
-	}
+	w.close()
 	if err := group.Close(); err != nil {
 		p.log.Warn("leaving the group", zap.Error(err))
 	}
-	_ = acks.Wait()
+	_ = groupErrs.Wait()
 	return runErr
 }
 
 // consume calls Consume in a loop: sarama returns from it at every
-// rebalance. A transient failure cancels the session; the loop backs off
-// and joins again, resuming from the last committed offsets.
+// rebalance. Under at_least_once a transient failure of a dependency does
+// not end the session (the circuit breakers pause the partitions instead,
+// see alo.go); a session still ends when the consumer itself loses the
+// group (its broker connection, a missed heartbeat) or, under
+// exactly_once, when a transaction aborts. The loop then backs off and
+// joins again, resuming from the last committed offsets.
 func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) error {
 	h := &handler{p: p}
 	failures := 0
@@ -524,7 +514,8 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 	}
 }
 
-// failSession cancels the current session after a transient failure.
+// failSession cancels the current session after a transient failure
+// (exactly_once: an aborted transaction).
 func (p *pipeline) failSession(err error) {
 	p.mu.Lock()
 	cancel := p.cancel
@@ -561,96 +552,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
-	}
-}
-
-// outAcks handles acknowledgements of sink and DLQ records. A record
-// whose outputs are all acknowledged gets its ledger entry written next;
-// only then is it complete.
-func (p *pipeline) outAcks() {
-	succ, errs := p.out.Successes(), p.out.Errors()
-	dlqTopic := string(p.plan.DLQTopic())
-	for succ != nil || errs != nil {
-		select {
-		case m, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			r := m.Metadata.(*record)
-			if m.Topic == dlqTopic {
-				p.countDLQ(dlqStageOf(m), 1)
-			} else {
-				p.stats.Out.Add(1)
-			}
-			p.outputAcked(r)
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			p.outputFailed(pe)
-		}
-	}
-}
-
-func (p *pipeline) outputAcked(r *record) {
-	if r.pending.Add(-1) != 0 || r.resolved.Load() {
-		return
-	}
-	if r.ledger == nil {
-		p.finish(r)
-		return
-	}
-	p.led.Input() <- r.ledger
-}
-
-func (p *pipeline) outputFailed(pe *sarama.ProducerError) {
-	r := pe.Msg.Metadata.(*record)
-	switch classify(pe.Err) {
-	case Permanent:
-		if pe.Msg.Topic != string(p.plan.DLQTopic()) && r.src != nil {
-			// The output itself is unwritable (too large, say): the
-			// source record goes to the DLQ in its place, and leaves no
-			// ledger entry so a replay can apply it later.
-			r.ledger = nil
-			p.log.Warn("output rejected by the broker, sending the source record to the DLQ",
-				zap.String("topic", r.src.Topic), zap.Int32("partition", r.src.Partition),
-				zap.Int64("offset", r.src.Offset), zap.Error(pe.Err))
-			m := p.dlqRecord(r.src, dlq.StageProduce, pe.Err, nil)
-			m.Metadata = r
-			p.out.Input() <- m
-			return
-		}
-		if pe.Msg.Topic == string(p.plan.DLQTopic()) {
-			if !r.dlqCut {
-				// The DLQ topic's limit is below the producer's: send the
-				// record again with only its error headers.
-				r.dlqCut = true
-				dlq.Fit(pe.Msg, 0)
-				p.log.Warn("the broker refused a DLQ record; sending it again without its key, value and original headers",
-					zap.String("dlq", pe.Msg.Topic), zap.Int("bytes", pe.Msg.ByteSize(2)), zap.Error(pe.Err))
-				p.out.Input() <- pe.Msg
-				return
-			}
-			if r.resolved.CompareAndSwap(false, true) {
-				r.t.fail(r)
-			}
-			p.stopFatal(p.dlqRefused(pe))
-			return
-		}
-		fallthrough
-	case Transient:
-		if r.resolved.CompareAndSwap(false, true) {
-			r.t.fail(r)
-		}
-		p.tries.fail(r.src)
-		p.failSession(pe.Err)
-	case Fatal:
-		if r.resolved.CompareAndSwap(false, true) {
-			r.t.fail(r)
-		}
-		p.stopFatal(pe.Err)
 	}
 }
 
@@ -703,48 +604,6 @@ func (p *pipeline) rejectedBefore(src *sarama.ConsumerMessage) (rejection, bool)
 		return rejection{}, false
 	}
 	return v.(rejection), true
-}
-
-// ledAcks handles acknowledgements of ledger entries.
-func (p *pipeline) ledAcks() {
-	succ, errs := p.led.Successes(), p.led.Errors()
-	for succ != nil || errs != nil {
-		select {
-		case m, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			p.stats.LedgerWrites.Add(1)
-			p.finish(m.Metadata.(*record))
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			r := pe.Msg.Metadata.(*record)
-			if r.resolved.CompareAndSwap(false, true) {
-				r.t.fail(r)
-			}
-			if classify(pe.Err) == Fatal {
-				p.stopFatal(pe.Err)
-			} else {
-				p.failSession(pe.Err)
-			}
-		}
-	}
-}
-
-// finish completes a record whose outputs and ledger entry are acknowledged.
-func (p *pipeline) finish(r *record) {
-	if !r.resolved.CompareAndSwap(false, true) {
-		return
-	}
-	if !r.start.IsZero() {
-		p.metrics.ack.WithLabelValues(p.plan.Name()).Observe(since(r.start))
-	}
-	r.t.complete(r)
-	p.stats.Completed.Add(1)
 }
 
 func partitionLabel(p int32) string { return strconv.FormatInt(int64(p), 10) }

@@ -31,9 +31,10 @@ type emitter interface {
 	// emit writes the outputs of a record (sink or DLQ records) and, when
 	// ledger is not nil, the ledger entry that records them as applied.
 	emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage)
-	// abandon gives up on a record after a transient failure; the session
-	// restarts from the last committed offset.
-	abandon(r *record, err error)
+	// retract takes back the record begin registered last, which the
+	// stages did not handle because of err (transient or fatal): nothing
+	// of it was emitted, and the claim loop decides what happens to it.
+	retract(r *record, err error)
 }
 
 // claimCtx is what the claim goroutine needs to process records.
@@ -45,12 +46,13 @@ type claimCtx struct {
 	log      *zap.Logger
 	keys     interface{ Set(float64) }
 	process  interface{ Observe(float64) }
+	sinks    sinkTopics
 	decision authority.Decision // reused: its slices are consumed before the next record
 }
 
 func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {
 	name, part := p.plan.Name(), partitionLabel(claim.Partition())
-	return &claimCtx{p: p, em: em, ps: ps, ctx: sess.Context(),
+	return &claimCtx{p: p, em: em, ps: ps, ctx: sess.Context(), sinks: p,
 		keys:    p.metrics.ledgerKeys.WithLabelValues(name, part),
 		process: p.metrics.process.WithLabelValues(name),
 		log:     p.log.With(zap.String("topic", claim.Topic()), zap.Int32("partition", claim.Partition())),
@@ -69,33 +71,154 @@ func (c *claimCtx) expire() {
 	}
 }
 
-// handle runs one record through decode, dedup, authority and route, and
-// hands its outputs to the emitter. It never waits for acknowledgements.
-func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
+// outcome is what the stages decided for one consumed record.
+type outcome uint8
+
+const (
+	// outEmit: write the outputs, and the ledger entry when the decision
+	// says so.
+	outEmit outcome = iota
+	// outSkip: write nothing (a duplicate, an echo, a dropped tombstone or
+	// truncate); the offset completes.
+	outSkip
+	// outDLQ: send the source record to the DLQ with the stage and error.
+	outDLQ
+	// outRetry: a dependency failed (transient) or the topology must stop
+	// (fatal); nothing is written, the claim loop decides.
+	outRetry
+)
+
+// skipReason says why a record writes nothing; each has its counter.
+type skipReason uint8
+
+const (
+	skipDuplicate      skipReason = iota + 1 // the ledger has it (cdcsync_duplicates_total)
+	skipAuthority                            // nothing owned changed (cdcsync_authority_dropped_events_total)
+	skipTombstoneDrop                        // source.tombstones: drop
+	skipTombstoneNoKey                       // the sink key is not part of the record key
+	skipTruncateDrop                         // source.truncate: drop
+)
+
+// decision is what the stages make of one consumed record. They compute
+// it without side effects on the emitter, the ledger index or the stats:
+// handle applies it.
+type decision struct {
+	outcome outcome
+	skip    skipReason                // outSkip
+	stage   string                    // outDLQ: the DLQ stage
+	err     error                     // outDLQ: the failure; outRetry: transient or fatal
+	ev      *cdc.Event                // nil when decode failed
+	outs    []*sarama.ProducerMessage // outEmit
+	ledger  bool                      // outEmit: record the event in the ledger
+	row     rowChange                 // outEmit with ledger: the row state it leaves
+	dropped int                       // fields authority dropped
+}
+
+func skipped(reason skipReason, ev *cdc.Event) decision {
+	return decision{outcome: outSkip, skip: reason, ev: ev}
+}
+
+func toDLQ(stage string, err error, ev *cdc.Event) decision {
+	return decision{outcome: outDLQ, stage: stage, err: err, ev: ev}
+}
+
+func retry(err error) decision { return decision{outcome: outRetry, err: err} }
+
+// sinkTopics makes sure an expanded sink topic may be written and exists,
+// and knows its partition count. The pipeline implements it (ensureSink:
+// checked and created once per topic, then a map lookup), so the stages
+// call no admin client or metadata themselves. A permanent error means no
+// retry can make the topic usable (a *SinkTopicError).
+type sinkTopics interface {
+	usable(topic string) (partitions int32, err error)
+}
+
+// usable implements sinkTopics.
+func (p *pipeline) usable(topic string) (int32, error) {
+	if err := p.ensureSink(topic); err != nil {
+		return 0, err
+	}
+	return p.sinkPartitions(topic)
+}
+
+// handle runs one record through the stages and applies their decision
+// through the emitter. It never waits for acknowledgements.
+//
+// It returns nil when the record was handled (emitted, skipped or sent to
+// the DLQ). Otherwise nothing of it was emitted, the emitter has retracted
+// it, and the error is transient (a dependency is unavailable: the claim
+// loop holds the record and hands it again, see alo.go) or fatal (the
+// topology stops). The in-memory ledger is changed only when the record
+// is emitted: a retracted record left no trace in it.
+func (c *claimCtx) handle(msg *sarama.ConsumerMessage) error {
 	p := c.p
 	start := p.now()
 	p.stats.In.Add(1)
 	r := c.em.begin(msg, start)
+	d := c.stages(msg)
+	if d.dropped > 0 {
+		p.stats.AuthorityFields.Add(int64(d.dropped))
+	}
+	if d.ev != nil && d.ev.Tombstone {
+		p.stats.Tombstones.Add(1)
+	}
+	if d.outcome == outDLQ && p.plan.Tolerance() == topology.TolerateNone {
+		d = retry(fatal(fmt.Errorf("errors.tolerance is none and %s/%d@%d failed at %s: %w",
+			msg.Topic, msg.Partition, msg.Offset, d.stage, d.err)))
+	}
+	switch d.outcome {
+	case outSkip:
+		switch d.skip {
+		case skipDuplicate:
+			p.stats.Duplicates.Add(1)
+		case skipAuthority:
+			p.stats.AuthorityEvents.Add(1)
+		case skipTruncateDrop:
+			c.log.Info("truncate dropped (source.truncate: drop)", zap.Int64("offset", msg.Offset),
+				zap.String("table", d.ev.Source.Table))
+		case skipTombstoneNoKey:
+			c.log.Debug("tombstone dropped: the sink key is not part of the record key", zap.Int64("offset", msg.Offset))
+		}
+		c.em.skip(r)
+	case outDLQ:
+		c.log.Warn("record sent to the DLQ", zap.Int64("offset", msg.Offset), zap.String("stage", d.stage), zap.Error(d.err))
+		c.em.emit(r, nil, p.dlqRecord(msg, d.stage, d.err, d.ev))
+	case outEmit:
+		var led *sarama.ProducerMessage
+		if d.ledger {
+			c.ps.mu.Lock()
+			led = c.ledgerRecord(d.ev, &d.row, msg)
+			c.ps.mu.Unlock()
+		}
+		c.process.Observe(since(start))
+		c.em.emit(r, led, d.outs...)
+	case outRetry:
+		c.em.retract(r, d.err)
+		return d.err
+	}
+	return nil
+}
+
+// stages decodes, deduplicates, applies authority, routes and encodes one
+// record, and returns the decision. It reads the ledger index but does
+// not change it.
+func (c *claimCtx) stages(msg *sarama.ConsumerMessage) decision {
+	p := c.p
 	if rj, ok := p.rejectedBefore(msg); ok {
-		c.rejectedBefore(r, rj)
-		return
+		return c.rejectedBefore(msg, rj)
 	}
 
 	ev, err := p.dec.Decode(msg.Topic, msg.Key, msg.Value)
 	if err != nil {
 		if classify(err) != Permanent {
-			// Transient: the session resumes from the committed offset.
-			// Fatal (the registry refused our credentials, say): the
-			// consume loop stops the topology. Never the DLQ.
-			c.em.abandon(r, err)
-			return
+			// Transient: retried. Fatal (the registry refused our
+			// credentials, say): the topology stops. Never the DLQ.
+			return retry(err)
 		}
-		c.toDLQ(r, dlq.StageDecode, err, nil)
-		return
+		return toDLQ(dlq.StageDecode, err, nil)
 	}
 	if ev.Tombstone {
-		c.tombstone(r, ev)
-		return
+		return c.tombstone(msg, ev)
 	}
 
 	row := c.rowOf(msg.Topic, ev)
@@ -103,73 +226,75 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 	seen := c.duplicate(ev, &row, msg.Offset)
 	c.ps.mu.Unlock()
 	if seen {
-		p.stats.Duplicates.Add(1)
-		c.em.skip(r)
-		return
+		return skipped(skipDuplicate, ev)
 	}
 
 	d := &c.decision
 	p.rules.ApplyInto(ev, d)
-	if len(d.Dropped) > 0 {
-		p.stats.AuthorityFields.Add(int64(len(d.Dropped)))
-	}
+	dropped := len(d.Dropped)
 	if d.Violation {
-		c.toDLQ(r, dlq.StageAuthority, fmt.Errorf("%w: %s changed fields it does not own: %v",
+		dec := toDLQ(dlq.StageAuthority, fmt.Errorf("%w: %s changed fields it does not own: %v",
 			ErrAuthorityViolation, ev.SourceSystem, d.Dropped), ev)
-		return
+		dec.dropped = dropped
+		return dec
 	}
 	if !d.Keep {
-		p.stats.AuthorityEvents.Add(1)
-		c.em.skip(r)
-		return
+		dec := skipped(skipAuthority, ev)
+		dec.dropped = dropped
+		return dec
 	}
 	if ev.Op == cdc.OpTruncate && p.plan.Truncate() != topology.TruncatePass {
-		c.heldTruncate(r, ev)
-		return
+		return c.heldTruncate(ev)
 	}
 
+	dec := c.route(msg, ev, d.Fields)
+	dec.dropped = dropped
+	if dec.outcome == outEmit {
+		dec.ledger, dec.row = true, row
+	}
+	return dec
+}
+
+// route builds the sink records of a kept change: its sink topic and key,
+// its value (JSON or Avro) and headers; a truncate goes to every sink
+// partition, a message to the source partition's number.
+func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []string) decision {
+	p := c.p
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
 	var key sarama.Encoder
 	keyless := (ev.Op == cdc.OpTruncate || ev.Op == cdc.OpMessage) && len(ev.Key) == 0
 	if !keyless {
 		k, err := route.Key(ev, p.plan.SinkKey())
 		if err != nil {
-			c.toDLQ(r, dlq.StageRoute, err, ev)
-			return
+			return toDLQ(dlq.StageRoute, err, ev)
 		}
 		key = sarama.ByteEncoder(k)
 	}
-	if err := p.ensureSink(topic); err != nil {
-		c.sinkTopicFailed(r, err, ev)
-		return
+	// Before encoding: an Avro encoder registers a subject for the topic.
+	partitions, err := c.sinks.usable(topic)
+	if err != nil {
+		return c.sinkTopicFailed(err, ev)
 	}
 	var value []byte
 	headers := c.sinkHeaders(ev)
 	if p.enc != nil {
-		v, hs, err := p.enc.Encode(topic, ev, d.Fields)
+		v, hs, err := p.enc.Encode(topic, ev, fields)
 		if err != nil {
 			if classify(err) != Permanent {
-				c.em.abandon(r, err)
-			} else {
-				c.toDLQ(r, stageEncode, err, ev)
+				return retry(err)
 			}
-			return
+			return toDLQ(stageEncode, err, ev)
 		}
 		value = v
 		for _, h := range hs {
 			headers = append(headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
 		}
 	} else {
-		value = appendSinkValue(make([]byte, 0, 512), ev, d.Fields)
+		value = appendSinkValue(make([]byte, 0, 512), ev, fields)
 	}
 	if err := checkSize(&sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}); err != nil {
-		c.toDLQ(r, dlq.StageProduce, err, ev)
-		return
+		return toDLQ(dlq.StageProduce, err, ev)
 	}
-
-	c.ps.mu.Lock()
-	led := c.ledgerRecord(ev, &row, msg)
-	c.ps.mu.Unlock()
 
 	var outs []*sarama.ProducerMessage
 	switch {
@@ -179,12 +304,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		// A truncate concerns every key: it goes, keyless, to every sink
 		// partition, so each partition's consumers see it in order with
 		// the changes of their keys.
-		n, err := p.sinkPartitions(topic)
-		if err != nil {
-			c.em.abandon(r, err)
-			return
-		}
-		for i := int32(0); i < n; i++ {
+		for i := int32(0); i < partitions; i++ {
 			outs = append(outs, &sarama.ProducerMessage{Topic: topic, Key: route.NullKey{Partition: i},
 				Value: sarama.ByteEncoder(value), Headers: headers})
 		}
@@ -194,8 +314,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) {
 		outs = []*sarama.ProducerMessage{{Topic: topic, Key: route.NullKey{Partition: msg.Partition},
 			Value: sarama.ByteEncoder(value), Headers: headers}}
 	}
-	c.process.Observe(since(start))
-	c.em.emit(r, led, outs...)
+	return decision{outcome: outEmit, ev: ev, outs: outs}
 }
 
 // Header keys of sink records; sarama only reads them.
@@ -235,36 +354,26 @@ func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
 // sink key, or drops it when the topology says so or the sink key cannot
 // be formed from the record key alone. Tombstones skip the ledger: they
 // carry no position, and writing one twice is harmless.
-func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
+func (c *claimCtx) tombstone(msg *sarama.ConsumerMessage, ev *cdc.Event) decision {
 	p := c.p
-	p.stats.Tombstones.Add(1)
 	if p.plan.Tombstones() == topology.TombstonesDrop {
-		c.em.skip(r)
-		return
+		return skipped(skipTombstoneDrop, ev)
 	}
-	if c.staleTombstone(r.src.Topic, ev, r.offset) {
-		p.stats.Duplicates.Add(1)
-		c.em.skip(r)
-		return
+	if c.staleTombstone(msg.Topic, ev, msg.Offset) {
+		return skipped(skipDuplicate, ev)
 	}
 	// Like the delete before it, a tombstone passes only from the system
 	// that owns the entity.
 	if p.rules.ApplyInto(ev, &c.decision); !c.decision.Keep {
-		p.stats.AuthorityEvents.Add(1)
-		c.em.skip(r)
-		return
+		return skipped(skipAuthority, ev)
 	}
 	key, err := route.Key(ev, p.plan.SinkKey())
 	if err != nil {
-		c.log.Debug("tombstone dropped: the sink key is not part of the record key",
-			zap.Int64("offset", r.offset), zap.Error(err))
-		c.em.skip(r)
-		return
+		return skipped(skipTombstoneNoKey, ev)
 	}
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
-	if err := p.ensureSink(topic); err != nil {
-		c.sinkTopicFailed(r, err, ev)
-		return
+	if _, err := c.sinks.usable(topic); err != nil {
+		return c.sinkTopicFailed(err, ev)
 	}
 	m := &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.ByteEncoder(key),
@@ -274,76 +383,57 @@ func (c *claimCtx) tombstone(r *record, ev *cdc.Event) {
 		},
 	}
 	if err := checkSize(m); err != nil {
-		c.toDLQ(r, dlq.StageProduce, err, ev)
-		return
+		return toDLQ(dlq.StageProduce, err, ev)
 	}
-	c.em.emit(r, nil, m)
+	return decision{outcome: outEmit, ev: ev, outs: []*sarama.ProducerMessage{m}}
 }
 
-// heldTruncate handles a truncate under source.truncate dlq or drop. A
+// heldTruncate decides a truncate under source.truncate dlq or drop. A
 // truncate goes to every sink partition the moment it is consumed, so
 // changes committed before it but read later from other source partitions
 // would land after it, and changes committed after it but read earlier
 // before it; a consumer applying the truncate would then keep rows the
 // database removed, or remove rows it kept. Only source.truncate: pass
 // accepts that.
-func (c *claimCtx) heldTruncate(r *record, ev *cdc.Event) {
+func (c *claimCtx) heldTruncate(ev *cdc.Event) decision {
 	if c.p.plan.Truncate() == topology.TruncateDrop {
-		c.log.Info("truncate dropped (source.truncate: drop)", zap.Int64("offset", r.offset),
-			zap.String("table", ev.Source.Table))
-		c.em.skip(r)
-		return
+		return skipped(skipTruncateDrop, ev)
 	}
-	c.toDLQ(r, dlq.StageRoute, fmt.Errorf("%w: truncate of %s is not forwarded, because it cannot be ordered with the changes of other source partitions; apply it by hand, or set source.truncate: pass and replay it",
+	return toDLQ(dlq.StageRoute, fmt.Errorf("%w: truncate of %s is not forwarded, because it cannot be ordered with the changes of other source partitions; apply it by hand, or set source.truncate: pass and replay it",
 		ErrTruncateHeld, ev.Entity), ev)
 }
 
-// rejectedBefore handles a record whose outputs the broker refused in an
+// rejectedBefore decides a record whose outputs the broker refused in an
 // earlier, aborted transaction (see rejection).
-func (c *claimCtx) rejectedBefore(r *record, rj rejection) {
+func (c *claimCtx) rejectedBefore(msg *sarama.ConsumerMessage, rj rejection) decision {
 	p := c.p
 	switch rj.level {
 	case 1:
-		c.toDLQ(r, dlq.StageProduce, fmt.Errorf("the broker refused the output: %w", rj.err), nil)
+		return toDLQ(dlq.StageProduce, fmt.Errorf("the broker refused the output: %w", rj.err), nil)
 	case 2:
-		m := p.dlqRecord(r.src, dlq.StageProduce, fmt.Errorf("the broker refused the output and its DLQ record: %w", rj.err), nil)
+		m := p.dlqRecord(msg, dlq.StageProduce, fmt.Errorf("the broker refused the output and its DLQ record: %w", rj.err), nil)
 		dlq.Fit(m, 0)
 		c.log.Warn("record sent to the DLQ without its key, value and original headers, which the DLQ topic refused",
-			zap.Int64("offset", r.offset), zap.Error(rj.err))
-		c.em.emit(r, nil, m)
+			zap.Int64("offset", msg.Offset), zap.Error(rj.err))
+		return decision{outcome: outEmit, outs: []*sarama.ProducerMessage{m}}
 	default:
-		c.em.abandon(r, rj.err)
-		p.stopFatal(fatal(fmt.Errorf("DLQ topic %s refuses even a record with no key or value (check its max.message.bytes and cleanup.policy): %w",
+		return retry(fatal(fmt.Errorf("DLQ topic %s refuses even a record with no key or value (check its max.message.bytes and cleanup.policy): %w",
 			p.plan.DLQTopic(), rj.err)))
 	}
 }
 
-// sinkTopicFailed handles a sink topic that ensureSink refused: a topic no
-// retry can make usable sends the record to the DLQ (stage route); any
-// other failure restarts the session (a fatal one stops the pipeline).
-func (c *claimCtx) sinkTopicFailed(r *record, err error, ev *cdc.Event) {
+// sinkTopicFailed decides a record whose sink topic is not usable: a topic
+// no retry can make usable sends the record to the DLQ (stage route); any
+// other failure is retried (a fatal one stops the pipeline).
+func (c *claimCtx) sinkTopicFailed(err error, ev *cdc.Event) decision {
 	if classify(err) == Permanent {
-		c.toDLQ(r, dlq.StageRoute, err, ev)
-		return
+		return toDLQ(dlq.StageRoute, err, ev)
 	}
-	c.em.abandon(r, err)
+	return retry(err)
 }
 
-// toDLQ sends the source record to the DLQ with the stage it failed in,
-// unless the topology tolerates no errors, which stops the pipeline
-// instead. A DLQ'd record leaves no ledger entry, so a replay applies it.
-func (c *claimCtx) toDLQ(r *record, stage string, err error, ev *cdc.Event) {
-	p := c.p
-	if p.plan.Tolerance() == topology.TolerateNone {
-		c.em.abandon(r, err)
-		p.stopFatal(fmt.Errorf("errors.tolerance is none and %s/%d@%d failed at %s: %w",
-			r.src.Topic, r.src.Partition, r.src.Offset, stage, err))
-		return
-	}
-	c.log.Warn("record sent to the DLQ", zap.Int64("offset", r.offset), zap.String("stage", stage), zap.Error(err))
-	c.em.emit(r, nil, p.dlqRecord(r.src, stage, err, ev))
-}
-
+// dlqRecord builds the DLQ record of src. A DLQ'd record leaves no ledger
+// entry, so a replay applies it.
 func (p *pipeline) dlqRecord(src *sarama.ConsumerMessage, stage string, err error, ev *cdc.Event) *sarama.ProducerMessage {
 	f := dlq.Failure{
 		Topology:       p.plan.Name(),

@@ -253,3 +253,91 @@ func TestTrackerConcurrentAddAndComplete(t *testing.T) {
 	}
 	f.wantSlots(t, 0)
 }
+
+// A record the stages did not handle is retracted: its slot is free and
+// nothing after it waits for it.
+func TestTrackerRetract(t *testing.T) {
+	f := newTrackerFixture(t, 4)
+	rs := f.consume(1, 2)
+	f.t.retract(rs[1])
+	f.wantSlots(t, 1)
+	f.t.complete(rs[0])
+	f.wantMarks(t, 2)
+	f.wantSlots(t, 0)
+	again := f.consume(2)
+	f.t.complete(again[0])
+	f.wantMarks(t, 2, 3)
+}
+
+// After a transient output failure, rewind waits until nothing is in
+// flight, then hands back every record from the failed one on, done ones
+// included (a key's later change must follow its earlier one again), and
+// nothing is marked past the failed record until they complete again.
+func TestTrackerRewind(t *testing.T) {
+	f := newTrackerFixture(t, 8)
+	rs := f.consume(10, 11, 12, 13)
+	f.t.complete(rs[0])
+	f.t.fail(rs[1])
+	if list, ready := f.t.rewind(); ready || list != nil {
+		t.Fatalf("rewind with records in flight: %v %v", list, ready)
+	}
+	f.t.complete(rs[2]) // done after the failure: sent again all the same
+	f.t.fail(rs[3])
+	list, ready := f.t.rewind()
+	if !ready || len(list) != 3 || list[0] != rs[1] || list[1] != rs[2] || list[2] != rs[3] {
+		t.Fatalf("rewind = %v %v, want records 11, 12, 13", list, ready)
+	}
+	if l2, ready := f.t.rewind(); !ready || l2 != nil {
+		t.Fatal("a second rewind without a new failure returned records")
+	}
+	f.wantMarks(t, 11)
+	f.wantSlots(t, 3)
+	// Sent again in order; 12 completes first but 11 holds the mark.
+	var as []*attempt
+	for _, r := range list {
+		as = append(as, f.t.restart(r))
+	}
+	f.t.complete(as[1].r)
+	f.wantMarks(t, 11)
+	if done, failed := f.t.settled(rs[1], false); done || failed {
+		t.Fatal("record 11 settled before its new attempt did")
+	}
+	f.t.complete(as[0].r)
+	f.t.complete(as[2].r)
+	f.wantMarks(t, 11, 13, 14)
+	f.wantSlots(t, 0)
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("in-flight count never reached zero after the records were sent again")
+	}
+}
+
+// A failure wakes the claim goroutine; a completion wakes it only while it
+// watches (a probe) or after a failure.
+func TestTrackerNotify(t *testing.T) {
+	f := newTrackerFixture(t, 8)
+	rs := f.consume(1, 2, 3)
+	f.t.complete(rs[0])
+	select {
+	case <-f.t.notify:
+		t.Fatal("a plain completion woke the claim goroutine")
+	default:
+	}
+	f.t.settled(rs[1], true)
+	f.t.complete(rs[1])
+	select {
+	case <-f.t.notify:
+	default:
+		t.Fatal("a watched completion did not wake the claim goroutine")
+	}
+	f.t.settled(rs[1], false)
+	f.t.fail(rs[2])
+	select {
+	case <-f.t.notify:
+	default:
+		t.Fatal("a failure did not wake the claim goroutine")
+	}
+}

@@ -181,9 +181,18 @@ func (e *txnEmitter) send(m *sarama.ProducerMessage) {
 	}
 }
 
-func (e *txnEmitter) abandon(r *record, err error) {
+// retract takes r out of the open transaction. After a transient failure
+// the claim holds r and hands it again (consumeTxn), so the transaction
+// commits up to the record before it. A fatal failure aborts the
+// transaction.
+func (e *txnEmitter) retract(r *record, err error) {
 	e.p.tries.fail(r.src)
-	e.noteErr(err)
+	if classify(err) != Transient {
+		e.noteErr(err)
+		return
+	}
+	e.records--
+	e.next = r.offset
 }
 
 // commit adds the claim's next offset to the transaction and commits it.
@@ -273,8 +282,9 @@ func (e *txnEmitter) drainErrors() {
 
 // consumeTxn is the exactly_once claim loop: records go into one open
 // transaction, committed with the consumer offset every commit interval or
-// when TxnMaxRecords is reached. An aborted transaction restarts the
-// session, which resumes from the committed offset with the ledger
+// when TxnMaxRecords is reached. A record that fails transiently in the
+// stages is held behind the circuit breakers (handleTxn), with no session
+// restart. An aborted transaction restarts the session, which resumes from the committed offset with the ledger
 // restored to the committed state. A fenced producer stops this partition
 // only: the claim stays idle until the session ends, and never writes
 // again.
@@ -290,6 +300,8 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
 
+	g := &claimGate{p: p, claim: claim, c: c, expire: expire}
+	defer g.setPaused(false) // sarama keeps a pause across sessions
 	commit := func() bool {
 		err := em.commit(claim.Topic(), claim.Partition())
 		if err == nil {
@@ -314,7 +326,9 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				return nil
 			}
 			lag.fetched(msg, claim.HighWaterMarkOffset())
-			c.handle(msg)
+			if !h.handleTxn(c, g, msg, commit) {
+				return nil
+			}
 			if em.records >= p.cfg.TxnMaxRecords && !commit() {
 				return nil
 			}
@@ -331,6 +345,49 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 			// owner starts after it.
 			commit()
 			return nil
+		}
+	}
+}
+
+// handleTxn runs msg through the stages. A record that fails transiently
+// (the registry or a sink topic's metadata unavailable) is held: the open
+// transaction commits up to the record before it, so it is not held open
+// through the outage, and the record is handed again, with backoff while
+// the breaker is closed, paused behind it while it is open, or as its
+// probe. It returns false when the claim must stop (session over, an
+// aborted or fenced transaction).
+func (h *handler) handleTxn(c *claimCtx, g *claimGate, msg *sarama.ConsumerMessage, commit func() bool) bool {
+	p := h.p
+	for attempt := 0; ; attempt++ {
+		probe, ok := g.gate(p.breakers)
+		if !ok {
+			return false
+		}
+		err := c.handle(msg)
+		if err == nil {
+			g.setPaused(false)
+			p.registryBrk.success(probe == p.registryBrk)
+			p.producerBrk.success(probe == p.producerBrk)
+			return true
+		}
+		if classify(err) == Fatal {
+			g.release(probe)
+			p.stopFatal(err) // the transaction aborts at the next commit
+			return true
+		}
+		b := p.breakerFor(err)
+		if probe != nil && probe != b {
+			probe.release()
+		}
+		if ferr := b.failure(err, probe == b); ferr != nil {
+			p.stopFatal(ferr)
+			return true
+		}
+		if !commit() {
+			return false
+		}
+		if b.closed() && !g.wait(nil, time.Now().Add(p.retryDelay(attempt))) {
+			return false
 		}
 	}
 }

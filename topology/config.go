@@ -17,6 +17,8 @@ const (
 	DefaultRetryMultiplier = 2.0
 	DefaultRetryMaxElapsed = time.Duration(0) // retry forever
 	DefaultCommitInterval  = 100 * time.Millisecond
+	DefaultBreakerFailures = 5
+	DefaultBreakerOpen     = time.Second
 )
 
 // maxNameLen keeps every name derived from a topology name a legal Kafka
@@ -90,7 +92,17 @@ type DLQ struct {
 // ErrorPolicy is the "errors" section.
 type ErrorPolicy struct {
 	Retry     Retry
+	Breaker   Breaker
 	Tolerance Tolerance
+}
+
+// Breaker is the circuit breaker of each dependency (the producer path, the
+// schema registry): after Failures consecutive transient failures it opens
+// and the topology's partitions pause; after Open (growing like Retry on
+// each reopen) one probe is let through.
+type Breaker struct {
+	Failures int           // consecutive transient failures that open it, >= 1
+	Open     time.Duration // first open period, > 0
 }
 
 // Retry is the backoff for transient failures: exponential with full
@@ -115,6 +127,7 @@ func NewConfig() *Config {
 				Multiplier: DefaultRetryMultiplier,
 				MaxElapsed: DefaultRetryMaxElapsed,
 			},
+			Breaker:   Breaker{Failures: DefaultBreakerFailures, Open: DefaultBreakerOpen},
 			Tolerance: TolerateAll,
 		},
 		Guarantee:      AtLeastOnce,
@@ -507,6 +520,12 @@ func (v *validator) errorPolicy() {
 	}
 	if r.MaxElapsed < 0 {
 		v.add("errors.retry.max_elapsed", ErrInvalid, "must be 0 (retry forever) or greater, got %v", r.MaxElapsed)
+	}
+	if b := v.c.Errors.Breaker; b.Failures < 1 {
+		v.add("errors.breaker.failures", ErrInvalid, "must be at least 1, got %d", b.Failures)
+	}
+	if b := v.c.Errors.Breaker; b.Open <= 0 {
+		v.add("errors.breaker.open", ErrInvalid, "must be greater than 0, got %v", b.Open)
 	}
 	if t := v.c.Errors.Tolerance; !validEnum(toleranceNames, int(t)) {
 		v.add("errors.tolerance", ErrInvalid, "%v is not one of %s", t, quoteList(toleranceNames))

@@ -163,6 +163,16 @@ func TestBreakOneField(t *testing.T) {
 			"errors.retry.multiplier", 25, ErrInvalid, `invalid number "fast"`},
 		{"negative max elapsed", withLine(25, "  retry: {max_elapsed: -1s}"),
 			"errors.retry.max_elapsed", 25, ErrInvalid, "must be 0 (retry forever) or greater"},
+		{"breaker failures zero", withLine(25, "  breaker: {failures: 0}"),
+			"errors.breaker.failures", 25, ErrInvalid, "must be at least 1, got 0"},
+		{"breaker failures not a number", withLine(25, "  breaker: {failures: many}"),
+			"errors.breaker.failures", 25, ErrInvalid, `invalid whole number "many"`},
+		{"breaker open zero", withLine(25, "  breaker: {open: 0s}"),
+			"errors.breaker.open", 25, ErrInvalid, "must be greater than 0, got 0s"},
+		{"breaker open negative", withLine(25, "  breaker: {open: -1s}"),
+			"errors.breaker.open", 25, ErrInvalid, "must be greater than 0"},
+		{"breaker open not a duration", withLine(25, "  breaker: {open: soon}"),
+			"errors.breaker.open", 25, ErrInvalid, `invalid duration "soon"`},
 		{"bad tolerance", withLine(26, "  tolerance: some"),
 			"errors.tolerance", 26, ErrInvalid, `"some" is not one of "all" or "none"`},
 		{"dlq topic is a source topic", withLine(23, "  topic: erp.public.contacts"),
@@ -339,6 +349,7 @@ func TestDefaults(t *testing.T) {
 			check("SinkFormat", p.SinkFormat(), SinkJSON)
 			check("SubjectStrategy", p.SubjectStrategy(), SubjectTopic)
 			check("Retry", p.Retry(), Retry{Initial: 100 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, MaxElapsed: 0})
+			check("Breaker", p.Breaker(), Breaker{Failures: 5, Open: time.Second})
 			check("Tolerance", p.Tolerance(), TolerateAll)
 			check("Guarantee", p.Guarantee(), AtLeastOnce)
 			check("CommitInterval", p.CommitInterval(), 100*time.Millisecond)
@@ -349,7 +360,8 @@ func TestDefaults(t *testing.T) {
 func TestNewConfigDefaults(t *testing.T) {
 	c := NewConfig()
 	if c.Dedup != (Dedup{Key: DedupPosition, Window: 168 * time.Hour}) ||
-		c.Errors != (ErrorPolicy{Retry: Retry{Initial: 100 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}, Tolerance: TolerateAll}) ||
+		c.Errors != (ErrorPolicy{Retry: Retry{Initial: 100 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
+			Breaker: Breaker{Failures: 5, Open: time.Second}, Tolerance: TolerateAll}) ||
 		c.Guarantee != AtLeastOnce || c.CommitInterval != 100*time.Millisecond ||
 		c.Source.Tombstones != TombstonesPass || c.Authority.OnViolation != ViolationDropField ||
 		c.Sink.Format != SinkJSON || c.Sink.SubjectStrategy != SubjectTopic {

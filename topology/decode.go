@@ -134,6 +134,13 @@ func (d *decoder) topLevel() []field {
 						{"max_elapsed", func(n *yaml.Node, p string) { d.duration(n, p, &r.MaxElapsed) }},
 					})
 				}},
+				{"breaker", func(n *yaml.Node, p string) {
+					b := &c.Errors.Breaker
+					d.mapping(n, p, []field{
+						{"failures", func(n *yaml.Node, p string) { d.integer(n, p, &b.Failures) }},
+						{"open", func(n *yaml.Node, p string) { d.duration(n, p, &b.Open) }},
+					})
+				}},
 				{"tolerance", func(n *yaml.Node, p string) { d.enum(n, p, toleranceNames, (*int)(&c.Errors.Tolerance)) }},
 			})
 		}},
@@ -337,6 +344,19 @@ func (d *decoder) float(n *yaml.Node, path string, dst *float64) {
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		d.fail(resolve(n).Line, path, ErrInvalid, "invalid number %q", s)
+		return
+	}
+	*dst = v
+}
+
+func (d *decoder) integer(n *yaml.Node, path string, dst *int) {
+	var s string
+	if !d.str(n, path, &s) {
+		return
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		d.fail(resolve(n).Line, path, ErrInvalid, "invalid whole number %q", s)
 		return
 	}
 	*dst = v

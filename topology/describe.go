@@ -82,6 +82,9 @@ func (p *Plan) Describe() string {
 		maxElapsed = "0 (retry forever)"
 	}
 	line("errors.retry.max_elapsed", maxElapsed, def("errors.retry.max_elapsed", r.MaxElapsed == DefaultRetryMaxElapsed), "")
+	br := c.Errors.Breaker
+	line("errors.breaker.failures", fmt.Sprint(br.Failures), def("errors.breaker.failures", br.Failures == DefaultBreakerFailures), "")
+	line("errors.breaker.open", fmtDuration(br.Open), def("errors.breaker.open", br.Open == DefaultBreakerOpen), "")
 	line("errors.tolerance", c.Errors.Tolerance.String(), def("errors.tolerance", c.Errors.Tolerance == TolerateAll), "")
 
 	line("guarantee", c.Guarantee.String(), def("guarantee", c.Guarantee == AtLeastOnce), "")

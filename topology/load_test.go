@@ -134,6 +134,8 @@ func TestDescribe(t *testing.T) {
 		"dlq.topic                    dlq.minimal  (default: dlq.<name>)\n",
 		"errors.retry.initial         100ms  (default)\n",
 		"errors.retry.max_elapsed     0 (retry forever)  (default)\n",
+		"errors.breaker.failures      5  (default)\n",
+		"errors.breaker.open          1s  (default)\n",
 		"guarantee                    at_least_once  (default)\n",
 	} {
 		if !strings.Contains(d, want) {

@@ -144,6 +144,9 @@ func (p *Plan) SubjectStrategy() SubjectStrategy { return p.cfg.Sink.SubjectStra
 // Retry is the backoff for transient failures.
 func (p *Plan) Retry() Retry { return p.cfg.Errors.Retry }
 
+// Breaker is the circuit breaker setting of each dependency.
+func (p *Plan) Breaker() Breaker { return p.cfg.Errors.Breaker }
+
 // Tolerance is what a permanent failure does.
 func (p *Plan) Tolerance() Tolerance { return p.cfg.Errors.Tolerance }
 

@@ -1,0 +1,508 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/processor/ledger"
+	"github.com/cdcsync/cdcsync/processor/route"
+	"github.com/cdcsync/cdcsync/schemas"
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+// fakeEmitter records what the stages decided for each record.
+type fakeEmitter struct {
+	calls []emitted
+}
+
+type emitted struct {
+	kind   string // skip, emit, retract
+	r      *record
+	ledger *sarama.ProducerMessage
+	outs   []*sarama.ProducerMessage
+	err    error
+}
+
+func (e *fakeEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
+	r := &record{offset: msg.Offset, src: msg, start: start}
+	r.first.r = r
+	r.cur = &r.first
+	return r
+}
+func (e *fakeEmitter) skip(r *record) { e.calls = append(e.calls, emitted{kind: "skip", r: r}) }
+func (e *fakeEmitter) emit(r *record, l *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+	e.calls = append(e.calls, emitted{kind: "emit", r: r, ledger: l, outs: outs})
+}
+func (e *fakeEmitter) retract(r *record, err error) {
+	e.calls = append(e.calls, emitted{kind: "retract", r: r, err: err})
+}
+
+func (e *fakeEmitter) last(t *testing.T) emitted {
+	t.Helper()
+	if len(e.calls) == 0 {
+		t.Fatal("the stages told the emitter nothing")
+	}
+	return e.calls[len(e.calls)-1]
+}
+
+const stagesSource = "erp.public.contacts"
+
+// fakeSinks stands for the pipeline's sink topic handling: known topics
+// with their partition counts; a name that is not a legal topic is
+// refused by the pipeline's own check; err fails every topic.
+type fakeSinks struct {
+	p     *pipeline
+	parts map[string]int32
+	err   error
+}
+
+func (s *fakeSinks) usable(topic string) (int32, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if n, ok := s.parts[topic]; ok {
+		return n, nil
+	}
+	if err := topology.CheckTopicName(topic); err != nil {
+		return 0, s.p.checkSinkTopic(topic) // refuses before it reads any metadata
+	}
+	return 0, fmt.Errorf("test: unexpected sink topic %q", topic)
+}
+
+// stagesFixture is a pipeline with no broker and a fake emitter.
+type stagesFixture struct {
+	p     *pipeline
+	c     *claimCtx
+	em    *fakeEmitter
+	src   *testSource
+	off   int64
+	sinks *fakeSinks
+}
+
+func newStagesFixture(t *testing.T, extra string) *stagesFixture {
+	t.Helper()
+	plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json}
+authority:
+  owners: {email: crm}
+  default_owner: erp
+sink: {topic: 'sync.{table}', key: [id]}
+`+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics(prometheus.NewRegistry())
+	p, err := newPipeline(plan, DefaultConfig(), nil, nil, m, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.topics, p.partitions = []string{stagesSource}, 4
+	em := &fakeEmitter{}
+	sinks := &fakeSinks{p: p, parts: map[string]int32{"sync.contacts": 3}}
+	c := &claimCtx{p: p, em: em, ps: &partState{idx: ledger.NewIndex(time.Hour)}, ctx: context.Background(),
+		log: p.log, process: m.process.WithLabelValues(plan.Name()), sinks: sinks}
+	return &stagesFixture{p: p, c: c, em: em, src: &testSource{Table: "contacts"}, sinks: sinks}
+}
+
+// handle runs one source record through the stages.
+func (f *stagesFixture) handle(key, value []byte) error {
+	f.off++
+	return f.c.handle(&sarama.ConsumerMessage{Topic: stagesSource, Partition: 1, Offset: f.off, Key: key, Value: value,
+		Timestamp: time.Now()})
+}
+
+// testContact is a row of the contacts table.
+type testContact struct {
+	ID             int64
+	Email, Address string
+}
+
+func contact(id int64, email string) *testContact {
+	return &testContact{ID: id, Email: email, Address: "1 Main St"}
+}
+
+// testSource writes Debezium JSON records of one PostgreSQL table, as
+// Debezium 3.6 does without schemas (processor/demo cannot be imported
+// here: it imports this package).
+type testSource struct {
+	Table string
+	lsn   int64
+}
+
+func (s *testSource) row(c *testContact) string {
+	if c == nil {
+		return "null"
+	}
+	return fmt.Sprintf(`{"id":%d,"email":%q,"address":%q}`, c.ID, c.Email, c.Address)
+}
+
+func (s *testSource) Change(op byte, before, after *testContact) (key, value []byte) {
+	s.lsn += 88
+	id := int64(0)
+	if after != nil {
+		id = after.ID
+	} else if before != nil {
+		id = before.ID
+	}
+	value = fmt.Appendf(nil, `{"before":%s,"after":%s,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"erp","ts_ms":1764230400000,"snapshot":"false","db":"erp","sequence":"[\"%d\",\"%d\"]","schema":"public","table":%q,"txId":700,"lsn":%d},"transaction":null,"op":"%c","ts_ms":1764230400003}`,
+		s.row(before), s.row(after), s.lsn-88, s.lsn, s.Table, s.lsn, op)
+	return fmt.Appendf(nil, `{"id":%d}`, id), value
+}
+
+func (s *testSource) Tombstone(id int64) []byte { return fmt.Appendf(nil, `{"id":%d}`, id) }
+
+func headerOf(m *sarama.ProducerMessage, key string) string {
+	for _, h := range m.Headers {
+		if string(h.Key) == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func wantDLQ(t *testing.T, e emitted, stage string, target error) {
+	t.Helper()
+	if e.kind != "emit" || e.ledger != nil || len(e.outs) != 1 || e.outs[0].Topic != "dlq.stages" {
+		t.Fatalf("got %s with ledger %v and %d outputs, want one DLQ record and no ledger entry", e.kind, e.ledger != nil, len(e.outs))
+	}
+	if got := headerOf(e.outs[0], dlq.HeaderStage); got != stage {
+		t.Errorf("DLQ stage %q, want %q", got, stage)
+	}
+	if target != nil && !strings.Contains(headerOf(e.outs[0], dlq.HeaderExceptionMessage), target.Error()) {
+		t.Errorf("DLQ message %q does not name %v", headerOf(e.outs[0], dlq.HeaderExceptionMessage), target)
+	}
+}
+
+// fakeDecoder fails with a given error.
+type fakeDecoder struct{ err error }
+
+func (d fakeDecoder) Decode(string, []byte, []byte) (*cdc.Event, error) { return nil, d.err }
+
+func TestStagesDecodeErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		class Class
+	}{
+		{"malformed", &cdc.DecodeError{Part: "value", Err: cdc.ErrMalformed}, Permanent},
+		{"unknown schema", &cdc.DecodeError{Part: "value", Err: cdc.ErrUnknownSchema, SchemaID: 7}, Permanent},
+		{"registry unavailable", &cdc.RegistryError{SchemaID: 7, Err: errors.New("503")}, Transient},
+		{"registry access denied", fmt.Errorf("fetching schema 7: %w", schemas.ErrAccessDenied), Fatal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newStagesFixture(t, "")
+			f.p.dec = fakeDecoder{tc.err}
+			err := f.handle([]byte(`{"id":1}`), []byte(`{}`))
+			e := f.em.last(t)
+			switch tc.class {
+			case Permanent:
+				if err != nil {
+					t.Fatalf("handle = %v, want the record handled (DLQ)", err)
+				}
+				wantDLQ(t, e, dlq.StageDecode, nil)
+			default:
+				if err == nil || classify(err) != tc.class || e.kind != "retract" {
+					t.Fatalf("handle = %v (%v), emitter %s: want a %v error and the record retracted", err, classify(err), e.kind, tc.class)
+				}
+			}
+			if f.c.ps.idx.Len() != 0 {
+				t.Errorf("the ledger index holds %d entries after a failed decode", f.c.ps.idx.Len())
+			}
+		})
+	}
+}
+
+func TestStagesEmitAndDuplicate(t *testing.T) {
+	f := newStagesFixture(t, "")
+	k, v := f.src.Change('c', nil, contact(1, "a@x"))
+	if err := f.handle(k, v); err != nil {
+		t.Fatal(err)
+	}
+	e := f.em.last(t)
+	if e.kind != "emit" || e.ledger == nil || len(e.outs) != 1 || e.outs[0].Topic != "sync.contacts" {
+		t.Fatalf("got %s, ledger %v, %d outputs: want one sink record and a ledger entry", e.kind, e.ledger != nil, len(e.outs))
+	}
+	if key, _ := e.outs[0].Key.Encode(); string(key) != `{"id":1}` {
+		t.Errorf("sink key %s", key)
+	}
+	// The same record again (a redelivery): a duplicate.
+	f.off--
+	if err := f.handle(k, v); err != nil {
+		t.Fatal(err)
+	}
+	if e := f.em.last(t); e.kind != "skip" || f.p.stats.Duplicates.Load() != 1 {
+		t.Fatalf("redelivery: %s, %d duplicates; want a skip counted as duplicate", e.kind, f.p.stats.Duplicates.Load())
+	}
+}
+
+func TestStagesTombstone(t *testing.T) {
+	for _, policy := range []string{"pass", "drop"} {
+		t.Run(policy, func(t *testing.T) {
+			f := newStagesFixture(t, "")
+			if policy == "drop" {
+				f = newStagesFixture(t, "")
+				plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json, tombstones: drop}
+sink: {topic: 'sync.{table}', key: [id]}
+`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.p.plan = plan
+			}
+			if err := f.handle(f.src.Tombstone(5), nil); err != nil {
+				t.Fatal(err)
+			}
+			e := f.em.last(t)
+			if policy == "drop" {
+				if e.kind != "skip" {
+					t.Fatalf("tombstones: drop: got %s", e.kind)
+				}
+				return
+			}
+			if e.kind != "emit" || e.ledger != nil || len(e.outs) != 1 || e.outs[0].Value != nil {
+				t.Fatalf("tombstone: got %s, ledger %v, outputs %d: want one tombstone and no ledger entry", e.kind, e.ledger != nil, len(e.outs))
+			}
+		})
+	}
+}
+
+func TestStagesAuthority(t *testing.T) {
+	t.Run("drop", func(t *testing.T) {
+		// erp changes only email, which crm owns: dropped as an echo.
+		f := newStagesFixture(t, "")
+		before, after := contact(2, "old@x"), contact(2, "new@x")
+		k, v := f.src.Change('u', before, after)
+		if err := f.handle(k, v); err != nil {
+			t.Fatal(err)
+		}
+		if e := f.em.last(t); e.kind != "skip" || f.p.stats.AuthorityEvents.Load() != 1 {
+			t.Fatalf("got %s, %d authority drops", e.kind, f.p.stats.AuthorityEvents.Load())
+		}
+	})
+	t.Run("violation", func(t *testing.T) {
+		f := newStagesFixture(t, "")
+		// erp changes email (crm's) together with address (its own).
+		f.p.rules = newRules(mustPlanFor(t, "authority: {owners: {email: crm}, default_owner: erp, on_violation: dlq}\n"))
+		before, after := contact(3, "old@x"), contact(3, "new@x")
+		after.Address = "2 Main St"
+		k, v := f.src.Change('u', before, after)
+		if err := f.handle(k, v); err != nil {
+			t.Fatal(err)
+		}
+		wantDLQ(t, f.em.last(t), dlq.StageAuthority, nil)
+	})
+}
+
+func mustPlanFor(t *testing.T, extra string) *topology.Plan {
+	t.Helper()
+	plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json}
+sink: {topic: 'sync.{table}', key: [id]}
+`+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+func TestStagesMissingKey(t *testing.T) {
+	f := newStagesFixture(t, "")
+	f.p.plan = mustPlanFor(t, "")
+	plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json}
+sink: {topic: 'sync.{table}', key: [region]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p.plan = plan
+	k, v := f.src.Change('c', nil, contact(4, "a@x"))
+	if err := f.handle(k, v); err != nil {
+		t.Fatal(err)
+	}
+	wantDLQ(t, f.em.last(t), dlq.StageRoute, route.ErrMissingKeyField)
+	if f.c.ps.idx.Len() != 0 {
+		t.Error("a record sent to the DLQ left a ledger entry")
+	}
+}
+
+func truncateValue(lsn int64) []byte {
+	return fmt.Appendf(nil, `{"before":null,"after":null,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"erp","ts_ms":1764230400000,"snapshot":"false","db":"erp","sequence":"[null,\"%d\"]","schema":"public","table":"contacts","txId":900,"lsn":%d},"transaction":null,"op":"t","ts_ms":1764230400001}`, lsn, lsn)
+}
+
+func TestStagesKeylessTruncate(t *testing.T) {
+	for _, policy := range []string{"dlq", "drop", "pass"} {
+		t.Run(policy, func(t *testing.T) {
+			f := newStagesFixture(t, "")
+			f.p.plan = mustPlanFor(t, "")
+			plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json, truncate: `+policy+`}
+sink: {topic: 'sync.{table}', key: [id]}
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.p.plan = plan
+			if err := f.handle(nil, truncateValue(900)); err != nil {
+				t.Fatal(err)
+			}
+			e := f.em.last(t)
+			switch policy {
+			case "dlq":
+				wantDLQ(t, e, dlq.StageRoute, ErrTruncateHeld)
+			case "drop":
+				if e.kind != "skip" {
+					t.Fatalf("got %s, want skip", e.kind)
+				}
+			case "pass":
+				// One keyless record per sink partition (3, as the sink
+				// topic has), each aimed at its partition.
+				if e.kind != "emit" || len(e.outs) != 3 {
+					t.Fatalf("got %s with %d outputs, want one per sink partition", e.kind, len(e.outs))
+				}
+				for i, o := range e.outs {
+					if nk, ok := o.Key.(route.NullKey); !ok || nk.Partition != int32(i) {
+						t.Errorf("output %d key %#v, want route.NullKey{%d}", i, o.Key, i)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStagesKeylessMessage(t *testing.T) {
+	f := newStagesFixture(t, "")
+	f.sinks.parts["sync."] = 3 // a message names no table
+	v := []byte(`{"op":"m","ts_ms":1764230400001,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"erp","ts_ms":1764230400000,"snapshot":"false","db":"erp","schema":"","table":"","lsn":901},"message":{"prefix":"audit","content":"aGVsbG8="}}`)
+	if err := f.handle(nil, v); err != nil {
+		t.Fatal(err)
+	}
+	e := f.em.last(t)
+	if e.kind == "emit" && len(e.outs) == 1 && e.outs[0].Topic == "dlq.stages" {
+		t.Fatalf("message went to the DLQ: %s", headerOf(e.outs[0], dlq.HeaderExceptionMessage))
+	}
+	if e.kind != "emit" || len(e.outs) != 1 {
+		t.Fatalf("got %s with %d outputs, want one", e.kind, len(e.outs))
+	}
+	if nk, ok := e.outs[0].Key.(route.NullKey); !ok || nk.Partition != 1 {
+		t.Errorf("message key %#v, want route.NullKey{1}: it keeps the source partition", e.outs[0].Key)
+	}
+}
+
+func TestStagesOversizedOutput(t *testing.T) {
+	f := newStagesFixture(t, "")
+	big := contact(6, "a@x")
+	big.Address = strings.Repeat("x", maxMessageBytes)
+	k, v := f.src.Change('c', nil, big)
+	if err := f.handle(k, v); err != nil {
+		t.Fatal(err)
+	}
+	wantDLQ(t, f.em.last(t), dlq.StageProduce, nil)
+	if f.c.ps.idx.Len() != 0 {
+		t.Error("a record sent to the DLQ left a ledger entry")
+	}
+}
+
+func TestStagesIllegalSinkTopic(t *testing.T) {
+	f := newStagesFixture(t, "")
+	plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json}
+sink: {topic: 'sync.{table}', key: [id]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p.plan = plan
+	// The table name makes the sink topic illegal ('/' is not allowed).
+	f.src.Table = "con/tacts"
+	k, v := f.src.Change('c', nil, contact(7, "a@x"))
+	if err := f.handle(k, v); err != nil {
+		t.Fatal(err)
+	}
+	wantDLQ(t, f.em.last(t), dlq.StageRoute, nil)
+	if got := headerOf(f.em.last(t).outs[0], dlq.HeaderExceptionClassName); got != "topology.ErrInvalidTopicName" {
+		t.Errorf("exception class %q, want topology.ErrInvalidTopicName", got)
+	}
+}
+
+// errors.tolerance: none turns a DLQ decision into a fatal error, and the
+// record is retracted.
+func TestStagesToleranceNone(t *testing.T) {
+	f := newStagesFixture(t, "errors: {tolerance: none}\n")
+	f.p.dec = fakeDecoder{&cdc.DecodeError{Part: "value", Err: cdc.ErrMalformed}}
+	err := f.handle([]byte(`{"id":1}`), []byte(`{}`))
+	if classify(err) != Fatal || f.em.last(t).kind != "retract" {
+		t.Fatalf("handle = %v, emitter %s: want fatal and retracted", err, f.em.last(t).kind)
+	}
+}
+
+// An Avro sink encoder whose registry is unavailable (503) leaves the
+// record to be retried; one that refuses our credentials (403) stops the
+// topology. Neither goes to the DLQ, and neither leaves a ledger entry.
+func TestStagesEncodeFailure(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		class  Class
+	}{{http.StatusServiceUnavailable, Transient}, {http.StatusForbidden, Fatal}} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			reg := srfake.New()
+			t.Cleanup(reg.Close)
+			reg.Intercept(func(w http.ResponseWriter, _ *http.Request) bool {
+				w.WriteHeader(tc.status)
+				return true
+			})
+			f := newStagesFixture(t, "")
+			f.p.enc = schemas.NewEncoder(schemas.NewClient(reg.URL(), schemas.ClientOptions{}), schemas.EncoderOptions{})
+			k, v := f.src.Change('c', nil, contact(8, "a@x"))
+			err := f.handle(k, v)
+			if classify(err) != tc.class || f.em.last(t).kind != "retract" {
+				t.Fatalf("handle = %v (%v), emitter %s: want %v and the record retracted", err, classify(err), f.em.last(t).kind, tc.class)
+			}
+			if f.c.ps.idx.Len() != 0 {
+				t.Error("a retracted record left a ledger entry")
+			}
+		})
+	}
+}
+
+// A sink topic that cannot be made usable: permanent (the broker refused
+// to create it) goes to the DLQ, stage route; transient (no broker) is
+// retried, and nothing is written or recorded.
+func TestStagesSinkTopicUnusable(t *testing.T) {
+	f := newStagesFixture(t, "")
+	f.sinks.err = &SinkTopicError{Topic: "sync.contacts", Reason: "the broker refused to create it", Err: sarama.ErrPolicyViolation}
+	k, v := f.src.Change('c', nil, contact(9, "a@x"))
+	if err := f.handle(k, v); err != nil {
+		t.Fatal(err)
+	}
+	wantDLQ(t, f.em.last(t), dlq.StageRoute, nil)
+
+	f.sinks.err = fmt.Errorf("reading the metadata of sink topic sync.contacts: %w", sarama.ErrOutOfBrokers)
+	err := f.handle(k, v)
+	if classify(err) != Transient || dependencyOf(err) != depProducer || f.em.last(t).kind != "retract" {
+		t.Fatalf("handle = %v, emitter %s: want a transient producer-path error and the record retracted", err, f.em.last(t).kind)
+	}
+	if f.c.ps.idx.Len() != 0 {
+		t.Error("a retracted record left a ledger entry")
+	}
+}
