@@ -15,9 +15,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor"
-	"github.com/cdcsync/cdcsync/processor/demo"
-	"github.com/cdcsync/cdcsync/processor/embedded"
 	"github.com/cdcsync/cdcsync/topology"
 )
 

@@ -15,10 +15,10 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/cdc"
-	"github.com/cdcsync/cdcsync/processor/demo"
-	"github.com/cdcsync/cdcsync/processor/embedded"
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )

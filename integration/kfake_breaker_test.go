@@ -15,8 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/cdcsync/cdcsync/processor/demo"
-	"github.com/cdcsync/cdcsync/processor/embedded"
+	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/internal/embedded"
 )
 
 // breakerCounts reads a worker's cdcsync_breaker_* series of one

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/internal/demo"
 	"github.com/cdcsync/cdcsync/topology"
 )
 

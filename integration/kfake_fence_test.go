@@ -7,7 +7,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/internal/demo"
 )
 
 // produceTo writes records to one partition.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/internal/demo"
 )
 
 // Regression (issue 9, item 2): a row went A -> B, was set back to A while

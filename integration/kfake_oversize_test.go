@@ -10,7 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/internal/demo"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 )
 

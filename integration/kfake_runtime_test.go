@@ -13,8 +13,8 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/cdcsync/cdcsync/internal/demo"
 	"github.com/cdcsync/cdcsync/processor"
-	"github.com/cdcsync/cdcsync/processor/demo"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/ledger"
 )

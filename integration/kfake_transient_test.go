@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/internal/demo"
 )
 
 // The broker becomes unreachable for 8 seconds while events flow: every

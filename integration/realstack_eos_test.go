@@ -9,7 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/cdcsync/cdcsync/processor/demo"
+	"github.com/cdcsync/cdcsync/internal/demo"
 )
 
 // The exactly-once chaos test on real Apache Kafka: 200k events, worker

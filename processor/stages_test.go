@@ -136,7 +136,7 @@ func contact(id int64, email string) *testContact {
 }
 
 // testSource writes Debezium JSON records of one PostgreSQL table, as
-// Debezium 3.6 does without schemas (processor/demo cannot be imported
+// Debezium 3.6 does without schemas (internal/demo cannot be imported
 // here: it imports this package).
 type testSource struct {
 	Table string

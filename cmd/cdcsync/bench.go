@@ -12,9 +12,9 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	"github.com/cdcsync/cdcsync/internal/bench"
+	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor"
-	"github.com/cdcsync/cdcsync/processor/bench"
-	"github.com/cdcsync/cdcsync/processor/embedded"
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {

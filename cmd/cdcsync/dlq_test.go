@@ -13,8 +13,8 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor/dlq"
-	"github.com/cdcsync/cdcsync/processor/embedded"
 	"github.com/cdcsync/cdcsync/processor/route"
 )
 

@@ -21,9 +21,9 @@ func TestReadmeDescribe(t *testing.T) {
 	}
 	sample := readme[start+4:]
 	sample = sample[:strings.Index(sample, "```")]
-	stdout, stderr, err := run(t, "", "topology", "describe", "../../processor/demo/topologies")
+	stdout, stderr, err := run(t, "", "topology", "describe", "../../internal/demo/topologies")
 	wantExit(t, err, 0)
-	got := strings.ReplaceAll(stdout, "../../processor/", "processor/")
+	got := strings.ReplaceAll(stdout, "../../internal/", "internal/")
 	if !strings.Contains(got, sample) {
 		t.Errorf("README.md's describe sample:\n%s\nis not in what describe prints:\n%s%s", sample, stdout, stderr)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-const demoTopologies = "../../processor/demo/topologies"
+const demoTopologies = "../../internal/demo/topologies"
 
 func TestTopologyValidateDemo(t *testing.T) {
 	stdout, _, err := run(t, "", "topology", "validate", demoTopologies)

@@ -431,7 +431,7 @@ func TestParse(t *testing.T) {
 			{Key: []byte(HeaderTopic), Value: []byte("older")},
 			{Key: []byte(HeaderStage), Value: []byte("TASK_PUT")},
 		}}
-	pm := Record(dlqTopic, src, Failure{Topology: "t", Stage: StageDedup, Attempts: 2})
+	pm := Record(dlqTopic, src, Failure{Topology: "t", Stage: StageRoute, Attempts: 2})
 	rec := consumed(pm)
 	e, err := Parse(rec)
 	if err != nil {
@@ -440,7 +440,7 @@ func TestParse(t *testing.T) {
 	if len(e.OriginalHeaders) != 3 || string(e.OriginalHeaders[1].Value) != "older" {
 		t.Errorf("original headers = %v", headerPairs(e.OriginalHeaders))
 	}
-	if e.Topic != srcTopic || e.Partition != 2 || e.Offset != 5 || e.Stage != StageDedup || e.Attempts != 2 || e.Topology != "t" {
+	if e.Topic != srcTopic || e.Partition != 2 || e.Offset != 5 || e.Stage != StageRoute || e.Attempts != 2 || e.Topology != "t" {
 		t.Errorf("failure = %+v", e.Failure)
 	}
 	if _, ok := pm.Key.(sarama.ByteEncoder); !ok {

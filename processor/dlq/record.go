@@ -45,8 +45,6 @@ const (
 // The pipeline stages a Failure can name.
 const (
 	StageDecode    = "decode"
-	StageEnvelope  = "envelope"
-	StageDedup     = "dedup"
 	StageAuthority = "authority"
 	StageRoute     = "route"
 	StageProduce   = "produce"

@@ -4,8 +4,8 @@
 //
 // # Topic and co-partitioning
 //
-// Each topology has one compacted ledger topic, "<topology>.ledger" (see
-// TopicName), with exactly one partition per source partition: ledger
+// Each topology has one compacted ledger topic, "<topology>.ledger" (named
+// by topology.Plan.LedgerTopic), with exactly one partition per source partition: ledger
 // partition p holds the IDs seen on source partition p, so the worker that
 // claims source partition p reads and writes only ledger partition p, and
 // ledger partitions move with source partitions on a rebalance. Ensure

@@ -10,9 +10,6 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// TopicName returns the ledger topic of a topology: "<topology>.ledger".
-func TopicName(topology string) string { return topology + ".ledger" }
-
 // TopicConfig returns the topic configuration Ensure creates the ledger
 // with: cleanup.policy=compact,delete (the newest record per ID is kept, and
 // records older than the window are deleted) and retention.ms = window.

@@ -14,10 +14,7 @@ func TestEnsureCreates(t *testing.T) {
 	c := newCluster(t)
 	admin := newAdmin(t, c)
 	ctx := testContext(t)
-	topic := TopicName("contacts-erp-to-crm")
-	if topic != "contacts-erp-to-crm.ledger" {
-		t.Fatalf("TopicName = %q", topic)
-	}
+	topic := "contacts-erp-to-crm.ledger"
 	if err := Ensure(ctx, admin, topic, 4, 168*time.Hour, 1); err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
+	"github.com/cdcsync/cdcsync/internal/demo"
 	"github.com/cdcsync/cdcsync/processor"
-	"github.com/cdcsync/cdcsync/processor/demo"
 	"github.com/cdcsync/cdcsync/topology"
 )
 

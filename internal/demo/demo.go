@@ -21,9 +21,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/dlq"
-	"github.com/cdcsync/cdcsync/processor/embedded"
 	"github.com/cdcsync/cdcsync/processor/route"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -194,7 +194,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		fmt.Fprintf(w, "  try: cdcsync dlq inspect --brokers %s dlq.contacts-erp-to-crm\n", brokers[0])
 		fmt.Fprintf(w, "       kcat -b %s -C -t sync.crm.contacts -e -f '%%k %%s\\n'\n", brokers[0])
 		fmt.Fprintf(w, "       kcat -b %s -C -t %s -e -s value=avro -r %s\n", brokers[0], avroSinkTopic, stack.RegistryURL())
-		fmt.Fprintf(w, "       cdcsync schemas check --registry %s processor/demo/topologies/customers-avro.yaml\n", stack.RegistryURL())
+		fmt.Fprintf(w, "       cdcsync schemas check --registry %s internal/demo/topologies/customers-avro.yaml\n", stack.RegistryURL())
 		<-ctx.Done()
 	}
 	return sum, nil
