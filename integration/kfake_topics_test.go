@@ -241,3 +241,34 @@ sink: {topic: '{table}', key: [id]}
 		t.Errorf("stats %+v: want %d DLQ records and no session restart", s, len(bad))
 	}
 }
+
+// Sink topics that a source topic's name decides are created at start,
+// before any record is read, so the claim goroutines never call the admin
+// client for them (issue 10: topics are created outside the hot path). A
+// template with {db} is left to the first record: a PostgreSQL topic does
+// not name its database, and a guess would create a topic nothing writes.
+func TestKfakeSinkTopicsPreparedAtStart(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 4, src.Topic())
+	brokers := st.Brokers()
+	table := src.Topic()[strings.LastIndex(src.Topic(), ".")+1:]
+	byTable := mustPlan(t, fmt.Sprintf(contactsTopology, "prep-table", src.Topic(), "sync.prep.{table}"))
+	byDB := mustPlan(t, fmt.Sprintf(contactsTopology, "prep-db", src.Topic(), "sync.prepdb.{db}.{table}"))
+	wk, logs := startObservedWorker(t, brokers, "w1", byTable, byDB)
+	want := "sync.prep." + table
+	deadline := time.Now().Add(30 * time.Second)
+	for partitionsOf(t, brokers, want)[want] != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not created at start with the source's 4 partitions (no record was produced)", want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range logs.FilterMessage("created topic").All() {
+		if topic := fmt.Sprint(e.ContextMap()["topic"]); strings.HasPrefix(topic, "sync.prepdb.") {
+			t.Errorf("created %s before any record: a {db} template must wait for the records", topic)
+		}
+	}
+}

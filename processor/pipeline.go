@@ -201,6 +201,9 @@ func (p *pipeline) prepare(ctx context.Context) error {
 		}
 		return err
 	}
+	if err := p.prepareSinks(topics); err != nil {
+		return err
+	}
 	if p.enc != nil {
 		// Register (or find) the output schema now, so an incompatible
 		// schema stops the worker at start, not at the first record.
@@ -619,13 +622,40 @@ func sourceDescription(p *topology.Plan) string {
 // named prefix.schema.table (or prefix.db.table), as the records of that
 // topic will.
 func (p *pipeline) sinkTopicFor(source string) string {
-	parts := strings.Split(source, ".")
-	db, schema, table := "", "", parts[len(parts)-1]
-	if len(parts) >= 3 {
-		schema = parts[len(parts)-2]
-		db = parts[len(parts)-2]
+	// No record has been read, so the connector is not known: the part
+	// before the table is the database to MySQL and MongoDB and the
+	// schema to PostgreSQL, and a template uses one or the other.
+	tn, _ := cdc.ParseTopic(source, "")
+	db := tn.Database
+	if db == "" {
+		db = tn.Schema
 	}
-	return p.plan.SinkTopic(db, schema, table, table)
+	return p.plan.SinkTopic(db, tn.Schema, tn.Table, tn.Table)
+}
+
+// prepareSinks makes the sink topics that the source topics' names decide
+// ready before any record is read, so the claim goroutines find them
+// checked and created. A template with {db} or {schema} is left to the
+// first record of each topic, since only the records' source blocks name
+// those for sure (a PostgreSQL topic does not name its database), and a
+// guess could create a topic nothing writes. A sink topic no retry can
+// make usable is logged; its records go to the DLQ, stage route.
+func (p *pipeline) prepareSinks(topics []string) error {
+	tpl := p.plan.SinkTopicTemplate()
+	if strings.Contains(tpl, "{db}") || strings.Contains(tpl, "{schema}") {
+		return nil
+	}
+	for _, t := range topics {
+		st := p.sinkTopicFor(t)
+		if err := p.ensureSink(st); err != nil {
+			if classify(err) != Permanent {
+				return err
+			}
+			p.log.Warn("sink topic unusable; its records will go to the DLQ (stage route)",
+				zap.String("source", t), zap.String("sink", st), zap.Error(err))
+		}
+	}
+	return nil
 }
 
 // sinkPartitions is the partition count of a sink topic ensureTopic has
