@@ -44,16 +44,17 @@ type Options struct {
 // Result holds the measured rates in records per second.
 type Result struct {
 	Events       int
-	Passthrough  float64
-	CDCSync      float64
-	Ratio        float64
+	Passthrough  float64 // default-settings passthrough
+	Durable      float64 // durable passthrough (acks=all, idempotent, one request in flight)
+	CDCSync      float64 // at_least_once
+	Ratio        float64 // at_least_once / durable passthrough
 	Duplicates   int64
 	Out          int64
 	Cores        int
 	PassDuration time.Duration
 	SyncDuration time.Duration
 	EOS          float64 // exactly_once records/s
-	EOSRatio     float64 // exactly_once / at_least_once
+	EOSRatio     float64 // exactly_once / durable passthrough
 	Latency      *Latency
 }
 
@@ -157,44 +158,52 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	}
 
 	res := &Result{Events: o.Events, Cores: runtime.NumCPU()}
-	var pass, alo, eos []time.Duration
+	rate := func(d time.Duration) float64 { return float64(o.Events) / d.Seconds() }
+	var pass, dur, alo, eos []time.Duration
 	for round := 0; round < o.Rounds; round++ {
-		d, err := passthrough(ctx, o, topic, round)
+		d, err := passthrough(ctx, o, topic, round, false)
 		if err != nil {
 			return nil, fmt.Errorf("passthrough: %w", err)
 		}
 		pass = append(pass, d)
-		fmt.Fprintf(w, "round %d: passthrough   %8.0f records/s (%v)\n", round+1, float64(o.Events)/d.Seconds(), d.Round(time.Millisecond))
+		fmt.Fprintf(w, "round %d: passthrough default %8.0f records/s (%v)\n", round+1, rate(d), d.Round(time.Millisecond))
+		d, err = passthrough(ctx, o, topic, round, true)
+		if err != nil {
+			return nil, fmt.Errorf("durable passthrough: %w", err)
+		}
+		dur = append(dur, d)
+		fmt.Fprintf(w, "round %d: passthrough durable %8.0f records/s (%v)\n", round+1, rate(d), d.Round(time.Millisecond))
 		d, st, err := pipeline(ctx, o, topic, round, "at_least_once")
 		if err != nil {
 			return nil, fmt.Errorf("cdcsync: %w", err)
 		}
 		alo = append(alo, d)
 		res.Duplicates, res.Out = st.Duplicates, st.Out
-		fmt.Fprintf(w, "round %d: at_least_once %8.0f records/s (%v; %d out, %d duplicates dropped)\n", round+1,
-			float64(o.Events)/d.Seconds(), d.Round(time.Millisecond), st.Out, st.Duplicates)
+		fmt.Fprintf(w, "round %d: at_least_once       %8.0f records/s (%v; %d out, %d duplicates dropped)\n", round+1,
+			rate(d), d.Round(time.Millisecond), st.Out, st.Duplicates)
 		if o.ExactlyOnce {
 			d, st, err := pipeline(ctx, o, topic, round, "exactly_once")
 			if err != nil {
 				return nil, fmt.Errorf("cdcsync exactly_once: %w", err)
 			}
 			eos = append(eos, d)
-			fmt.Fprintf(w, "round %d: exactly_once  %8.0f records/s (%v; %d out, %d duplicates dropped, %d transactions)\n", round+1,
-				float64(o.Events)/d.Seconds(), d.Round(time.Millisecond), st.Out, st.Duplicates, st.TxnCommits)
+			fmt.Fprintf(w, "round %d: exactly_once        %8.0f records/s (%v; %d out, %d duplicates dropped, %d transactions)\n", round+1,
+				rate(d), d.Round(time.Millisecond), st.Out, st.Duplicates, st.TxnCommits)
 		}
 	}
 	res.PassDuration, res.SyncDuration = median(pass), median(alo)
-	res.Passthrough = float64(o.Events) / res.PassDuration.Seconds()
-	res.CDCSync = float64(o.Events) / res.SyncDuration.Seconds()
-	res.Ratio = res.CDCSync / res.Passthrough
-	fmt.Fprintf(w, "\npassthrough (raw sarama group → async producer): %8.0f records/s\n", res.Passthrough)
-	fmt.Fprintf(w, "cdcsync at_least_once (decode, ledger, authority, route, produce + ledger write): %8.0f records/s\n", res.CDCSync)
-	fmt.Fprintf(w, "ratio at_least_once/passthrough: %.2f× (median of %d round(s), %d cores shared by broker and clients)\n", res.Ratio, o.Rounds, res.Cores)
+	res.Passthrough = rate(res.PassDuration)
+	res.Durable = rate(median(dur))
+	res.CDCSync = rate(res.SyncDuration)
+	res.Ratio = res.CDCSync / res.Durable
+	fmt.Fprintf(w, "\nmedian of %d round(s), %d cores shared by broker and clients; each clock runs from the group join to the last acknowledgement\n", o.Rounds, res.Cores)
+	fmt.Fprintf(w, "passthrough default (raw sarama group → async producer, default settings): %8.0f records/s  %.2f× durable\n", res.Passthrough, res.Passthrough/res.Durable)
+	fmt.Fprintf(w, "passthrough durable (acks=all, idempotent, one request in flight):         %8.0f records/s  1.00× durable\n", res.Durable)
+	fmt.Fprintf(w, "cdcsync at_least_once (decode, ledger, authority, route, produce + ledger write): %8.0f records/s  %.2f× durable\n", res.CDCSync, res.Ratio)
 	if o.ExactlyOnce {
-		res.EOS = float64(o.Events) / median(eos).Seconds()
-		res.EOSRatio = res.EOS / res.CDCSync
-		fmt.Fprintf(w, "cdcsync exactly_once (one transaction per partition per commit interval): %8.0f records/s\n", res.EOS)
-		fmt.Fprintf(w, "ratio exactly_once/at_least_once: %.2f×\n", res.EOSRatio)
+		res.EOS = rate(median(eos))
+		res.EOSRatio = res.EOS / res.Durable
+		fmt.Fprintf(w, "cdcsync exactly_once (one transaction per partition per commit interval): %8.0f records/s  %.2f× durable, %.2f× at_least_once\n", res.EOS, res.EOSRatio, res.EOS/res.CDCSync)
 		res.Latency = lat
 		fmt.Fprintln(w, latLine)
 	}
@@ -214,35 +223,50 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // passthrough consumes the topic with a fresh group and produces every
-// record unchanged, marking offsets after acknowledgement; it returns the
-// time until every record is acknowledged.
-func passthrough(ctx context.Context, o Options, topic string, round int) (time.Duration, error) {
-	cfg := processor.DefaultConfig()
-	cfg.Brokers = o.Brokers
+// record unchanged; it returns the time from the start of the group join
+// until every record is acknowledged.
+//
+// The clients keep sarama's defaults, except what the run needs (version,
+// oldest offset, successes, no auto-created topics) and, when durable, the
+// producer settings a worker uses: RequiredAcks=WaitForAll,
+// Idempotent=true, Net.MaxOpenRequests=1. The consumer group and the
+// producer use two clients, as a worker does: one client holds one
+// connection per broker, and a produce request sent behind a fetch that
+// the broker holds for Consumer.MaxWaitTime (500 ms) waits for it, which
+// stalled the tail of every round and made the passthrough 3–4× slower
+// than sarama goes (docs/bench-findings.md).
+func passthrough(ctx context.Context, o Options, topic string, round int, durable bool) (time.Duration, error) {
 	sc := sarama.NewConfig()
 	sc.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	sc.Version = sarama.V2_8_0_0
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	sc.Consumer.Fetch.Default = 8 << 20
-	sc.ChannelBufferSize = 1024
 	sc.Producer.Return.Successes = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Flush.Bytes = 512 << 10
-	sc.Producer.Flush.Frequency = 2 * time.Millisecond
-	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	kind := "default"
+	if durable {
+		kind = "durable"
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+		sc.Producer.Idempotent = true
+		sc.Net.MaxOpenRequests = 1
+	}
 	if err := o.Security.Apply(sc); err != nil {
 		return 0, err
 	}
-	client, err := sarama.NewClient(o.Brokers, sc)
+	cclient, err := sarama.NewClient(o.Brokers, sc)
 	if err != nil {
 		return 0, err
 	}
-	defer client.Close()
-	prod, err := sarama.NewAsyncProducerFromClient(client)
+	defer cclient.Close()
+	pclient, err := sarama.NewClient(o.Brokers, sc)
 	if err != nil {
 		return 0, err
 	}
-	group, err := sarama.NewConsumerGroupFromClient(fmt.Sprintf("bench-passthrough-%d-%d", round, time.Now().UnixNano()), client)
+	defer pclient.Close()
+	prod, err := sarama.NewAsyncProducerFromClient(pclient)
+	if err != nil {
+		return 0, err
+	}
+	defer prod.AsyncClose()
+	group, err := sarama.NewConsumerGroupFromClient(fmt.Sprintf("bench-passthrough-%s-%d-%d", kind, round, time.Now().UnixNano()), cclient)
 	if err != nil {
 		return 0, err
 	}
@@ -250,11 +274,10 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 	var acked atomic.Int64
 	done := make(chan struct{})
 	go func() {
-		for m := range prod.Successes() {
+		for range prod.Successes() {
 			if acked.Add(1) == int64(o.Events) {
 				close(done)
 			}
-			_ = m
 		}
 	}()
 	go func() {
@@ -262,8 +285,8 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 			o.Log.Warn("passthrough produce error", zap.Error(e.Err))
 		}
 	}()
-	out := fmt.Sprintf("%s.passthrough.%d", topic, round)
-	admin, err := sarama.NewClusterAdminFromClient(client)
+	out := fmt.Sprintf("%s.passthrough-%s.%d", topic, kind, round)
+	admin, err := sarama.NewClusterAdminFromClient(cclient)
 	if err != nil {
 		return 0, err
 	}
@@ -289,10 +312,7 @@ func passthrough(ctx context.Context, o Options, topic string, round int) (time.
 	case <-time.After(5 * time.Minute):
 		return 0, fmt.Errorf("timed out after %d of %d records", acked.Load(), o.Events)
 	}
-	d := time.Since(start)
-	cancel()
-	prod.AsyncClose()
-	return d, nil
+	return time.Since(start), nil
 }
 
 type passHandler struct {
