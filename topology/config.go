@@ -82,7 +82,22 @@ type Sink struct {
 	Key             []string // partition-key fields
 	Format          SinkFormat
 	SubjectStrategy SubjectStrategy // Avro only
+	Headers         SinkHeaders
 }
+
+// SinkHeaders is the "sink.headers" section.
+type SinkHeaders struct {
+	// Propagate names the source record headers copied onto the sink
+	// records, matched exactly (e.g. traceparent, tracestate); every
+	// occurrence is copied, in source order, after cdcsync's own headers.
+	// Empty (the default) copies none. Names starting with "cdcsync." are
+	// refused: those headers are cdcsync's own.
+	Propagate []string
+}
+
+// reservedHeaderPrefix starts the names of the headers cdcsync writes.
+const reservedHeaderPrefix = "cdcsync."
+
 
 // DLQ is the "dlq" section.
 type DLQ struct {
@@ -141,6 +156,7 @@ func (c *Config) clone() *Config {
 	d.Systems = slices.Clone(c.Systems)
 	d.Source.Topics = slices.Clone(c.Source.Topics)
 	d.Sink.Key = slices.Clone(c.Sink.Key)
+	d.Sink.Headers.Propagate = slices.Clone(c.Sink.Headers.Propagate)
 	if c.Authority.Owners != nil {
 		d.Authority.Owners = make(map[string]System, len(c.Authority.Owners))
 		for f, s := range c.Authority.Owners {
@@ -416,6 +432,7 @@ func (v *validator) sink() {
 			seen[f] = i
 		}
 	}
+	v.sinkHeaders()
 	if !validEnum(sinkFormatNames, int(s.Format)) {
 		v.add("sink.format", ErrInvalid, "%v is not one of %s", s.Format, quoteList(sinkFormatNames))
 	}
@@ -423,6 +440,25 @@ func (v *validator) sink() {
 		v.add("sink.subject_strategy", ErrInvalid, "%v is not one of %s", s.SubjectStrategy, quoteList(subjectStrategyNames))
 	} else if s.Format != SinkAvro && !v.c.isDefault("sink.subject_strategy", s.SubjectStrategy == SubjectTopic) {
 		v.add("sink.subject_strategy", ErrInvalid, "only applies to sink.format: avro (sink.format is %v)", s.Format)
+	}
+}
+
+// sinkHeaders checks sink.headers.propagate: non-empty, distinct names,
+// none of them cdcsync's own.
+func (v *validator) sinkHeaders() {
+	seen := map[string]int{}
+	for i, h := range v.c.Sink.Headers.Propagate {
+		p := fmt.Sprintf("sink.headers.propagate[%d]", i)
+		switch j, dup := seen[h]; {
+		case h == "":
+			v.add(p, ErrMissing, "empty header name")
+		case dup:
+			v.add(p, ErrInvalid, "duplicate header %q (also sink.headers.propagate[%d])", h, j)
+		case strings.HasPrefix(h, reservedHeaderPrefix):
+			v.add(p, ErrInvalid, "%q starts with %q: cdcsync writes those headers itself", h, reservedHeaderPrefix)
+		default:
+			seen[h] = i
+		}
 	}
 }
 

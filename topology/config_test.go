@@ -88,7 +88,7 @@ func TestBreakOneField(t *testing.T) {
 		reason string // substring
 	}{
 		{"unknown field", withLine(21, "  format: json\n  partitions: 3"),
-			"sink.partitions", 22, ErrUnknownField, "unknown field (known here: topic, key, format, subject_strategy)"},
+			"sink.partitions", 22, ErrUnknownField, "unknown field (known here: topic, key, format, subject_strategy, headers)"},
 		{"misspelt field suggests", withLine(27, "guarante: at_least_once"),
 			"guarante", 27, ErrUnknownField, `did you mean "guarantee"?`},
 		{"owner not declared", withLine(13, "    email: crmx"),

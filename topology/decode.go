@@ -116,6 +116,11 @@ func (d *decoder) topLevel() []field {
 				{"subject_strategy", func(n *yaml.Node, p string) {
 					d.enum(n, p, subjectStrategyNames, (*int)(&c.Sink.SubjectStrategy))
 				}},
+				{"headers", func(n *yaml.Node, p string) {
+					d.mapping(n, p, []field{
+						{"propagate", func(n *yaml.Node, p string) { c.Sink.Headers.Propagate = strList[string](d, n, p) }},
+					})
+				}},
 			})
 		}},
 		{"dlq", func(n *yaml.Node, p string) {

@@ -71,6 +71,11 @@ func (p *Plan) Describe() string {
 		line("sink.subject_strategy", c.Sink.SubjectStrategy.String(),
 			def("sink.subject_strategy", c.Sink.SubjectStrategy == SubjectTopic), "")
 	}
+	propagate := "none"
+	if len(c.Sink.Headers.Propagate) > 0 {
+		propagate = strings.Join(c.Sink.Headers.Propagate, ", ")
+	}
+	line("sink.headers.propagate", propagate, def("sink.headers.propagate", len(c.Sink.Headers.Propagate) == 0), "")
 	line("dlq.topic", string(c.DLQ.Topic), def("dlq.topic", c.DLQ.Topic == Topic("dlq."+c.Name)), ": dlq.<name>")
 
 	r := c.Errors.Retry

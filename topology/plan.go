@@ -141,6 +141,22 @@ func (p *Plan) SinkFormat() SinkFormat { return p.cfg.Sink.Format }
 // output.
 func (p *Plan) SubjectStrategy() SubjectStrategy { return p.cfg.Sink.SubjectStrategy }
 
+// PropagateHeaders names the source record headers copied onto sink
+// records (sink.headers.propagate); empty copies none.
+func (p *Plan) PropagateHeaders() []string { return slices.Clone(p.cfg.Sink.Headers.Propagate) }
+
+// PropagatesHeader reports whether a source header named key is copied
+// onto sink records. It does not allocate: the processor asks it for
+// every header of every record.
+func (p *Plan) PropagatesHeader(key []byte) bool {
+	for _, h := range p.cfg.Sink.Headers.Propagate {
+		if string(key) == h {
+			return true
+		}
+	}
+	return false
+}
+
 // Retry is the backoff for transient failures.
 func (p *Plan) Retry() Retry { return p.cfg.Errors.Retry }
 
