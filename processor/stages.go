@@ -276,7 +276,7 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 		return c.sinkTopicFailed(err, ev)
 	}
 	var value []byte
-	headers := c.sinkHeaders(ev)
+	headers := propagateHeaders(c.sinkHeaders(ev), msg.Headers, p.plan)
 	if p.enc != nil {
 		v, hs, err := p.enc.Encode(topic, ev, fields)
 		if err != nil {
@@ -325,6 +325,18 @@ var (
 	hdrTopology      = []byte("cdcsync.topology")
 	hdrSchemaVersion = []byte("cdcsync.schema.version")
 )
+
+// propagateHeaders appends the source headers that sink.headers.propagate
+// names to a sink record's headers, every occurrence in source order. The
+// values are shared with the consumed record, which nothing modifies.
+func propagateHeaders(dst []sarama.RecordHeader, src []*sarama.RecordHeader, plan *topology.Plan) []sarama.RecordHeader {
+	for _, h := range src {
+		if h != nil && plan.PropagatesHeader(h.Key) {
+			dst = append(dst, sarama.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+	}
+	return dst
+}
 
 // sinkHeaders builds the headers of a sink record with two allocations:
 // the header slice and one buffer all the values are cut from.
@@ -377,10 +389,10 @@ func (c *claimCtx) tombstone(msg *sarama.ConsumerMessage, ev *cdc.Event) decisio
 	}
 	m := &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.ByteEncoder(key),
-		Headers: []sarama.RecordHeader{
+		Headers: propagateHeaders([]sarama.RecordHeader{
 			{Key: hdrEventType, Value: []byte(ev.Type)},
 			{Key: hdrTopology, Value: p.nameBytes},
-		},
+		}, msg.Headers, p.plan),
 	}
 	if err := checkSize(m); err != nil {
 		return toDLQ(dlq.StageProduce, err, ev)

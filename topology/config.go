@@ -98,7 +98,6 @@ type SinkHeaders struct {
 // reservedHeaderPrefix starts the names of the headers cdcsync writes.
 const reservedHeaderPrefix = "cdcsync."
 
-
 // DLQ is the "dlq" section.
 type DLQ struct {
 	Topic Topic // empty means "dlq.<name>"
