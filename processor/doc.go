@@ -41,6 +41,8 @@
 //	cdcsync_breaker_state                   gauge      topology,dependency          circuit breaker state of a dependency (producer, registry): 0 closed, 1 half-open, 2 open
 //	cdcsync_breaker_transitions_total       counter    topology,dependency,to       circuit breaker transitions, by the state entered
 //	cdcsync_breaker_probes_total            counter    topology,dependency          probes a half-open breaker let through (one per half-open period)
+//	cdcsync_topology_ready                  gauge      topology                     1 while the topology is consuming (or idle with no partitions), as /readyz says; 0 while it connects, restores its ledger, rebalances or has stopped
+//	cdcsync_topology_failed                 gauge      topology                     1 once the topology has stopped on a fatal error, as /healthz says; 0 otherwise
 //	cdcsync_build_info                      gauge      version,go_version           always 1
 //
 // The per-partition series (lag, ledger keys) exist only while this worker

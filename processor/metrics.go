@@ -175,4 +175,24 @@ func (m *metrics) forTopology(name string) *Stats {
 	return s
 }
 
+// watch exports the lifecycle gauges of one topology's pipeline. They are
+// read from the pipeline's state at each scrape, the same state /readyz
+// and /healthz answer from, so they are never stale.
+func (m *metrics) watch(p *pipeline) {
+	name := prometheus.Labels{"topology": p.plan.Name()}
+	boolGauge := func(metric, help string, f func() bool) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metric, Help: help, ConstLabels: name},
+			func() float64 {
+				if f() {
+					return 1
+				}
+				return 0
+			}))
+	}
+	boolGauge("cdcsync_topology_ready", "1 while the topology is consuming (or idle with no partitions), as /readyz says; 0 while it connects, restores its ledger, rebalances or has stopped.",
+		func() bool { ok, _ := p.readiness(); return ok })
+	boolGauge("cdcsync_topology_failed", "1 once the topology has stopped on a fatal error, as /healthz says; 0 otherwise.",
+		func() bool { return p.stoppedErr() != nil })
+}
+
 func since(t time.Time) float64 { return time.Since(t).Seconds() }

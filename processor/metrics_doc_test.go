@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cdcsync/cdcsync/topology"
 )
 
 // recordingRegisterer remembers every collector registered through it.
@@ -56,6 +58,16 @@ func touch(t *testing.T, c prometheus.Collector) {
 	t.Fatalf("could not give %T a series", c)
 }
 
+// docPlan is a minimal plan for the lifecycle gauges (metrics.watch).
+func docPlan(t *testing.T) *topology.Plan {
+	t.Helper()
+	p, err := topology.Parse("t.yaml", []byte("name: t\nsystems: [a]\nsource: {topics: [a.s.x], system: a, format: debezium-json}\nsink: {topic: out, key: [id]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // Regression guard (issue 10): the metric list in the docs had drifted from
 // the code (lag_seconds documented as the age of the last record processed,
 // new counters missing). TestMetricsDoc checks every metric the worker
@@ -64,6 +76,7 @@ func TestMetricsDoc(t *testing.T) {
 	reg := &recordingRegisterer{Registry: prometheus.NewRegistry()}
 	m := newMetrics(reg)
 	m.forTopology("t")
+	m.watch(&pipeline{plan: docPlan(t)})
 	for _, c := range reg.collectors {
 		touch(t, c)
 	}

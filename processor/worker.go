@@ -77,6 +77,7 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 			return nil, err
 		}
 		w.pipelines = append(w.pipelines, p)
+		w.metrics.watch(p)
 	}
 	return w, nil
 }
