@@ -8,9 +8,13 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/linkedin/goavro/v2"
 
 	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/internal/embedded"
+	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/schemas"
 )
 
 // TestKfakeHeaderPropagation checks sink.headers.propagate end to end, under
@@ -21,15 +25,22 @@ import (
 // as a W3C traceparent were not carried to the sink records.
 func TestKfakeHeaderPropagation(t *testing.T) {
 	for _, guarantee := range []string{"at_least_once", "exactly_once"} {
-		t.Run(guarantee, func(t *testing.T) { testHeaderPropagation(t, guarantee) })
+		t.Run(guarantee, func(t *testing.T) { testHeaderPropagation(t, guarantee, "json") })
 	}
+	// Avro sink records carry cdcsync's schema headers too; the
+	// propagated ones come after them.
+	t.Run("avro sink", func(t *testing.T) { testHeaderPropagation(t, "at_least_once", "avro") })
 }
 
-func testHeaderPropagation(t *testing.T, guarantee string) {
+func testHeaderPropagation(t *testing.T, guarantee, format string) {
 	src := demo.NewSource("erp", "erp", false)
-	st := cluster(t, 2, src.Topic())
+	st, err := embedded.Start(embedded.Options{Topics: []string{src.Topic()}, Partitions: 2, NoRegistry: format != "avro"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
 	brokers := st.Brokers()
-	name := "headers-" + strings.ReplaceAll(guarantee, "_", "-")
+	name := "headers-" + strings.ReplaceAll(guarantee, "_", "-") + "-" + format
 	sink := "sync." + name
 	plan := mustPlan(t, fmt.Sprintf(`name: %s
 systems: [erp, crm]
@@ -40,10 +51,11 @@ authority:
 sink:
   topic: %s
   key: [id]
+  format: %s
   headers:
     propagate: [traceparent, tracestate]
 guarantee: %s
-`, name, src.Topic(), sink, guarantee))
+`, name, src.Topic(), sink, format, guarantee))
 
 	// Six changes over three keys, then a delete of key 1 and its tombstone,
 	// then a poison record. Record j carries a traceparent naming j.
@@ -83,7 +95,11 @@ guarantee: %s
 	}
 	_ = p.Close()
 
-	wk := startWorker(t, brokers, "w1", plan)
+	registryURL := ""
+	if format == "avro" {
+		registryURL = st.RegistryURL()
+	}
+	wk := startWorkerWithRegistry(t, brokers, registryURL, "w1", plan)
 	waitProcessed(t, brokers, time.Minute, plan)
 	if err := wk.stop(); err != nil {
 		t.Fatal(err)
@@ -118,7 +134,7 @@ guarantee: %s
 			tombstones++
 			j = len(w.Records) + 1
 		default:
-			r := decodeSink(t, m)
+			r := decodeHeaderSink(t, m, format)
 			if r.Op == "d" {
 				j = len(w.Records)
 				break
@@ -141,6 +157,18 @@ guarantee: %s
 		}
 		if got := hs["cdcsync.topology"]; len(got) != 1 || got[0] != name {
 			t.Errorf("sink record %d/%d: cdcsync.topology %q, want [%s]: cdcsync's own headers must stay", m.Partition, m.Offset, got, name)
+		}
+		// cdcsync's own headers first, the propagated ones after them.
+		own := true
+		for _, h := range m.Headers {
+			isOwn := strings.HasPrefix(string(h.Key), "cdcsync.")
+			if isOwn && !own {
+				t.Errorf("sink record %d/%d: cdcsync header %s after a propagated one: %s", m.Partition, m.Offset, h.Key, headerKeys(m))
+			}
+			own = own && isOwn
+		}
+		if format == "avro" && m.Value != nil && len(hs["cdcsync.schema.id"]) != 1 {
+			t.Errorf("Avro sink record %d/%d lacks cdcsync.schema.id: %s", m.Partition, m.Offset, headerKeys(m))
 		}
 	}
 	if tombstones != 1 {
@@ -166,4 +194,84 @@ guarantee: %s
 			t.Errorf("DLQ entry: original header %s = %q, want %q (the DLQ keeps every original header)", k, orig[k], v)
 		}
 	}
+}
+
+func headerKeys(m *sarama.ConsumerMessage) string {
+	var ks []string
+	for _, h := range m.Headers {
+		ks = append(ks, string(h.Key))
+	}
+	return strings.Join(ks, ",")
+}
+
+// decodeHeaderSink reads a sink value as JSON, or as Avro framed in the
+// Confluent wire format with schemas/event.avsc.
+func decodeHeaderSink(t *testing.T, m *sarama.ConsumerMessage, format string) sinkRecord {
+	t.Helper()
+	if format != "avro" {
+		return decodeSink(t, m)
+	}
+	_, body, err := cdc.SplitWire(m.Value)
+	if err != nil {
+		t.Fatalf("sink record %d/%d: %v", m.Partition, m.Offset, err)
+	}
+	codec, err := goavro.NewCodec(schemas.EventSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, _, err := codec.NativeFromBinary(body)
+	if err != nil {
+		t.Fatalf("sink record %d/%d: %v", m.Partition, m.Offset, err)
+	}
+	js, err := codec.TextualFromNative(nil, native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Op     string         `json:"op"`
+		Fields map[string]any `json:"fields"`
+	}
+	if err := json.Unmarshal(js, &r); err != nil {
+		t.Fatal(err)
+	}
+	out := sinkRecord{Op: r.Op, Fields: map[string]json.RawMessage{}}
+	// Avro's JSON form wraps union values: {"fields": {"map": {"phone": {"string": "..."}}}}.
+	phone := findString(r.Fields, "phone")
+	if phone != "" {
+		out.Fields["phone"], _ = json.Marshal(phone)
+	}
+	return out
+}
+
+// findString finds the string value under key at any depth of an Avro
+// JSON form, unwrapping unions.
+func findString(v any, key string) string {
+	switch x := v.(type) {
+	case map[string]any:
+		if inner, ok := x[key]; ok {
+			if s := unwrapString(inner); s != "" {
+				return s
+			}
+		}
+		for _, inner := range x {
+			if s := findString(inner, key); s != "" {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+func unwrapString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case map[string]any:
+		for _, inner := range x {
+			if s := unwrapString(inner); s != "" {
+				return s
+			}
+		}
+	}
+	return ""
 }

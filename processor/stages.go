@@ -276,7 +276,7 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 		return c.sinkTopicFailed(err, ev)
 	}
 	var value []byte
-	headers := propagateHeaders(c.sinkHeaders(ev), msg.Headers, p.plan)
+	headers := c.sinkHeaders(ev)
 	if p.enc != nil {
 		v, hs, err := p.enc.Encode(topic, ev, fields)
 		if err != nil {
@@ -292,6 +292,7 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 	} else {
 		value = appendSinkValue(make([]byte, 0, 512), ev, fields)
 	}
+	headers = propagateHeaders(headers, msg.Headers, p.plan)
 	if err := checkSize(&sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}); err != nil {
 		return toDLQ(dlq.StageProduce, err, ev)
 	}
