@@ -11,7 +11,9 @@
 // fetching, wait for in-flight records, commit, leave the groups); a
 // cancellation while connecting is a clean stop. A topology that stops
 // fatally does not stop the others: /healthz answers 503 and names it,
-// /readyz names every topology that is not ready and why.
+// /readyz names every topology that is not ready and why. The gauges
+// cdcsync_topology_failed and cdcsync_topology_ready say the same per
+// topology, read from the same state at each scrape, for alerting.
 //
 // # Metrics
 //
