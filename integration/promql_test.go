@@ -433,3 +433,65 @@ func parseExposition(t *testing.T, body string) map[string]*scrapedFamily {
 	}
 	return out
 }
+
+// TestDashboardLayout checks what Grafana needs to import the dashboard
+// as drawn: unique panel ids, panels inside the 24-column grid, no two
+// panels overlapping, a data source on every panel that queries, and a
+// title and description on every panel.
+func TestDashboardLayout(t *testing.T) {
+	data, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID    string `json:"uid"`
+		Title  string `json:"title"`
+		Panels []struct {
+			ID          int                      `json:"id"`
+			Type        string                   `json:"type"`
+			Title       string                   `json:"title"`
+			Description string                   `json:"description"`
+			Datasource  any                      `json:"datasource"`
+			GridPos     struct{ H, W, X, Y int } `json:"gridPos"`
+			Targets     []any                    `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatal(err)
+	}
+	if dash.UID == "" || dash.Title == "" {
+		t.Errorf("dashboard uid %q title %q: both are needed for a stable import", dash.UID, dash.Title)
+	}
+	ids := map[int]bool{}
+	type cell struct{ x, y int }
+	taken := map[cell]string{}
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v is outside the 24-column grid", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := taken[cell{x, y}]; ok {
+					t.Errorf("panels %q and %q overlap at %d,%d", other, p.Title, x, y)
+					goto next
+				}
+				taken[cell{x, y}] = p.Title
+			}
+		}
+	next:
+		if p.Type == "row" {
+			continue
+		}
+		if p.Title == "" || p.Description == "" {
+			t.Errorf("panel %d (%s): title %q, description %q: both are needed", p.ID, p.Type, p.Title, p.Description)
+		}
+		if p.Datasource == nil || len(p.Targets) == 0 {
+			t.Errorf("panel %q has no data source or no query", p.Title)
+		}
+	}
+}
