@@ -257,7 +257,8 @@ var commandNotes = map[string]string{
 		"Each replayed record carries the header cdcsync.replay.of = DLQTOPIC/PARTITION@OFFSET of the DLQ record.\n" +
 		"exit status: 0 done; 1 could not read or write (what was written is reported first);\n" +
 		"             2 bad usage or configuration; 3 done, but some records are not readable DLQ records and were skipped",
-	"topology test": "Each FILE is a fixture file (NAME.test.yaml beside the topology) or a directory searched for them.\n" +
+	"topology test": "The fixtures of topology DIR/NAME.yaml are the files DIR/NAME_test/*.yaml. Each FILE is a fixture file,\n" +
+		"a NAME_test directory, a topology file, or a topology directory (all its NAME_test directories). See docs/cli.md.\n" +
 		"exit status: 0 every case passed; 1 some case failed (a diff is printed); 2 bad fixture or topology",
 	"topology validate": "exit status: 0 all valid; 1 problems found (file:line: field: reason); 2 bad usage",
 }

@@ -281,7 +281,8 @@ func TestDLQReplay(t *testing.T) {
 	}
 
 	// The originals are back on their source partitions, with their own
-	// headers only.
+	// headers and the link to their DLQ record (the DLQ topic has one
+	// partition, and case i is at offset i).
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient([]string{broker}, cfg)
@@ -325,7 +326,7 @@ func TestDLQReplay(t *testing.T) {
 	var want []string
 	for i, c := range cases {
 		if c.stage == dlq.StageAuthority {
-			want = append(want, fmt.Sprintf(`p%d %s {"payload":{"op":"u","n":%d}} [trace-id=t%d]`, c.partition, c.key, i, i))
+			want = append(want, fmt.Sprintf(`p%d %s {"payload":{"op":"u","n":%d}} [trace-id=t%d,cdcsync.replay.of=%s/0@%d]`, c.partition, c.key, i, i, dlqTopic, i))
 		}
 	}
 	slices.Sort(want)
