@@ -298,3 +298,25 @@ func TestTopologyDescribeJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIDoc checks docs/cli.md against the usage text: the command list,
+// and each command's -h output (regenerate a section with
+// `cdcsync COMMAND -h` when a flag changes).
+func TestCLIDoc(t *testing.T) {
+	clearEnv(t)
+	data, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	if !strings.Contains(doc, "## Commands\n\n```\n"+commandList()+"```\n") {
+		t.Errorf("docs/cli.md's command list is not the usage text's:\n%s", commandList())
+	}
+	for _, c := range commands {
+		help, _, err := run(t, "", append(strings.Fields(c.name), "-h")...)
+		wantExit(t, err, 0)
+		if !strings.Contains(doc, "### cdcsync "+c.name+"\n\n```\n"+help+"```\n") {
+			t.Errorf("docs/cli.md lacks the -h output of %s:\n%s", c.name, help)
+		}
+	}
+}
