@@ -11,11 +11,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cdcsync/cdcsync/processor/ledger"
+	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
 // Offline runs source records through a topology's real stages (decode,
-// dedup, authority, route, encode) with no broker: what a worker would
+// dedup, authority, route, encode) with no broker (and for Avro, the
+// registry it is given): what a worker would
 // write is returned instead of produced. `cdcsync topology test` uses it
 // to check fixtures. Each source partition number has its own in-memory
 // ledger, as a worker's claims do, kept across calls to Process, so a
@@ -29,9 +31,8 @@ type Offline struct {
 }
 
 // ErrOfflineFormat is returned by NewOffline for a topology whose source
-// or sink format needs a schema registry (Avro): offline runs support
-// JSON only.
-var ErrOfflineFormat = errors.New("processor: offline runs support debezium-json sources and JSON sinks only")
+// or sink format is Avro when no registry is given.
+var ErrOfflineFormat = errors.New("processor: an Avro topology needs a schema registry, even offline")
 
 // Outcomes of an offline run (OfflineResult.Outcome).
 const (
@@ -57,12 +58,15 @@ type OfflineResult struct {
 
 // NewOffline prepares an offline run of plan. Sink topics are taken to
 // have sinkPartitions partitions (a truncate goes to each); 0 means 1.
-func NewOffline(plan *topology.Plan, sinkPartitions int32, log *zap.Logger) (*Offline, error) {
-	if plan.Format() != topology.DebeziumJSON || plan.SinkFormat() != topology.SinkJSON {
+// registry is needed by Avro topologies (debezium-avro sources read
+// writer schemas from it, Avro sinks register theirs in it), and may be
+// nil for JSON ones; `cdcsync topology test` gives an in-process one.
+func NewOffline(plan *topology.Plan, sinkPartitions int32, registry *schemas.Client, log *zap.Logger) (*Offline, error) {
+	if registry == nil && (plan.Format() != topology.DebeziumJSON || plan.SinkFormat() != topology.SinkJSON) {
 		return nil, fmt.Errorf("%w: topology %s has source.format %s and sink.format %s", ErrOfflineFormat,
 			plan.Name(), plan.Format(), plan.SinkFormat())
 	}
-	p, err := newPipeline(plan, DefaultConfig(), nil, nil, newMetrics(prometheus.NewRegistry()), log)
+	p, err := newPipeline(plan, DefaultConfig(), nil, registry, newMetrics(prometheus.NewRegistry()), log)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +15,14 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cdcsync/cdcsync/processor"
+	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
@@ -30,8 +35,15 @@ type fixtureFile struct {
 	Topology string `yaml:"topology"`
 	// SinkPartitions is the partition count sink topics are taken to
 	// have (a truncate goes to each); default 1.
-	SinkPartitions int32         `yaml:"sink_partitions"`
-	Cases          []fixtureCase `yaml:"cases"`
+	SinkPartitions int32 `yaml:"sink_partitions"`
+	// Schemas are the writer schemas (.avsc files, relative to the
+	// fixture file) of the inputs of a debezium-avro topology; an input's
+	// key_schema and value_schema override them.
+	Schemas struct {
+		Key   string `yaml:"key"`
+		Value string `yaml:"value"`
+	} `yaml:"schemas"`
+	Cases []fixtureCase `yaml:"cases"`
 }
 
 type fixtureCase struct {
@@ -54,6 +66,9 @@ type fixtureInput struct {
 	Value     yaml.Node         `yaml:"value"`
 	ValueFile string            `yaml:"value_file"`
 	Headers   map[string]string `yaml:"headers"`
+	// KeySchema and ValueSchema override the file's schemas.
+	KeySchema   string `yaml:"key_schema"`
+	ValueSchema string `yaml:"value_schema"`
 }
 
 // fixtureExpect is the outcome: exactly one of its fields is set.
@@ -177,7 +192,7 @@ func fixtureFiles(args []string) ([]string, error) {
 			return nil, err
 		}
 		switch {
-		case st.IsDir() && strings.HasSuffix(filepath.Base(filepath.Clean(a)), "_test"):
+		case st.IsDir() && strings.HasSuffix(filepath.Base(absPath(a)), "_test"):
 			fs, err := yamls(a)
 			if err != nil {
 				return nil, err
@@ -201,7 +216,7 @@ func fixtureFiles(args []string) ([]string, error) {
 			if len(out) == n {
 				return nil, fmt.Errorf("%s: no fixture directories (NAME_test/ beside NAME.yaml)", a)
 			}
-		case strings.HasSuffix(filepath.Base(filepath.Dir(a)), "_test"):
+		case strings.HasSuffix(filepath.Base(filepath.Dir(absPath(a))), "_test"):
 			out = append(out, a)
 		default:
 			d := strings.TrimSuffix(strings.TrimSuffix(a, ".yaml"), ".yml") + "_test"
@@ -213,6 +228,14 @@ func fixtureFiles(args []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// absPath is p made absolute, or p when that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return filepath.Clean(p)
 }
 
 // runFixtureFile runs the cases of one fixture file. An error is a bad
@@ -240,7 +263,7 @@ func runFixtureFile(file string) (testFileReport, error) {
 	topo := ff.Topology
 	if topo == "" {
 		// NAME_test/*.yaml tests NAME.yaml (or NAME.yml) beside NAME_test.
-		name := strings.TrimSuffix(filepath.Base(dir), "_test")
+		name := strings.TrimSuffix(filepath.Base(absPath(dir)), "_test")
 		topo = filepath.Join("..", name+".yaml")
 		if _, err := os.Stat(filepath.Join(dir, topo)); err != nil {
 			if _, err := os.Stat(filepath.Join(dir, "..", name+".yml")); err == nil {
@@ -257,7 +280,12 @@ func runFixtureFile(file string) (testFileReport, error) {
 		return testFileReport{}, fmt.Errorf("%s: topology %s: want one topology file, got %d topologies", file, topo, len(plans))
 	}
 	plan := plans[0]
-	off, err := processor.NewOffline(plan, ff.SinkPartitions, zap.NewNop())
+	var av *avroFixtures
+	if plan.Format() == topology.DebeziumAvro || plan.SinkFormat() == topology.SinkAvro {
+		av = newAvroFixtures(dir)
+		defer av.close()
+	}
+	off, err := processor.NewOffline(plan, ff.SinkPartitions, av.client(), zap.NewNop())
 	if err != nil {
 		return testFileReport{}, fmt.Errorf("%s: %w", file, err)
 	}
@@ -268,6 +296,9 @@ func runFixtureFile(file string) (testFileReport, error) {
 		c := &ff.Cases[i]
 		where := fmt.Sprintf("%s:%d: case %q", file, c.line, c.Name)
 		msg, err := c.Input.record(dir, plan)
+		if err == nil && plan.Format() == topology.DebeziumAvro {
+			err = av.encodeInput(msg, &c.Input, &ff)
+		}
 		if err != nil {
 			return fr, fmt.Errorf("%s: input: %w", where, err)
 		}
@@ -280,6 +311,11 @@ func runFixtureFile(file string) (testFileReport, error) {
 		msg.Timestamp = ts.Add(time.Duration(i) * time.Second)
 		res := off.Process(msg)
 		cr := testCaseReport{Name: c.Name, Line: c.line, Outcome: res.Outcome, Stage: res.Stage}
+		if plan.SinkFormat() == topology.SinkAvro && res.Outcome == processor.OutcomeSink {
+			if err := av.decodeOutputs(res.Records); err != nil {
+				return fr, fmt.Errorf("%s: reading the Avro sink records: %w", where, err)
+			}
+		}
 		cr.Diffs = c.Expect.compare(dir, res)
 		cr.OK = len(cr.Diffs) == 0
 		fr.Cases = append(fr.Cases, cr)
@@ -579,4 +615,124 @@ func writeTestReport(w io.Writer, rep testReport) {
 		}
 	}
 	fmt.Fprintf(w, "%d case(s): %d passed, %d failed\n", rep.Passed+rep.Failed, rep.Passed, rep.Failed)
+}
+
+// avroFixtures is the in-process schema registry (srfake) of an Avro
+// topology's fixtures. Avro keys and values are written in fixtures in
+// the Avro JSON encoding (unions as {"type": value}), the form
+// kafka-avro-console-producer reads and kafka-avro-console-consumer
+// prints: inputs are encoded with their writer schema, registered under
+// TOPIC-key and TOPIC-value; Avro sink values are decoded to it before
+// they are compared.
+type avroFixtures struct {
+	dir    string
+	reg    *srfake.Registry
+	c      *schemas.Client
+	codecs map[string]*goavro.Codec // by schema text
+}
+
+func newAvroFixtures(dir string) *avroFixtures {
+	reg := srfake.New()
+	return &avroFixtures{dir: dir, reg: reg, c: schemas.NewClient(reg.URL(), schemas.ClientOptions{}), codecs: map[string]*goavro.Codec{}}
+}
+
+// client is the registry client; nil for a nil a (a JSON topology).
+func (a *avroFixtures) client() *schemas.Client {
+	if a == nil {
+		return nil
+	}
+	return a.c
+}
+
+func (a *avroFixtures) close() { a.reg.Close() }
+
+func (a *avroFixtures) codec(text string) (*goavro.Codec, error) {
+	if c := a.codecs[text]; c != nil {
+		return c, nil
+	}
+	c, err := goavro.NewCodec(text)
+	if err != nil {
+		return nil, err
+	}
+	a.codecs[text] = c
+	return c, nil
+}
+
+// encodeInput encodes the JSON key and value of msg with their writer
+// schemas, in the registry's wire format. A key or value given as a YAML
+// string is left as it is, so a fixture can give bytes that are not Avro.
+func (a *avroFixtures) encodeInput(msg *sarama.ConsumerMessage, in *fixtureInput, ff *fixtureFile) error {
+	for _, part := range []struct {
+		what, schema string
+		node         *yaml.Node
+		file         string
+		b            *[]byte
+	}{
+		{"key", cmp.Or(in.KeySchema, ff.Schemas.Key), &in.Key, in.KeyFile, &msg.Key},
+		{"value", cmp.Or(in.ValueSchema, ff.Schemas.Value), &in.Value, in.ValueFile, &msg.Value},
+	} {
+		if *part.b == nil || (part.node.Kind == yaml.ScalarNode && part.node.Tag == "!!str") || part.file != "" {
+			continue
+		}
+		if part.schema == "" {
+			return fmt.Errorf("%s: an Avro topology needs its writer schema: schemas.%s or %s_schema", part.what, part.what, part.what)
+		}
+		text, err := os.ReadFile(filepath.Join(a.dir, part.schema))
+		if err != nil {
+			return fmt.Errorf("%s_schema: %w", part.what, err)
+		}
+		codec, err := a.codec(string(text))
+		if err != nil {
+			return fmt.Errorf("%s_schema %s: %w", part.what, part.schema, err)
+		}
+		native, _, err := codec.NativeFromTextual(*part.b)
+		if err != nil {
+			return fmt.Errorf("%s: not the Avro JSON encoding of %s: %w", part.what, part.schema, err)
+		}
+		id, _, err := a.reg.RegisterSchema(msg.Topic+"-"+part.what, sr.Schema{Schema: string(text)})
+		if err != nil {
+			return fmt.Errorf("%s_schema %s: registering: %w", part.what, part.schema, err)
+		}
+		hdr := []byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
+		if *part.b, err = codec.BinaryFromNative(hdr, native); err != nil {
+			return fmt.Errorf("%s: encoding with %s: %w", part.what, part.schema, err)
+		}
+	}
+	return nil
+}
+
+// decodeOutputs replaces each Avro sink value by its Avro JSON encoding,
+// read with the schema its wire-format header names.
+func (a *avroFixtures) decodeOutputs(recs []*sarama.ProducerMessage) error {
+	for _, m := range recs {
+		if m.Value == nil {
+			continue
+		}
+		b, err := m.Value.Encode()
+		if err != nil {
+			return err
+		}
+		if len(b) < 5 || b[0] != 0 {
+			return fmt.Errorf("value %x: no registry wire-format header", b[:min(len(b), 5)])
+		}
+		id := int(b[1])<<24 | int(b[2])<<16 | int(b[3])<<8 | int(b[4])
+		text, err := a.c.WriterSchema(id)
+		if err != nil {
+			return err
+		}
+		codec, err := a.codec(text)
+		if err != nil {
+			return err
+		}
+		native, _, err := codec.NativeFromBinary(b[5:])
+		if err != nil {
+			return fmt.Errorf("schema %d: %w", id, err)
+		}
+		js, err := codec.TextualFromNative(nil, native)
+		if err != nil {
+			return err
+		}
+		m.Value = sarama.ByteEncoder(js)
+	}
+	return nil
 }
