@@ -252,7 +252,9 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return &exitError{code: 1, err: fmt.Errorf("%w\nthe %d record(s) before it were written; replaying again is safe, the dedup ledger drops any already applied", err, r.Written)}
 	}
 	if js {
-		err = writeJSON(stdout, dlq.NewReplayPlan(topic, entries, skipped, false))
+		plan := dlq.NewReplayPlan(topic, entries, skipped, false)
+		plan.LastWritten = r.Last
+		err = writeJSON(stdout, plan)
 	} else {
 		fmt.Fprintf(stdout, "replayed %d record(s) to their source partitions; the dedup ledger drops any already applied\n", r.Written)
 		if len(r.Last) > 0 {

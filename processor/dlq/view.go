@@ -127,13 +127,16 @@ type Target struct {
 	Partition int32  `json:"partition"`
 }
 
-// ReplayPlan is what a replay writes, or would write with --dry-run.
+// ReplayPlan is what a replay wrote, or would write with --dry-run.
 type ReplayPlan struct {
 	Topic   string          `json:"topic"`
 	DryRun  bool            `json:"dry_run"`
 	Count   int             `json:"count"`
 	Records []ReplayItem    `json:"records"`
 	Skipped []SkippedRecord `json:"skipped"`
+	// LastWritten is ReplayReport.Last: after a replay, the offset of the
+	// last record written to each topic partition. Empty for a dry run.
+	LastWritten []Position `json:"last_written,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
