@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -659,7 +662,6 @@ func TestDLQReplayDryRun(t *testing.T) {
 // and the new DLQ record names the first in cdcsync.replay.of, which
 // dlq inspect --show prints.
 func TestDLQReplayLinkSurvivesASecondFailure(t *testing.T) {
-	clearEnv(t)
 	const source, topic = "erp.public.contacts", "dlq.replay-link"
 	st, err := embedded.Start(embedded.Options{NoRegistry: true, Topics: []string{source}, Partitions: 1})
 	if err != nil {
@@ -690,19 +692,28 @@ sink: {topic: sync.contacts, key: [id]}
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	// The worker runs as a child process (TestMain), because cmdRun sets
+	// sarama's global logger, which the clients of other tests read.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CDCSYNC_") {
+			env = append(env, kv)
+		}
+	}
+	worker := exec.Command(os.Args[0], "run", "--brokers", broker, "--topologies", topo, "--http-addr", "127.0.0.1:0")
+	worker.Env = append(env, "CDCSYNC_TEST_AS_MAIN=1")
 	var logs syncBuffer
-	go func() {
-		done <- runMain(ctx, []string{"run", "--brokers", broker, "--topologies", topo, "--http-addr", "127.0.0.1:0"},
-			strings.NewReader(""), &logs, &logs)
-	}()
+	worker.Stdout, worker.Stderr = &logs, &logs
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		_ = worker.Process.Signal(syscall.SIGTERM)
+		if err := worker.Wait(); err != nil {
 			t.Errorf("worker: %v\n%s", err, logs.String())
 		}
 	}()
+	ctx := context.Background()
 	waitDLQ := func(n int) []dlq.Entry {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
