@@ -17,7 +17,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", stdout, stderr)
+	fs := newFlagSet("bench", stdout)
 	events := fs.Int("events", 200000, "records in the workload")
 	partitions := fs.Int("partitions", 8, "source partitions")
 	dup := fs.Float64("dup", 0.10, "share of redelivered (duplicate) records")
@@ -117,7 +117,7 @@ func startBrokerProcess(ctx context.Context) (string, func(), error) {
 // cmdBroker serves the embedded broker and registry until interrupted. It
 // prints "brokers=HOST:PORT" and "registry=URL" first, for scripts.
 func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("broker", stdout, stderr)
+	fs := newFlagSet("broker", stdout)
 	port := fs.Int("port", 0, "loopback port of the broker (0: any free port)")
 	regPort := fs.Int("registry-port", 0, "loopback port of the registry (0: any free port)")
 	partitions := fs.Int("partitions", 8, "default partitions of auto-created topics")

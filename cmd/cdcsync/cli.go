@@ -148,7 +148,7 @@ type flagSet struct {
 
 // newFlagSet returns the flag set of the command named name, which must
 // be in the commands table.
-func newFlagSet(name string, stdout, stderr io.Writer) *flagSet {
+func newFlagSet(name string, stdout io.Writer) *flagSet {
 	var cmd *command
 	for _, c := range commands {
 		if c.name == name {
@@ -163,7 +163,6 @@ func newFlagSet(name string, stdout, stderr io.Writer) *flagSet {
 	// reports the error once, through the returned error.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	_ = stderr
 	return &flagSet{FlagSet: fs, cmd: cmd, stdout: stdout}
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("decode", stdout, stderr)
+	fs := newFlagSet("decode", stdout)
 	format := fs.String("format", "debezium-json", "record format: debezium-json")
 	keyFile := fs.String("key", "", "file holding the record key (optional)")
 	valueFile := fs.String("value", "", "file holding the record value (default: stdin)")

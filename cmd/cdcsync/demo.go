@@ -11,7 +11,7 @@ import (
 )
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", stdout, stderr)
+	fs := newFlagSet("demo", stdout)
 	serve := fs.Bool("serve", false, "keep the broker and registry up after the run, on the printed addresses")
 	contacts := fs.Int("contacts", 200, "customers shared by the ERP and the CRM (half as many rows in the Avro shop table)")
 	brokerPort := fs.Int("broker-port", 0, "loopback port of the embedded broker (0: any free port)")

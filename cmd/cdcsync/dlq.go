@@ -90,7 +90,7 @@ func (d *dlqFlags) client(replay bool) (sarama.Client, error) {
 }
 
 func cmdDLQInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dlq inspect", stdout, stderr)
+	fs := newFlagSet("dlq inspect", stdout)
 	df := addDLQFlags(fs)
 	list := fs.Bool("list", false, "list records instead of the summary")
 	show := fs.String("show", "", "show one record, PARTITION/OFFSET")
@@ -174,7 +174,7 @@ func cmdDLQInspect(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dlq replay", stdout, stderr)
+	fs := newFlagSet("dlq replay", stdout)
 	df := addDLQFlags(fs)
 	topoPath := fs.String("topologies", "", "topology directory or file; refuse to write into any of their DLQ or ledger topics (env CDCSYNC_TOPOLOGIES)")
 	dryRun := fs.Bool("dry-run", false, "print what would be replayed (count and one line per record) and write nothing")

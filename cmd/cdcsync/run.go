@@ -59,7 +59,7 @@ func (wf *workerFile) withOrigin(err error) error {
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run", stdout, stderr)
+	fs := newFlagSet("run", stdout)
 	var (
 		brokers    = fs.String("brokers", "", "bootstrap brokers, HOST:PORT[,..] (env CDCSYNC_BROKERS)")
 		topoDir    = fs.String("topologies", "", "directory (or file) of topology YAML files (env CDCSYNC_TOPOLOGIES)")

@@ -17,7 +17,7 @@ import (
 // topologies against a live schema registry. It exits 1 on any problem,
 // so it can run in CI.
 func cmdSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("schemas check", stdout, stderr)
+	fs := newFlagSet("schemas check", stdout)
 	registry := fs.String("registry", os.Getenv("CDCSYNC_REGISTRY_URL"), "schema registry URL (default $CDCSYNC_REGISTRY_URL)")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request registry timeout")
 	configFile := fs.String("config", "", configFlagHelp)

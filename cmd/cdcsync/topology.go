@@ -32,7 +32,7 @@ type problemJSON struct {
 }
 
 func cmdTopologyValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("topology validate", stdout, stderr)
+	fs := newFlagSet("topology validate", stdout)
 	asJSON := outputFlag(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -81,7 +81,7 @@ func cmdTopologyValidate(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdTopologyDescribe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("topology describe", stdout, stderr)
+	fs := newFlagSet("topology describe", stdout)
 	asJSON := outputFlag(fs)
 	if err := fs.parse(args); err != nil {
 		return err

@@ -121,7 +121,7 @@ type testCaseReport struct {
 }
 
 func cmdTopologyTest(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("topology test", stdout, stderr)
+	fs := newFlagSet("topology test", stdout)
 	asJSON := outputFlag(fs)
 	if err := fs.parse(args); err != nil {
 		return err
