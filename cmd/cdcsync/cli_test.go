@@ -119,6 +119,15 @@ func TestSubcommandsHaveOnlyTheirFlags(t *testing.T) {
 			t.Errorf("%v: %v", args, err)
 		}
 	}
+	// Bad combinations and values are refused before connecting.
+	for _, args := range [][]string{
+		{"dlq", "inspect", "--brokers", "127.0.0.1:1", "--list", "--show", "0/1", "dlq.x"},
+		{"dlq", "inspect", "--brokers", "127.0.0.1:1", "--output", "yaml", "dlq.x"},
+		{"dlq", "replay", "--brokers", "127.0.0.1:1", "--output", "xml", "--dry-run", "dlq.x"},
+	} {
+		_, _, err := run(t, "", args...)
+		wantExit(t, err, 2)
+	}
 	// Which is which in the help.
 	inspect, _, _ := run(t, "", "dlq", "inspect", "-h")
 	replay, _, _ := run(t, "", "dlq", "replay", "-h")
