@@ -22,7 +22,10 @@ type command struct {
 	// minArgs and maxArgs bound the positional arguments (maxArgs -1: no
 	// bound); flagSet.parse refuses others with exit 2.
 	minArgs, maxArgs int
-	run              func(ctx context.Context, args []string, io stdio) error
+	// hidden commands are internal (one process of another command): not
+	// in the usage, and free to parse their own arguments.
+	hidden bool
+	run    func(ctx context.Context, args []string, io stdio) error
 }
 
 // stdio is a command's standard streams.
@@ -83,7 +86,9 @@ func (c *command) usageLine() string {
 func commandList() string {
 	var b strings.Builder
 	for _, c := range commands {
-		b.WriteString(c.usageLine() + "\n      " + c.summary + "\n")
+		if !c.hidden {
+			b.WriteString(c.usageLine() + "\n      " + c.summary + "\n")
+		}
 	}
 	b.WriteString("cdcsync --version\n      print the version of cdcsync and of Go\n")
 	return b.String()
@@ -107,7 +112,7 @@ func groupUsage(group string) string {
 	var b strings.Builder
 	b.WriteString("usage:\n")
 	for _, c := range commands {
-		if strings.HasPrefix(c.name, group+" ") {
+		if strings.HasPrefix(c.name, group+" ") && !c.hidden {
 			b.WriteString("  " + c.usageLine() + "\n        " + c.summary + "\n")
 		}
 	}

@@ -22,6 +22,9 @@ func TestUsageListsEveryCommand(t *testing.T) {
 			t.Errorf("%s: stderr %q", h, stderr)
 		}
 		for _, c := range commands {
+			if c.hidden {
+				continue
+			}
 			if !strings.Contains(stdout, "\n  cdcsync "+c.name+" ") && !strings.Contains(stdout, "\n  cdcsync "+c.name+"\n") {
 				t.Errorf("%s: usage lacks %q:\n%s", h, c.name, stdout)
 			}
@@ -51,6 +54,9 @@ func TestUsageListsEveryCommand(t *testing.T) {
 // other arguments.
 func TestHelpExits0Everywhere(t *testing.T) {
 	for _, c := range commands {
+		if c.hidden {
+			continue
+		}
 		words := strings.Fields(c.name)
 		for _, args := range [][]string{
 			append(slices.Clone(words), "-h"),
@@ -88,6 +94,9 @@ func TestHelpExits0Everywhere(t *testing.T) {
 // error main prints, with exit 2.
 func TestUnknownFlagReportedOnce(t *testing.T) {
 	for _, c := range commands {
+		if c.hidden {
+			continue
+		}
 		args := append(slices.Clone(strings.Fields(c.name)), "--no-such-flag")
 		stdout, stderr, err := run(t, "", args...)
 		wantExit(t, err, 2)
@@ -322,6 +331,9 @@ func TestCLIDoc(t *testing.T) {
 		t.Errorf("docs/cli.md's command list is not the usage text's:\n%s", commandList())
 	}
 	for _, c := range commands {
+		if c.hidden {
+			continue
+		}
 		help, _, err := run(t, "", append(strings.Fields(c.name), "-h")...)
 		wantExit(t, err, 0)
 		if !strings.Contains(doc, "### cdcsync "+c.name+"\n\n```\n"+help+"```\n") {
