@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,17 +318,24 @@ func TestTopologyDescribeJSON(t *testing.T) {
 	}
 }
 
+var updateCLIDoc = flag.Bool("update-cli-doc", false, "rewrite docs/cli.md's command list and flag sections from the usage text")
+
 // TestCLIDoc checks docs/cli.md against the usage text: the command list,
-// and each command's -h output (regenerate a section with
-// `cdcsync COMMAND -h` when a flag changes).
+// and each command's -h output. When a command or flag changes, run
+// go test ./cmd/cdcsync -run TestCLIDoc -args -update-cli-doc to rewrite them.
 func TestCLIDoc(t *testing.T) {
 	clearEnv(t)
-	data, err := os.ReadFile("../../docs/cli.md")
+	const path = "../../docs/cli.md"
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := string(data)
-	if !strings.Contains(doc, "## Commands\n\n```\n"+commandList()+"```\n") {
+	list := "## Commands\n\n```\n" + commandList() + "```\n"
+	if *updateCLIDoc {
+		doc = replaceBlock(doc, "## Commands\n\n```\n", list)
+	}
+	if !strings.Contains(doc, list) {
 		t.Errorf("docs/cli.md's command list is not the usage text's:\n%s", commandList())
 	}
 	for _, c := range commands {
@@ -336,8 +344,34 @@ func TestCLIDoc(t *testing.T) {
 		}
 		help, _, err := run(t, "", append(strings.Fields(c.name), "-h")...)
 		wantExit(t, err, 0)
-		if !strings.Contains(doc, "### cdcsync "+c.name+"\n\n```\n"+help+"```\n") {
-			t.Errorf("docs/cli.md lacks the -h output of %s:\n%s", c.name, help)
+		head := "### cdcsync " + c.name + "\n\n```\n"
+		if *updateCLIDoc {
+			if !strings.Contains(doc, head) {
+				doc = strings.TrimRight(doc, "\n") + "\n\n" + head + "```\n"
+			}
+			doc = replaceBlock(doc, head, head+help+"```\n")
+		}
+		if !strings.Contains(doc, head+help+"```\n") {
+			t.Errorf("docs/cli.md lacks the -h output of %s (run with -update-cli-doc):\n%s", c.name, help)
 		}
 	}
+	if *updateCLIDoc {
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// replaceBlock replaces the text from head to the end of the code block
+// that follows it with block.
+func replaceBlock(doc, head, block string) string {
+	i := strings.Index(doc, head)
+	if i < 0 {
+		return doc
+	}
+	j := strings.Index(doc[i+len(head):], "```\n")
+	if j < 0 {
+		return doc
+	}
+	return doc[:i] + block + doc[i+len(head)+j+len("```\n"):]
 }
