@@ -745,6 +745,13 @@ sink: {topic: sync.contacts, key: [id]}
 	if want := "replay of:  " + topic + "/0@0\n"; !strings.Contains(stdout, want) {
 		t.Errorf("show lacks %q:\n%s", want, stdout)
 	}
+	stdout, _, err = run(t, "", "dlq", "inspect", "--brokers", broker, "--list", "--output", "json", topic)
+	wantExit(t, err, 0)
+	var list dlq.ListView
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil || len(list.Records) != 2 ||
+		list.Records[0].ReplayOf != "" || list.Records[1].ReplayOf != first.Link() {
+		t.Errorf("list: %v\n%s", err, stdout)
+	}
 	// Replaying the second links to the second, not to the first.
 	stdout, _, err = run(t, "", "dlq", "replay", "--brokers", broker, "--dry-run", "--output", "json", topic)
 	wantExit(t, err, 0)
