@@ -13,7 +13,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/cdcsync ./cmd/cdcsync
+# The version `cdcsync --version` prints: docker build --build-arg
+# VERSION=$(git describe --tags --always --dirty) -t cdcsync .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/cdcsync ./cmd/cdcsync
 
 FROM debian:bookworm-slim
 RUN apt-get update \

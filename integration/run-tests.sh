@@ -56,6 +56,7 @@ fi
 
 step "unit tests and fuzz seed corpora, race detector on"
 go test -race -count=1 -timeout 15m $(go list ./... | grep -v /integration)
+go run ./cmd/cdcsync topology test deploy/topologies internal/demo/topologies
 
 step "kfake tier at full size (100k and 200k events, worker processes, chaos)"
 go test -count=1 -timeout 20m ./integration/

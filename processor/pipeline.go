@@ -341,6 +341,9 @@ func (p *pipeline) checkSinkTopic(topic string) error {
 			return &SinkTopicError{Topic: topic, Reason: "it collides with source topic " + src, Err: ErrSinkTopic}
 		}
 	}
+	if p.client == nil {
+		return nil // an offline run (offline.go): no broker, no existing topics
+	}
 	existing, err := p.client.Topics()
 	if err != nil {
 		return err

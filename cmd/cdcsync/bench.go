@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench", stdout)
 	events := fs.Int("events", 200000, "records in the workload")
 	partitions := fs.Int("partitions", 8, "source partitions")
 	dup := fs.Float64("dup", 0.10, "share of redelivered (duplicate) records")
@@ -30,7 +28,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rate := fs.Int("rate", 10000, "events/s of the exactly_once latency run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the clients to this file")
 	configFile := fs.String("config", "", "with --brokers: "+configFlagHelp)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *guarantee != "at_least_once" && *guarantee != "exactly_once" {
@@ -119,12 +117,11 @@ func startBrokerProcess(ctx context.Context) (string, func(), error) {
 // cmdBroker serves the embedded broker and registry until interrupted. It
 // prints "brokers=HOST:PORT" and "registry=URL" first, for scripts.
 func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("broker", stdout)
 	port := fs.Int("port", 0, "loopback port of the broker (0: any free port)")
 	regPort := fs.Int("registry-port", 0, "loopback port of the registry (0: any free port)")
 	partitions := fs.Int("partitions", 8, "default partitions of auto-created topics")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	st, err := embedded.Start(embedded.Options{BrokerPort: *port, RegistryPort: *regPort, Partitions: int32(*partitions)})

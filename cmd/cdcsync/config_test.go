@@ -255,9 +255,11 @@ func TestRunValidatesLayeredConfig(t *testing.T) {
 	if !strings.Contains(err.Error(), "commit_intervall") || !strings.Contains(err.Error(), "bad.yaml") {
 		t.Errorf("unknown field: %v", err)
 	}
-	// Bad flags are the flag package's error.
+	// A bad flag is exit 2, reported once: in the error main prints, not
+	// also on stderr by the flag package.
 	_, stderr, err := run(t, "", "run", "--no-such-flag")
-	if err == nil || !strings.Contains(stderr, "no-such-flag") {
+	wantExit(t, err, 2)
+	if !strings.Contains(err.Error(), "no-such-flag") || stderr != "" {
 		t.Errorf("bad flag: %v, %q", err, stderr)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +11,7 @@ import (
 )
 
 func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("decode", stdout)
 	format := fs.String("format", "debezium-json", "record format: debezium-json")
 	keyFile := fs.String("key", "", "file holding the record key (optional)")
 	valueFile := fs.String("value", "", "file holding the record value (default: stdin)")
@@ -21,7 +19,7 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	connector := fs.String("connector", "", "the Debezium connector that wrote the topic (postgresql, mysql, sqlserver, mongodb, ...): the shape a tombstone's topic is read in; default: learnt from the record, else PostgreSQL's")
 	system := fs.String("system", "", "source system to stamp on the event")
 	idMode := fs.String("id", "position", "event ID mode: position, content, or field:NAME")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *format != "debezium-json" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 	"time"
 
@@ -12,15 +11,14 @@ import (
 )
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stdout)
 	serve := fs.Bool("serve", false, "keep the broker and registry up after the run, on the printed addresses")
 	contacts := fs.Int("contacts", 200, "customers shared by the ERP and the CRM (half as many rows in the Avro shop table)")
 	brokerPort := fs.Int("broker-port", 0, "loopback port of the embedded broker (0: any free port)")
 	regPort := fs.Int("registry-port", 0, "loopback port of the embedded schema registry (0: any free port)")
 	verbose := fs.Bool("v", false, "print the workers' logs")
 	timeout := fs.Duration("timeout", 90*time.Second, "bound on processing the data set")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	log := zap.NewNop()

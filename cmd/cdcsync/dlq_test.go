@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,7 +285,8 @@ func TestDLQReplay(t *testing.T) {
 	}
 
 	// The originals are back on their source partitions, with their own
-	// headers only.
+	// headers and the link to their DLQ record (the DLQ topic has one
+	// partition, and case i is at offset i).
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient([]string{broker}, cfg)
@@ -325,7 +330,7 @@ func TestDLQReplay(t *testing.T) {
 	var want []string
 	for i, c := range cases {
 		if c.stage == dlq.StageAuthority {
-			want = append(want, fmt.Sprintf(`p%d %s {"payload":{"op":"u","n":%d}} [trace-id=t%d]`, c.partition, c.key, i, i))
+			want = append(want, fmt.Sprintf(`p%d %s {"payload":{"op":"u","n":%d}} [trace-id=t%d,cdcsync.replay.of=%s/0@%d]`, c.partition, c.key, i, i, dlqTopic, i))
 		}
 	}
 	slices.Sort(want)
@@ -528,4 +533,238 @@ func TestDLQReplayReportsWhatItWroteBeforeAFailure(t *testing.T) {
 	if end, _ := client.GetOffset(dlqSource, 0, sarama.OffsetNewest); end != 1 {
 		t.Errorf("source topic has %d records, want 1 (the record after the failure must not be written)", end)
 	}
+}
+
+// Regression (issue 13): `dlq inspect --brokers B TOPIC --list` failed
+// with bare usage, because flags after the topic were not read.
+func TestDLQFlagsAfterTopic(t *testing.T) {
+	broker, cases := startDLQBroker(t)
+	stdouts, errs := runAll([][]string{
+		{"dlq", "inspect", "--brokers", broker, dlqTopic, "--list"},
+		{"dlq", "inspect", dlqTopic, "--brokers", broker, "--list", "--reason", "authority"},
+	})
+	for i, want := range []int{len(cases), 2} {
+		if errs[i] != nil || strings.Count(stdouts[i], "\n") != want {
+			t.Errorf("%d: %v, %d lines, want %d:\n%s", i, errs[i], strings.Count(stdouts[i], "\n"), want, stdouts[i])
+		}
+	}
+}
+
+func TestDLQInspectJSON(t *testing.T) {
+	broker, cases := startDLQBroker(t)
+	stdouts, errs := runAll([][]string{
+		{"dlq", "inspect", "--brokers", broker, "--output", "json", dlqTopic},
+		{"dlq", "inspect", "--brokers", broker, "--list", "--output", "json", dlqTopic},
+		{"dlq", "inspect", "--brokers", broker, "--show", "0/3", "--output", "json", dlqTopic},
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+	}
+	var sum dlq.SummaryView
+	if err := json.Unmarshal([]byte(stdouts[0]), &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, stdouts[0])
+	}
+	if sum.Topic != dlqTopic || sum.Total != 6 || sum.ByStage["decode"] != 3 || sum.ByStage["authority"] != 2 ||
+		sum.ByException["cdc.ErrMalformed"] != 2 || sum.FirstSeen == nil || sum.LastSeen == nil || sum.Skipped == nil {
+		t.Errorf("summary %+v", sum)
+	}
+	var list dlq.ListView
+	if err := json.Unmarshal([]byte(stdouts[1]), &list); err != nil {
+		t.Fatalf("list: %v\n%s", err, stdouts[1])
+	}
+	if len(list.Records) != len(cases) {
+		t.Fatalf("list: %d records", len(list.Records))
+	}
+	for i, r := range list.Records {
+		c := cases[i] // one DLQ partition: in write order
+		if r.DLQ != (dlq.Position{Topic: dlqTopic, Partition: 0, Offset: int64(i)}) ||
+			r.Origin != (dlq.Position{Topic: dlqSource, Partition: c.partition, Offset: c.offset}) ||
+			r.Stage != c.stage || r.ExceptionClass != c.exception || r.Topology != "contacts-erp-to-crm" {
+			t.Errorf("list[%d] = %+v", i, r)
+		}
+		if (c.key == nil) != (r.Key == nil) || (c.key != nil && compactJSON(r.Key.JSON) != string(c.key)) {
+			t.Errorf("list[%d] key %+v, want %s", i, r.Key, c.key)
+		}
+	}
+	var show dlq.View
+	if err := json.Unmarshal([]byte(stdouts[2]), &show); err != nil {
+		t.Fatalf("show: %v\n%s", err, stdouts[2])
+	}
+	if show.Stage != "authority" || show.Attempts != 1 || show.EventID != fmt.Sprintf("%032x", 4) || show.TaskID != "demo-worker-1" ||
+		compactJSON(show.Key.JSON) != `{"id":3}` || show.Value == nil || !strings.HasPrefix(compactJSON(show.Value.JSON), `{"payload"`) {
+		t.Errorf("show %+v", show)
+	}
+	var orig, errHeaders int
+	for _, h := range show.Headers {
+		if h.Error {
+			errHeaders++
+		} else if orig++; h.Key != "trace-id" || h.Value != "t3" {
+			t.Errorf("original header %+v", h)
+		}
+	}
+	if orig != 1 || errHeaders < 10 {
+		t.Errorf("%d original and %d error headers", orig, errHeaders)
+	}
+}
+
+// dlq replay --dry-run prints the count and one line per record, and
+// writes nothing.
+func TestDLQReplayDryRun(t *testing.T) {
+	broker, cases := startDLQBroker(t)
+	stdouts, errs := runAll([][]string{
+		{"dlq", "replay", "--brokers", broker, "--dry-run", "--reason", "authority", dlqTopic},
+		{"dlq", "replay", "--brokers", broker, dlqTopic, "--dry-run", "--output", "json"},
+	})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdouts[0], "\n"), "\n")
+	if len(lines) != 3 || lines[0] != "dry run: 2 record(s) would be replayed to their source partitions; nothing was written" {
+		t.Fatalf("dry run:\n%s", stdouts[0])
+	}
+	for i, want := range []string{
+		"  0/3 -> " + dlqSource + "/3\tauthority\tprocessor.ErrAuthorityViolation\t{\"id\":3}",
+		"  0/4 -> " + dlqSource + "/1\tauthority\tprocessor.ErrAuthorityViolation\t{\"id\":4}",
+	} {
+		if lines[i+1] != want {
+			t.Errorf("line %d: %q, want %q", i+1, lines[i+1], want)
+		}
+	}
+	var plan dlq.ReplayPlan
+	if err := json.Unmarshal([]byte(stdouts[1]), &plan); err != nil {
+		t.Fatalf("%v\n%s", err, stdouts[1])
+	}
+	if !plan.DryRun || plan.Count != len(cases) || len(plan.Records) != len(cases) {
+		t.Fatalf("plan %+v", plan)
+	}
+	for i, r := range plan.Records {
+		if r.Target != (dlq.Target{Topic: dlqSource, Partition: cases[i].partition}) || r.ReplayOf != fmt.Sprintf("%s/0@%d", dlqTopic, i) {
+			t.Errorf("record %d: %+v", i, r)
+		}
+	}
+	client, err := sarama.NewClient([]string{broker}, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for p := int32(0); p < 4; p++ {
+		if end, _ := client.GetOffset(dlqSource, p, sarama.OffsetNewest); end != 0 {
+			t.Errorf("partition %d has %d records after a dry run", p, end)
+		}
+	}
+}
+
+// Regression (issue 13): a replayed record that failed again became a DLQ
+// record with nothing linking it to the one it was replayed from. A real
+// worker sends a poison record to the DLQ; it is replayed, fails again,
+// and the new DLQ record names the first in cdcsync.replay.of, which
+// dlq inspect --show prints.
+func TestDLQReplayLinkSurvivesASecondFailure(t *testing.T) {
+	const source, topic = "erp.public.contacts", "dlq.replay-link"
+	st, err := embedded.Start(embedded.Options{NoRegistry: true, Topics: []string{source}, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	broker := st.Brokers()[0]
+	topo := writeFile(t, t.TempDir(), "t.yaml", `name: replay-link
+systems: [erp, crm]
+source: {topics: [`+source+`], system: erp, format: debezium-json}
+sink: {topic: sync.contacts, key: [id]}
+`)
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Return.Successes = true
+	client, err := sarama.NewClient([]string{broker}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	prod, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: source, Key: sarama.StringEncoder(`{"id":1}`),
+		Value: sarama.StringEncoder(`{"before":null,"after":{"id":1`)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The worker runs as a child process (TestMain), because cmdRun sets
+	// sarama's global logger, which the clients of other tests read.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CDCSYNC_") {
+			env = append(env, kv)
+		}
+	}
+	worker := exec.Command(os.Args[0], "run", "--brokers", broker, "--topologies", topo, "--http-addr", "127.0.0.1:0")
+	worker.Env = append(env, "CDCSYNC_TEST_AS_MAIN=1")
+	var logs syncBuffer
+	worker.Stdout, worker.Stderr = &logs, &logs
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = worker.Process.Signal(syscall.SIGTERM)
+		if err := worker.Wait(); err != nil {
+			t.Errorf("worker: %v\n%s", err, logs.String())
+		}
+	}()
+	ctx := context.Background()
+	waitDLQ := func(n int) []dlq.Entry {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if es, err := dlq.Read(ctx, client, topic, dlq.Filter{}, 0); err == nil && len(es) >= n {
+				return es
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %d DLQ record(s) within 60s:\n%s", n, logs.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	first := waitDLQ(1)[0]
+	if first.ReplayOf != "" {
+		t.Errorf("first DLQ record has replay.of %q", first.ReplayOf)
+	}
+	stdout, _, err := run(t, "", "dlq", "replay", "--brokers", broker, topic)
+	wantExit(t, err, 0)
+	if !strings.Contains(stdout, "replayed 1 record(s)") {
+		t.Errorf("replay: %s", stdout)
+	}
+	second := waitDLQ(2)[1]
+	if second.ReplayOf != first.Link() || second.Stage != dlq.StageDecode || second.Offset != 1 {
+		t.Errorf("second DLQ record: replay.of %q (want %q), stage %s, origin offset %d", second.ReplayOf, first.Link(), second.Stage, second.Offset)
+	}
+	stdout, _, err = run(t, "", "dlq", "inspect", "--brokers", broker, "--show", fmt.Sprintf("%d/%d", second.DLQPartition, second.DLQOffset), topic)
+	wantExit(t, err, 0)
+	if want := "replay of:  " + topic + "/0@0\n"; !strings.Contains(stdout, want) {
+		t.Errorf("show lacks %q:\n%s", want, stdout)
+	}
+	stdout, _, err = run(t, "", "dlq", "inspect", "--brokers", broker, "--list", "--output", "json", topic)
+	wantExit(t, err, 0)
+	var list dlq.ListView
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil || len(list.Records) != 2 ||
+		list.Records[0].ReplayOf != "" || list.Records[1].ReplayOf != first.Link() {
+		t.Errorf("list: %v\n%s", err, stdout)
+	}
+	// Replaying the second links to the second, not to the first.
+	stdout, _, err = run(t, "", "dlq", "replay", "--brokers", broker, "--dry-run", "--output", "json", topic)
+	wantExit(t, err, 0)
+	if !strings.Contains(stdout, `"replay_of": "`+second.Link()+`"`) {
+		t.Errorf("dry run of the second: %s", stdout)
+	}
+}
+
+// compactJSON is b without insignificant spaces.
+func compactJSON(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return string(b)
+	}
+	return buf.String()
 }

@@ -8,42 +8,28 @@
 //	cdcsync demo [--serve]
 //	cdcsync bench [flags]
 //	cdcsync broker [--port N]
-//	cdcsync topology validate PATH...
-//	cdcsync topology describe PATH
+//	cdcsync topology validate|describe|test [--output json] PATH...
 //	cdcsync decode --format debezium-json [--key FILE] [--value FILE]
-//	cdcsync dlq inspect --brokers HOST:PORT TOPIC [--list|--show P/O] [filters]
-//	cdcsync dlq replay --brokers HOST:PORT [--topologies DIR] TOPIC [filters]
 //	cdcsync schemas check --registry URL TOPOLOGY...
+//	cdcsync dlq inspect --brokers HOST:PORT TOPIC [--list|--show P/O] [--output json] [filters]
+//	cdcsync dlq replay --brokers HOST:PORT [--topologies DIR] [--dry-run] TOPIC [filters]
+//	cdcsync --version
+//
+// The commands table (cli.go) is the source of truth for the usage text;
+// docs/cli.md is checked against it.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 )
-
-const usage = `cdcsync: Debezium CDC sync between systems of record, on Kafka.
-
-Usage:
-  cdcsync run --brokers HOST:PORT[,..] --topologies DIR [--config worker.yaml]
-  cdcsync demo [--serve]            run the main job on an in-process broker and registry
-  cdcsync bench [flags]             measure pipeline throughput against a raw passthrough
-  cdcsync broker [--port N]         serve the embedded broker and registry (for tests and tools)
-  cdcsync topology validate PATH... check topology files or directories
-  cdcsync topology describe PATH    print the compiled plan of a topology
-  cdcsync decode --format debezium-json [--key FILE] [--value FILE] [--topic T --connector KIND]
-  cdcsync schemas check --registry URL TOPOLOGY...
-  cdcsync dlq inspect --brokers HOST:PORT TOPIC [--list | --show PARTITION/OFFSET] [filters]
-  cdcsync dlq replay  --brokers HOST:PORT [--topologies DIR] TOPIC [filters]
-
-Run "cdcsync COMMAND -h" for the flags of a command.
-`
 
 // exitError carries a process exit code. Commands return it for "ran fine
 // but the answer is no" (exit 1 from validate) as well as for failures.
@@ -72,11 +58,8 @@ func main() {
 		code = ee.code
 		err = ee.err
 	}
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cdcsync:", err)
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		code = 2
 	}
 	os.Exit(code)
 }
@@ -119,33 +102,41 @@ func notifyContext(exit func(int), sigs ...os.Signal) (context.Context, func()) 
 	}
 }
 
+// runMain runs the command args name. It returns nil or an error whose
+// exit code exitCode gives (an *exitError; any other error is exit 1).
+// Help asked for (-h, --help, help) is printed to stdout with exit 0;
+// bad usage goes to stderr with exit 2.
 func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return &exitError{code: 2}
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return cmdRun(ctx, rest, stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, rest, stdout, stderr)
-	case "bench":
-		return cmdBench(ctx, rest, stdout, stderr)
-	case "broker":
-		return cmdBroker(ctx, rest, stdout, stderr)
-	case "topology":
-		return cmdTopology(rest, stdout, stderr)
-	case "decode":
-		return cmdDecode(rest, stdin, stdout, stderr)
-	case "dlq":
-		return cmdDLQ(ctx, rest, stdout, stderr)
-	case "schemas":
-		return cmdSchemas(ctx, rest, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usageText())
+		return nil
+	case "version", "-version", "--version":
+		printVersion(stdout)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+	cmd, rest, group := lookup(args)
+	if cmd == nil && group != "" {
+		switch {
+		case len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help"):
+			fmt.Fprint(stdout, groupUsage(group))
+			return nil
+		case len(rest) == 0:
+			return &exitError{code: 2, err: fmt.Errorf("%s: which command?\n%s", group, strings.TrimSuffix(groupUsage(group), "\n"))}
+		}
+		return &exitError{code: 2, err: fmt.Errorf("unknown command \"%s %s\"\n%s", group, rest[0], strings.TrimSuffix(groupUsage(group), "\n"))}
+	}
+	if cmd == nil {
+		fmt.Fprint(stderr, usageText())
+		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", args[0])}
+	}
+	err := cmd.run(ctx, rest, stdio{in: stdin, out: stdout, errout: stderr})
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
 }

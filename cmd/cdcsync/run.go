@@ -59,8 +59,7 @@ func (wf *workerFile) withOrigin(err error) error {
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", stdout)
 	var (
 		brokers    = fs.String("brokers", "", "bootstrap brokers, HOST:PORT[,..] (env CDCSYNC_BROKERS)")
 		topoDir    = fs.String("topologies", "", "directory (or file) of topology YAML files (env CDCSYNC_TOPOLOGIES)")
@@ -70,7 +69,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		registry   = fs.String("registry", "", "schema registry URL, for Avro topologies (env CDCSYNC_REGISTRY_URL)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info; env CDCSYNC_LOG_LEVEL)")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	set := map[string]bool{}

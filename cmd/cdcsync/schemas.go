@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,25 +13,19 @@ import (
 	"github.com/cdcsync/cdcsync/topology"
 )
 
-const schemasUsage = "usage: cdcsync schemas check --registry URL TOPOLOGY..."
-
 // cmdSchemas runs "cdcsync schemas check": the pre-deploy gate that checks
 // topologies against a live schema registry. It exits 1 on any problem,
 // so it can run in CI.
 func cmdSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "check" {
-		return &exitError{code: 2, err: errors.New(schemasUsage)}
-	}
-	fs := flag.NewFlagSet("schemas check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("schemas check", stdout)
 	registry := fs.String("registry", os.Getenv("CDCSYNC_REGISTRY_URL"), "schema registry URL (default $CDCSYNC_REGISTRY_URL)")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request registry timeout")
 	configFile := fs.String("config", "", configFlagHelp)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 || *registry == "" {
-		return &exitError{code: 2, err: errors.New(schemasUsage)}
+	if *registry == "" {
+		return fs.usageError("--registry is required (or CDCSYNC_REGISTRY_URL)")
 	}
 	src := "CDCSYNC_REGISTRY_URL"
 	fs.Visit(func(f *flag.Flag) {

@@ -39,7 +39,7 @@ func runSchemasCheck(t *testing.T, url, doc string) (string, error) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	err := cmdSchemas(context.Background(), []string{"check", "--registry", url, path}, &out, &errb)
+	err := cmdSchemas(context.Background(), []string{"--registry", url, path}, &out, &errb)
 	return out.String(), err
 }
 

@@ -330,11 +330,13 @@ func TestRecordReadParseRoundTrip(t *testing.T) {
 			}
 			m := consumeOne(t, cl, srcTopic, e.Partition, next)
 			src := srcs[i]
+			// The original headers, and the link to the DLQ record.
+			wantHeaders := append(headerPairs(src.Headers), HeaderReplayOf+"="+e.Link())
 			if !bytes.Equal(m.Key, src.Key) || !bytes.Equal(m.Value, src.Value) ||
 				(m.Value == nil) != (src.Value == nil) || !m.Timestamp.Equal(src.Timestamp) ||
-				!reflect.DeepEqual(headerPairs(m.Headers), headerPairs(src.Headers)) {
+				!reflect.DeepEqual(headerPairs(m.Headers), wantHeaders) {
 				t.Errorf("replayed %d = key %q value %q ts %v headers %v; want %q %q %v %v", i,
-					m.Key, m.Value, m.Timestamp, headerPairs(m.Headers), src.Key, src.Value, src.Timestamp, headerPairs(src.Headers))
+					m.Key, m.Value, m.Timestamp, headerPairs(m.Headers), src.Key, src.Value, src.Timestamp, wantHeaders)
 			}
 		}
 		if err := Replay(ctx, rp, Entry{}); !errors.Is(err, ErrNoOrigin) {

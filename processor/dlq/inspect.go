@@ -121,6 +121,9 @@ func WriteShow(w io.Writer, e Entry) error {
 	if e.EventID != "" {
 		ew.printf("event id:   %s\n", e.EventID)
 	}
+	if e.ReplayOf != "" {
+		ew.printf("replay of:  %s\n", e.ReplayOf)
+	}
 	ew.printf("\nheaders (%d original, %d error):\n", len(e.OriginalHeaders), len(e.Headers)-len(e.OriginalHeaders))
 	for i, h := range e.Headers {
 		if h == nil {
@@ -220,4 +223,17 @@ func (ew *errWriter) printf(format string, args ...any) {
 	if ew.err == nil {
 		_, ew.err = fmt.Fprintf(ew.w, format, args...)
 	}
+}
+
+// WriteReplayPlan writes one line per entry a replay writes: the DLQ
+// position, the target topic partition, the stage, the exception class
+// and the key. `dlq replay --dry-run` prints it under its count.
+func WriteReplayPlan(w io.Writer, entries []Entry) error {
+	ew := &errWriter{w: w}
+	for i := range entries {
+		e := &entries[i]
+		ew.printf("  %d/%d -> %s/%d\t%s\t%s\t%s\n", e.DLQPartition, e.DLQOffset, orDash(e.Topic), e.Partition,
+			orDash(e.Stage), orDash(e.ExceptionClass), shortBytes(e.Key, 40))
+	}
+	return ew.err
 }

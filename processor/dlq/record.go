@@ -33,6 +33,14 @@ const (
 	HeaderEventID      = "cdcsync.event.id"
 	HeaderSchemaID     = "cdcsync.schema.id" // only when the record had a registry schema
 
+	// HeaderReplayOf links a replayed record to the DLQ record it was
+	// replayed from: "DLQTOPIC/PARTITION@OFFSET". Replay sets it on the
+	// record it writes to the source topic; when that record fails again,
+	// Record copies it from the source record's headers into the new DLQ
+	// record's error headers, where it survives Fit dropping the original
+	// headers, and Parse reads it into Entry.ReplayOf.
+	HeaderReplayOf = "cdcsync.replay.of"
+
 	// HeaderTruncated is set when Fit cut the record to fit the producer's
 	// limit: what was cut, in order, from "value", "key", "headers" (the
 	// source record's own headers, dropped) and "message" (the exception
@@ -127,7 +135,20 @@ func Record(dlqTopic string, src *sarama.ConsumerMessage, f Failure) *sarama.Pro
 	if f.SchemaID != 0 {
 		add(HeaderSchemaID, strconv.Itoa(f.SchemaID))
 	}
+	if of := replayOf(src.Headers); of != "" {
+		add(HeaderReplayOf, of)
+	}
 	return msg
+}
+
+// replayOf is the value of the last cdcsync.replay.of header of hs, or "".
+func replayOf(hs []*sarama.RecordHeader) string {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if h := hs[i]; h != nil && string(h.Key) == HeaderReplayOf {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // recordVersion is the record format sarama sizes records for (record
@@ -229,6 +250,11 @@ type Entry struct {
 	DLQTopic     string
 	DLQPartition int32
 	DLQOffset    int64
+
+	// ReplayOf is the DLQ record this record's failed source record was
+	// replayed from, "DLQTOPIC/PARTITION@OFFSET" (HeaderReplayOf); empty
+	// when it was not a replay.
+	ReplayOf string
 }
 
 // Time is when the record failed: FirstFailure, or the record timestamp
@@ -321,6 +347,8 @@ func Parse(rec *sarama.ConsumerMessage) (Entry, error) {
 				return fail(ErrBadHeader, k, v)
 			}
 			e.SchemaID = n
+		case HeaderReplayOf:
+			e.ReplayOf = v
 		}
 	}
 	if e.Topology == "" {

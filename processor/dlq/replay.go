@@ -22,7 +22,8 @@ func ConfigureReplayProducer(cfg *sarama.Config) {
 }
 
 // Replay writes e's original key, value, headers (without the error
-// headers) and timestamp back to its original topic and partition. The
+// headers) and timestamp back to its original topic and partition, with
+// the header cdcsync.replay.of (HeaderReplayOf) set to e.Link(). The
 // producer must be configured with ConfigureReplayProducer; if the record
 // lands elsewhere Replay returns ErrWrongPartition (the record has been
 // written). Replaying the same entry twice is harmless: the dedup ledger
@@ -56,10 +57,13 @@ func replay(ctx context.Context, producer sarama.SyncProducer, e Entry) (pos Pos
 		msg.Value = sarama.ByteEncoder(e.Value)
 	}
 	for _, h := range e.OriginalHeaders {
-		if h != nil {
+		// The link to an earlier DLQ record is replaced by the link to
+		// this one, which links to it in turn.
+		if h != nil && string(h.Key) != HeaderReplayOf {
 			msg.Headers = append(msg.Headers, *h)
 		}
 	}
+	msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(HeaderReplayOf), Value: []byte(e.Link())})
 	p, off, err := producer.SendMessage(msg)
 	if err != nil {
 		return pos, false, fmt.Errorf("dlq: replay %s/%d@%d to %s/%d: %w", e.DLQTopic, e.DLQPartition, e.DLQOffset, e.Topic, e.Partition, err)
@@ -74,9 +78,9 @@ func replay(ctx context.Context, producer sarama.SyncProducer, e Entry) (pos Pos
 
 // Position is where a replayed record was written.
 type Position struct {
-	Topic     string
-	Partition int32
-	Offset    int64
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
 }
 
 func (p Position) String() string { return fmt.Sprintf("%s/%d@%d", p.Topic, p.Partition, p.Offset) }
@@ -224,4 +228,10 @@ func hasConnectErrorHeaders(hs []*sarama.RecordHeader) bool {
 		}
 	}
 	return false
+}
+
+// Link is the entry's DLQ position as HeaderReplayOf holds it:
+// "DLQTOPIC/PARTITION@OFFSET".
+func (e *Entry) Link() string {
+	return Position{Topic: e.DLQTopic, Partition: e.DLQPartition, Offset: e.DLQOffset}.String()
 }
