@@ -314,8 +314,14 @@ func TestKfakeAPIRestartFailed(t *testing.T) {
 			t.Errorf("/healthz = %d %q after the restart, want 200", code, body)
 		}
 	}
-	if a.w.Stats(plan.Name()).In == 0 || b.w.Stats(plan.Name()).In == 0 {
-		t.Errorf("after the restart both workers should consume (in: %d, %d)", a.w.Stats(plan.Name()).In, b.w.Stats(plan.Name()).In)
+	// Both workers are back in the group: each owns one of the two
+	// partitions.
+	waitFor(t, 30*time.Second, "each worker owning a partition", func() bool {
+		s := status(t, urlB, plan.Name())
+		return len(s.Partitions) == 2 && s.Partitions[0].Worker != s.Partitions[1].Worker && !s.Partitions[0].Stale && !s.Partitions[1].Stale
+	})
+	if b.w.Stats(plan.Name()).Out+a.w.Stats(plan.Name()).Out != int64(w.Unique) {
+		t.Errorf("records out = %d + %d, want %d", a.w.Stats(plan.Name()).Out, b.w.Stats(plan.Name()).Out, w.Unique)
 	}
 	if err := a.stop(); err != nil {
 		t.Errorf("worker a stopped with %v after a successful restart", err)
