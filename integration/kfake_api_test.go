@@ -203,6 +203,10 @@ func testPauseResume(t *testing.T, guarantee string) {
 	})
 
 	inBefore := a.w.Stats(plan.Name()).In + b.w.Stats(plan.Name()).In + c.w.Stats(plan.Name()).In
+	rebalances := func() int64 {
+		return a.w.Stats(plan.Name()).Rebalances + b.w.Stats(plan.Name()).Rebalances + c.w.Stats(plan.Name()).Rebalances
+	}
+	sessions := rebalances()
 	sinkBefore := len(readSink())
 	produce(t, brokers, second)
 	// The true lag: every record produced during the pause is behind, on
@@ -234,6 +238,11 @@ func testPauseResume(t *testing.T, guarantee string) {
 		t.Fatalf("resume: %d %s", code, body)
 	}
 	waitProcessed(t, brokers, time.Minute, plan)
+	// The held claims kept the group: no session began during the pause,
+	// and resume released the claims without one.
+	if n := rebalances(); n != sessions {
+		t.Errorf("%d new sessions during the pause and the resume, want none", n-sessions)
+	}
 	checkExactlyOnce(t, readSink(), w)
 	waitFor(t, 20*time.Second, "status running on every worker", func() bool {
 		s := status(t, urlC, plan.Name())

@@ -494,6 +494,12 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 			failures, failingSince = 0, time.Time{}
 			continue
 		}
+		if errors.Is(cause, context.Canceled) {
+			// Only a pause ends a session without a cause (lifecycle.go);
+			// one that came during Setup aborts the ledger restore, which
+			// is no failure.
+			continue
+		}
 		if err == nil {
 			err = cause
 		}
