@@ -71,11 +71,12 @@ type pipeline struct {
 	fatalErr error
 
 	ready   atomic.Bool
-	life    lifecycle // pause, resume and restart (lifecycle.go)
-	status  status    // for /healthz and /readyz (worker.go)
-	lags    lagSet    // live claims, for the lag refresh (lag.go)
-	tries   attempts  // failed attempts per source record, for the DLQ header (attempts.go)
+	status  status   // for /healthz and /readyz (worker.go)
+	lags    lagSet   // live claims, for the lag refresh (lag.go)
+	tries   attempts // failed attempts per source record, for the DLQ header (attempts.go)
 	claimed atomic.Int32
+
+	life lifecycle // pause, resume and restart (lifecycle.go)
 }
 
 // partState is the dedup state of one claim: the in-memory ledger index,
