@@ -201,6 +201,9 @@ func testPauseResume(t *testing.T, guarantee string) {
 		code, body := call(t, http.MethodGet, urlC+"/readyz", "", nil)
 		return code == http.StatusOK && strings.Contains(body, "topology apipause paused")
 	})
+	if code, body := call(t, http.MethodGet, urlA+"/healthz", "", nil); code != http.StatusOK {
+		t.Errorf("/healthz while paused: %d %q, want 200 (paused is not failed)", code, body)
+	}
 
 	inBefore := a.w.Stats(plan.Name()).In + b.w.Stats(plan.Name()).In + c.w.Stats(plan.Name()).In
 	rebalances := func() int64 {
