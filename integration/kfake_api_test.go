@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -458,4 +460,49 @@ func TestKfakeAPIStatusMerge(t *testing.T) {
 		s = status(t, u, plan.Name())
 		return len(s.Workers) == 2 && len(s.Partitions) == 1
 	})
+}
+
+// `cdcsync run` reads the token from CDCSYNC_API_TOKEN_FILE: a pause with
+// it is accepted and holds the topology, one without it is 401; a worker
+// started without a token refuses every action with 403.
+func TestKfakeAPIProcessToken(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 2, src.Topic())
+	brokers := st.Brokers()
+	doc := fmt.Sprintf(contactsTopology, "apiproc", src.Topic(), "sync.apiproc")
+	dir := writeTopology(t, doc)
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte(apiToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startProcess(t, "proc-a", brokers, dir, "CDCSYNC_API_TOKEN_FILE="+tokFile)
+	b := startProcess(t, "proc-b", brokers, dir)
+	for _, p := range []*proc{a, b} {
+		if err := p.waitReady(60 * time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, tail(p.log.String(), 30))
+		}
+	}
+	if code, body := call(t, http.MethodPut, "http://"+a.http+"/topologies/apiproc/pause", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("pause without the token: %d %s", code, body)
+	}
+	if code, body := call(t, http.MethodPut, "http://"+b.http+"/topologies/apiproc/pause", apiToken, nil); code != http.StatusForbidden ||
+		!strings.Contains(body, "CDCSYNC_API_TOKEN") {
+		t.Errorf("pause on a worker without api_token: %d %s, want 403 saying how to enable it", code, body)
+	}
+	if code, body := call(t, http.MethodPut, "http://"+a.http+"/topologies/apiproc/pause", apiToken, nil); code != http.StatusAccepted {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	// The worker without a token is paused too: the action came over the
+	// control topic.
+	waitFor(t, 30*time.Second, "both processes holding their partitions", func() bool {
+		return heldBy(t, "http://"+a.http, "apiproc") && heldBy(t, "http://"+b.http, "apiproc")
+	})
+	if strings.Contains(a.log.String(), apiToken) {
+		t.Error("the token appears in the worker's log")
+	}
+	for _, p := range []*proc{a, b} {
+		if err := p.terminate(30 * time.Second); err != nil {
+			t.Errorf("exit: %v\n%s", err, tail(p.log.String(), 20))
+		}
+	}
 }
