@@ -71,6 +71,12 @@ func (w *Worker) openControl(ctx context.Context) (*controller, error) {
 		return nil, err
 	}
 	sc.Producer.Partitioner = sarama.NewManualPartitioner
+	// Control records are small and a failed write is reported (503 to
+	// the API, a warning for a report): a few quick retries, so a broker
+	// that is down does not hold the shutdown's tombstones for long.
+	sc.Producer.Retry.Max = 3
+	sc.Producer.Retry.BackoffFunc = nil
+	sc.Producer.Retry.Backoff = 250 * time.Millisecond
 	c := &controller{w: w, topic: w.cfg.ControlTopic, log: w.log.With(zap.String("control_topic", w.cfg.ControlTopic)),
 		desired: map[string]api.Desired{}, reports: map[string]map[string]api.Worker{}, moved: make(chan struct{}),
 		sent: map[string]bool{}}
