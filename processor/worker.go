@@ -175,6 +175,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	var ctlGroup errgroup.Group // follow and report (control.go)
 	stopCtl := func() {}
 	if w.cfg.ControlTopic != "" {
+		for _, p := range w.pipelines {
+			p.setPhase("connecting to the brokers and reading the control topic " + w.cfg.ControlTopic)
+		}
 		ctl, err := w.openControl(ctx)
 		if err != nil || ctl == nil {
 			return errors.Join(err, stopHTTP()) // nil, nil: cancelled while connecting, a clean stop
