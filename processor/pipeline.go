@@ -75,6 +75,8 @@ type pipeline struct {
 	lags    lagSet   // live claims, for the lag refresh (lag.go)
 	tries   attempts // failed attempts per source record, for the DLQ header (attempts.go)
 	claimed atomic.Int32
+
+	life lifecycle // pause, resume and restart (lifecycle.go)
 }
 
 // partState is the dedup state of one claim: the in-memory ledger index,
@@ -113,6 +115,7 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry
 	if plan.SinkFormat() == topology.SinkAvro {
 		p.enc = schemas.NewEncoder(registry, schemas.EncoderOptions{Strategy: plan.SubjectStrategy()})
 	}
+	p.life.init()
 	now := func() time.Time { return p.now() }
 	p.registryBrk = newBreaker(plan, depRegistry, m.breaker, now, p.log)
 	p.producerBrk = newBreaker(plan, depProducer, m.breaker, now, p.log)
@@ -493,6 +496,12 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 		}
 		if err == nil && (cause == nil || errors.Is(cause, context.Canceled)) {
 			failures, failingSince = 0, time.Time{}
+			continue
+		}
+		if errors.Is(cause, context.Canceled) {
+			// Only a pause ends a session without a cause (lifecycle.go);
+			// one that came during Setup aborts the ledger restore, which
+			// is no failure.
 			continue
 		}
 		if err == nil {
