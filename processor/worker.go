@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cdcsync/cdcsync/processor/console"
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -31,6 +32,7 @@ type Worker struct {
 	metrics   *metrics
 	pipelines []*pipeline
 	httpAddr  atomic.Pointer[string] // set by Run once the HTTP server listens
+	console   *console.Console       // the web console and its DLQ endpoints, on the HTTP server
 }
 
 // New validates the configuration and the plans and builds a worker. It
@@ -77,6 +79,9 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 			return nil, err
 		}
 		w.pipelines = append(w.pipelines, p)
+	}
+	if w.console, err = w.newConsole(plans); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
@@ -268,6 +273,7 @@ func connect(ctx context.Context, brokers []string, sc *sarama.Config, log *zap.
 func (w *Worker) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
+	w.console.Register(mux)
 	// /healthz: 503 once a topology has stopped fatally, naming it, so an
 	// orchestrator restarts the worker.
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {

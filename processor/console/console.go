@@ -1,0 +1,238 @@
+package console
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Config is what the console needs from the worker.
+type Config struct {
+	// Plans are the worker's topologies.
+	Plans []*topology.Plan
+	// Connect opens a Kafka client for one request's DLQ reads and
+	// replays; the console closes it. Its config must suit a replay
+	// producer (dlq.ConfigureReplayProducer) and a short
+	// Consumer.MaxWaitTime (Read finds a partition's end by waiting out
+	// fetches).
+	Connect func(ctx context.Context) (sarama.Client, error)
+	// Token is api_token: the bearer token state changes need. Empty:
+	// state changes are refused (403).
+	Token string
+	// ReadToken is api_token_read: when set, reads need it (or Token).
+	ReadToken string
+	Log       *zap.Logger
+}
+
+// Validate reports a missing field.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Plans) == 0:
+		return errors.New("console: no topologies")
+	case c.Connect == nil:
+		return errors.New("console: Connect is nil")
+	}
+	return nil
+}
+
+// Console serves the pages and the DLQ endpoints. It holds no goroutine
+// and no connection between requests.
+type Console struct {
+	cfg       Config
+	plans     map[string]*topology.Plan
+	names     []string
+	forbidden map[string]string // topics a replay must never write, and why
+	pages     *template.Template
+	static    http.Handler
+	log       *zap.Logger
+}
+
+// New builds a console; it opens nothing.
+func New(cfg Config) (*Console, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	pages, err := template.ParseFS(assets, "assets/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("console: templates: %w", err)
+	}
+	sub, err := fs.Sub(assets, "assets")
+	if err != nil {
+		return nil, err
+	}
+	c := &Console{
+		cfg: cfg, plans: map[string]*topology.Plan{}, forbidden: map[string]string{},
+		pages: pages, static: http.StripPrefix("/console/static/", http.FileServerFS(sub)), log: cfg.Log,
+	}
+	for _, p := range cfg.Plans {
+		c.plans[p.Name()] = p
+		c.names = append(c.names, p.Name())
+		// The same refusals as `cdcsync dlq replay --topologies`.
+		c.forbidden[string(p.DLQTopic())] = fmt.Sprintf("the DLQ topic of topology %s (%s)", p.Name(), p.File())
+		c.forbidden[string(p.LedgerTopic())] = fmt.Sprintf("the ledger topic of topology %s (%s)", p.Name(), p.File())
+	}
+	return c, nil
+}
+
+// Register adds the console's routes to mux: the pages at / and under
+// /console/, the DLQ endpoints under /topologies/{name}/dlq.
+func (c *Console) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", c.index)
+	mux.Handle("GET /console/static/", c.static)
+	mux.HandleFunc("GET /console/topologies/{name}", c.topologyPage)
+	mux.HandleFunc("GET /console/topologies/{name}/dlq/{partition}/{offset}", c.recordPage)
+
+	mux.HandleFunc("GET /topologies/{name}/dlq", c.read(c.dlqSummary))
+	mux.HandleFunc("GET /topologies/{name}/dlq/records", c.read(c.dlqRecords))
+	mux.HandleFunc("GET /topologies/{name}/dlq/records/{partition}/{offset}", c.read(c.dlqRecord))
+	mux.HandleFunc("POST /topologies/{name}/dlq/replay", c.read(c.dlqReplay))
+}
+
+type pageData struct {
+	Title      string
+	Topologies []topologyRow
+	Name       string // the topology of a topology or record page
+	Partition  int32
+	Offset     int64
+	DLQTopic   string
+}
+
+type topologyRow struct {
+	Name, Sources, Guarantee, DLQTopic string
+}
+
+func (c *Console) index(rw http.ResponseWriter, r *http.Request) {
+	d := pageData{Title: "Topologies"}
+	for _, n := range c.names {
+		p := c.plans[n]
+		src := p.SourcePattern()
+		if ts := p.SourceTopics(); len(ts) > 0 {
+			parts := make([]string, len(ts))
+			for i, t := range ts {
+				parts[i] = string(t)
+			}
+			src = strings.Join(parts, ", ")
+		}
+		d.Topologies = append(d.Topologies, topologyRow{Name: n, Sources: src, Guarantee: p.Guarantee().String(), DLQTopic: string(p.DLQTopic())})
+	}
+	c.render(rw, "index.html", d)
+}
+
+func (c *Console) topologyPage(rw http.ResponseWriter, r *http.Request) {
+	p, ok := c.plans[r.PathValue("name")]
+	if !ok {
+		http.Error(rw, "unknown topology "+strconv.Quote(r.PathValue("name")), http.StatusNotFound)
+		return
+	}
+	c.render(rw, "topology.html", pageData{Title: p.Name(), Name: p.Name(), DLQTopic: string(p.DLQTopic())})
+}
+
+func (c *Console) recordPage(rw http.ResponseWriter, r *http.Request) {
+	p, ok := c.plans[r.PathValue("name")]
+	if !ok {
+		http.Error(rw, "unknown topology "+strconv.Quote(r.PathValue("name")), http.StatusNotFound)
+		return
+	}
+	part, off, err := position(r)
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.render(rw, "record.html", pageData{
+		Title: fmt.Sprintf("%s %d/%d", p.DLQTopic(), part, off), Name: p.Name(),
+		Partition: part, Offset: off, DLQTopic: string(p.DLQTopic()),
+	})
+}
+
+func (c *Console) render(rw http.ResponseWriter, page string, d pageData) {
+	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+	rw.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+	if err := c.pages.ExecuteTemplate(rw, page, d); err != nil {
+		c.log.Warn("console: rendering a page", zap.String("page", page), zap.Error(err))
+	}
+}
+
+// position reads the {partition} and {offset} path values.
+func position(r *http.Request) (int32, int64, error) {
+	p, err1 := strconv.ParseInt(r.PathValue("partition"), 10, 32)
+	o, err2 := strconv.ParseInt(r.PathValue("offset"), 10, 64)
+	if err1 != nil || err2 != nil || p < 0 || o < 0 {
+		return 0, 0, fmt.Errorf("want /{partition}/{offset} as two non-negative integers, got %q/%q",
+			r.PathValue("partition"), r.PathValue("offset"))
+	}
+	return int32(p), o, nil
+}
+
+// read wraps a JSON endpoint: the topology must exist (404), and reads
+// need api_token_read when it is set (401).
+func (c *Console) read(h func(http.ResponseWriter, *http.Request, *topology.Plan)) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		if c.cfg.ReadToken != "" && !bearer(r, c.cfg.ReadToken) && !bearer(r, c.cfg.Token) {
+			writeError(rw, http.StatusUnauthorized, "this endpoint needs the header Authorization: Bearer <api_token_read>")
+			return
+		}
+		p, ok := c.plans[r.PathValue("name")]
+		if !ok {
+			writeError(rw, http.StatusNotFound, "unknown topology "+strconv.Quote(r.PathValue("name")))
+			return
+		}
+		h(rw, r, p)
+	}
+}
+
+// authorizeWrite answers 403 when no api_token is configured and 401
+// when the request does not carry it, and reports whether it may go on.
+func (c *Console) authorizeWrite(rw http.ResponseWriter, r *http.Request) bool {
+	if c.cfg.Token == "" {
+		writeError(rw, http.StatusForbidden, "state changes are disabled: the worker has no api_token")
+		return false
+	}
+	if !bearer(r, c.cfg.Token) {
+		rw.Header().Set("WWW-Authenticate", `Bearer realm="cdcsync"`)
+		writeError(rw, http.StatusUnauthorized, "this call changes state: it needs the header Authorization: Bearer <api_token>")
+		return false
+	}
+	return true
+}
+
+// bearer reports whether r carries "Authorization: Bearer token"; the
+// comparison takes the same time whatever the prefix that matches.
+func bearer(r *http.Request, token string) bool {
+	if token == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+func writeJSON(rw http.ResponseWriter, code int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Header().Set("Cache-Control", "no-store")
+	rw.WriteHeader(code)
+	enc := json.NewEncoder(rw)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(rw http.ResponseWriter, code int, msg string) {
+	writeJSON(rw, code, map[string]string{"error": msg})
+}
