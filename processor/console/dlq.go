@@ -282,7 +282,7 @@ func (c *Console) dlqRecords(rw http.ResponseWriter, r *http.Request, p *topolog
 func summarize(e *dlq.Entry) RecordSummary {
 	return RecordSummary{
 		Partition: e.DLQPartition, Offset: e.DLQOffset, Time: e.Time(), Stage: e.Stage,
-		Exception: e.ExceptionClass, Message: shorten(e.Message, 200), Key: shorten(readable(e.Key).Text, 60),
+		Exception: e.ExceptionClass, Message: shorten(e.Message, 200), Key: shortKey(e.Key),
 		Origin: Origin{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset},
 	}
 }
@@ -433,6 +433,18 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// shortKey is a key on one line: its text when printable (JSON as
+// written, not indented), else its hex.
+func shortKey(b []byte) string {
+	switch {
+	case b == nil:
+		return "null"
+	case utf8.Valid(b) && printable(string(b)):
+		return shorten(string(b), 60)
+	}
+	return shorten("0x"+hex.EncodeToString(b), 60)
 }
 
 func shorten(s string, n int) string {

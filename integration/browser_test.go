@@ -1,0 +1,267 @@
+//go:build browser
+
+// The browser tier: the web console driven in headless Chromium
+// (chromedp) against two workers on the embedded kfake broker with the
+// demo's contacts data set. Run it with
+//
+//	go test -tags browser -count=1 -run TestBrowser ./integration/
+//
+// integration/run-tests.sh installs Debian's chromium when it is missing.
+// With the tag given, a missing browser fails the test: it is never
+// skipped. CDCSYNC_SCREENSHOTS=DIR writes the console's main views there
+// as PNG (docs/img holds the committed ones).
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/processor"
+	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/topology"
+)
+
+// findChromium returns the headless browser's path, or fails the test.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CDCSYNC_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found (chromium, chromium-browser, google-chrome, or CDCSYNC_CHROMIUM): " +
+		"install Debian's chromium (apt-get install -y chromium); integration/run-tests.sh does it")
+	return ""
+}
+
+// browser starts headless Chromium; the returned context drives one tab.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := findChromium(t)
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return ctx
+}
+
+// do runs browser steps with a deadline, failing the test with what was
+// being done and the page's content.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		html, _ := chromedp.Run(hctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		t.Fatalf("%s: %v\npage:\n%s", what, err, html)
+	}
+}
+
+// bget runs one browser action that returns a value.
+func bget[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// waitJS polls a JavaScript expression until it is true.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))
+}
+
+// textOf is the text of the first element matching a CSS selector.
+func textOf(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	return bget(t, ctx, "text of "+sel, chromedp.TextContent(chromedp.CSS(sel)))
+}
+
+func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
+
+// screenshot writes the page to $CDCSYNC_SCREENSHOTS/name.png when set.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("CDCSYNC_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png := bget(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const browserToken = "console-test-token"
+
+// startConsoleWorker is an in-process worker serving the REST API and the
+// console on a loopback port.
+func startConsoleWorker(t *testing.T, brokers []string, name string, plans ...*topology.Plan) *worker {
+	t.Helper()
+	cfg := processor.DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.ClientID = name
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.CommitInterval = 200 * time.Millisecond
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.Heartbeat = 500 * time.Millisecond
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).With(zap.String("worker", name))
+	w, err := processor.New(cfg, plans, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wk := &worker{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { wk.done <- w.Run(ctx) }()
+	t.Cleanup(func() { _ = wk.stop() })
+	deadline := time.Now().Add(10 * time.Second)
+	for w.HTTPAddr() == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %s: no HTTP server after 10s", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return wk
+}
+
+// jsonPlans are the demo's JSON topologies (the Avro one needs the
+// registry and adds nothing the console shows differently).
+func jsonPlans(t *testing.T) []*topology.Plan {
+	t.Helper()
+	all, err := demo.Topologies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*topology.Plan
+	for _, p := range all {
+		if p.Format() == topology.DebeziumJSON {
+			out = append(out, p)
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("want the demo's 2 JSON topologies, got %d", len(out))
+	}
+	return out
+}
+
+func TestBrowserConsole(t *testing.T) {
+	const erpToCRM = "contacts-erp-to-crm"
+	st := cluster(t, 4, "erp.public.contacts", "crm.public.contacts")
+	brokers := st.Brokers()
+	plans := jsonPlans(t)
+	records, expect := demo.Contacts(60)
+	produce(t, brokers, records)
+	w1 := startConsoleWorker(t, brokers, "console-w1", plans...)
+	startConsoleWorker(t, brokers, "console-w2", plans...)
+	waitProcessed(t, brokers, 30*time.Second, plans...)
+
+	// What the DLQ really holds, read with the CLI's reader.
+	var erpPlan *topology.Plan
+	for _, p := range plans {
+		if p.Name() == erpToCRM {
+			erpPlan = p
+		}
+	}
+	inDLQ, err := dlq.Read(context.Background(), newClient(t, brokers), string(erpPlan.DLQTopic()), dlq.Filter{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inDLQ) != expect.Poison {
+		t.Fatalf("%s holds %d records, the data set has %d poison records", erpPlan.DLQTopic(), len(inDLQ), expect.Poison)
+	}
+
+	base := "http://" + w1.w.HTTPAddr()
+	ctx := browser(t)
+
+	t.Run("topologies render", func(t *testing.T) {
+		do(t, ctx, "index", chromedp.Navigate(base+"/"),
+			waitJS(`document.querySelectorAll("#topologies tbody tr[data-topology]").length === 2`))
+		names := textOf(t, ctx, "#topologies tbody")
+		for _, p := range plans {
+			if !strings.Contains(names, p.Name()) {
+				t.Errorf("index does not list %s:\n%s", p.Name(), names)
+			}
+		}
+		screenshot(t, ctx, "console-topologies")
+	})
+
+	t.Run("DLQ drill-down shows a poison record's headers", func(t *testing.T) {
+		do(t, ctx, "topology page", chromedp.Navigate(base+"/console/topologies/"+erpToCRM),
+			waitJS(fmt.Sprintf(`document.querySelectorAll("#dlq-records a.record-link").length === %d`, len(inDLQ))))
+		total := textOf(t, ctx, "#dlq-total")
+		if !strings.HasPrefix(total, fmt.Sprintf("%d record(s)", len(inDLQ))) {
+			t.Errorf("DLQ total %q, want %d record(s)", total, len(inDLQ))
+		}
+		screenshot(t, ctx, "console-topology")
+		first := inDLQ[0]
+		link := fmt.Sprintf(`a.record-link[href$="/dlq/%d/%d"]`, first.DLQPartition, first.DLQOffset)
+		do(t, ctx, "open a record", click(link),
+			waitJS(`document.querySelectorAll("#record-headers tbody td.hkey").length > 5`))
+		headers, facts := textOf(t, ctx, "#record-headers tbody"), textOf(t, ctx, "#record-facts")
+		for _, h := range first.Headers {
+			if !strings.Contains(headers, string(h.Key)) || !strings.Contains(headers, string(h.Value)) {
+				t.Errorf("record page lacks header %s=%s:\n%s", h.Key, h.Value, headers)
+			}
+		}
+		origin := fmt.Sprintf("%s partition %d offset %d", first.Topic, first.Partition, first.Offset)
+		if !strings.Contains(facts, origin) || !strings.Contains(facts, first.Stage) {
+			t.Errorf("record facts lack origin %q and stage %q:\n%s", origin, first.Stage, facts)
+		}
+		screenshot(t, ctx, "console-dlq-record")
+	})
+
+	t.Run("dry-run preview counts what the DLQ holds; a replay without the token is refused", func(t *testing.T) {
+		do(t, ctx, "topology page", chromedp.Navigate(base+"/console/topologies/"+erpToCRM),
+			waitJS(`document.querySelectorAll("#dlq-records a.record-link").length > 0`),
+			click("#replay-preview"),
+			waitJS(`document.getElementById("replay-result").dataset.count !== undefined`))
+		count := bget(t, ctx, "preview count", chromedp.Evaluate[string](`document.getElementById("replay-result").dataset.count`))
+		result := textOf(t, ctx, "#replay-result")
+		if count != fmt.Sprint(len(inDLQ)) {
+			t.Fatalf("dry run counts %s, the DLQ holds %d: %s", count, len(inDLQ), result)
+		}
+		screenshot(t, ctx, "console-replay-preview")
+
+		do(t, ctx, "replay without token", click("#replay-run"),
+			waitJS(`document.getElementById("replay-result").textContent.startsWith("401")`))
+		notice := textOf(t, ctx, "#notice")
+		if !strings.Contains(notice, "401 Unauthorized") {
+			t.Errorf("notice %q, want the 401 shown", notice)
+		}
+		after, err := dlq.Read(context.Background(), newClient(t, brokers), string(erpPlan.DLQTopic()), dlq.Filter{}, 0)
+		if err != nil || len(after) != len(inDLQ) {
+			t.Fatalf("DLQ after a refused replay: %d records, %v", len(after), err)
+		}
+	})
+}
