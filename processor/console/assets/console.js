@@ -16,7 +16,7 @@ async function api(method, url) {
   let body = null;
   try { body = await resp.json(); } catch (e) { body = null; }
   if (!resp.ok) {
-    const err = new Error((body && body.error) || resp.statusText);
+    const err = new Error((body && (body.message || body.error)) || resp.statusText);
     err.status = resp.status;
     err.body = body;
     throw err;
@@ -91,6 +91,13 @@ function fmtTime(t) { return t ? new Date(t).toISOString().replace("T", " ").rep
 
 function partitionsOf(st) { return (st && st.partitions) || []; }
 
+// breakerBadges renders {dependency: state} as one badge each.
+function breakerBadges(m) {
+  const deps = Object.keys(m || {}).sort();
+  if (!deps.length) return ["–"];
+  return deps.map((d) => el("span", { class: "badge breaker-" + m[d] }, d + ": " + m[d]));
+}
+
 // Index page: each topology's state, partition count and total lag.
 function indexPage() {
   const rows = document.querySelectorAll("#topologies tbody tr[data-topology]");
@@ -126,16 +133,19 @@ function topologyPage(root) {
       errEl.hidden = !st.error;
       errEl.textContent = st.error || "";
       const rows = partitionsOf(st).map((p) => el("tr", { "data-partition": p.topic + "/" + p.partition },
-        el("td", {}, p.topic), el("td", {}, p.partition), el("td", {}, p.worker || p.owner || "–"),
+        el("td", {}, p.topic), el("td", {}, p.partition), el("td", {}, p.worker || "–"),
         el("td", { class: "num" }, fmtNum(p.lag_records)), el("td", { class: "num" }, fmtSecs(p.lag_seconds)),
-        el("td", {}, el("span", { class: "badge breaker-" + (p.breaker || "closed") }, p.breaker || "closed")),
-        el("td", { class: "num" }, fmtNum(p.ledger_keys))));
+        el("td", {}, ...breakerBadges(p.breakers)),
+        el("td", { class: "num" }, p.ledger_keys < 0 ? "–" : fmtNum(p.ledger_keys))));
       setRows(document.querySelector("#partitions tbody"), rows, "no partition assigned", 7);
-      const brk = st.breakers || [];
-      const bt = document.getElementById("breakers");
-      bt.hidden = brk.length === 0;
-      setRows(bt.querySelector("tbody"), brk.map((b) => el("tr", {}, el("td", {}, b.dependency),
-        el("td", {}, el("span", { class: "badge breaker-" + b.state }, b.state)))), "", 2);
+      const workers = st.workers || [];
+      const wt = document.getElementById("workers");
+      wt.hidden = workers.length === 0;
+      setRows(wt.querySelector("tbody"), workers.map((w) => el("tr", { "data-worker": w.id },
+        el("td", {}, w.id + (w.self ? " (this one)" : "")),
+        el("td", {}, el("span", { class: "badge state-" + w.state }, w.state + (w.stale ? ", stale" : ""))),
+        el("td", {}, (w.partitions || []).length), el("td", {}, ...breakerBadges(w.breakers)),
+        el("td", {}, fmtTime(w.reported_at)), el("td", { class: "msg" }, w.error || w.phase || ""))), "", 6);
       document.getElementById("partitions-updated").textContent = "updated " + new Date().toLocaleTimeString("en-GB");
     } catch (err) {
       document.getElementById("partitions-updated").textContent = describe(err);
