@@ -232,7 +232,7 @@ sink: {topic: '{table}', key: [id]}
 	}
 	for name := range topics {
 		switch name {
-		case topic, "col.x", "contacts", string(plan.DLQTopic()), string(plan.LedgerTopic()):
+		case topic, "col.x", "contacts", string(plan.DLQTopic()), string(plan.LedgerTopic()), processor.DefaultControlTopic:
 		default:
 			t.Errorf("unexpected topic %q was created", name)
 		}

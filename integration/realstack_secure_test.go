@@ -192,7 +192,7 @@ func TestRealStackSecureEndToEnd(t *testing.T) {
 			name := "sec" + strings.ReplaceAll(g, "_", "") + runID()
 			dir, plan, w := secureSetup(t, b, name, g, 200)
 			_, admin := b.adminClient(t)
-			grant(t, admin, "User:"+b.user, processor.RequiredACLs(plan, true))
+			grant(t, admin, "User:"+b.user, append(processor.RequiredACLs(plan, true), processor.ControlACLs(processor.DefaultControlTopic, true)...))
 			p := startProcess(t, name, b.sasl, dir, b.env(b.pwFile)...)
 			sink := name + ".sync.contacts"
 			deadline := time.Now().Add(60 * time.Second)
@@ -245,7 +245,7 @@ func TestRealStackSecureWrongPassword(t *testing.T) {
 	name := "secpw" + runID()
 	dir, plan, _ := secureSetup(t, b, name, "at_least_once", 5)
 	_, admin := b.adminClient(t)
-	grant(t, admin, "User:"+b.user, processor.RequiredACLs(plan, true))
+	grant(t, admin, "User:"+b.user, append(processor.RequiredACLs(plan, true), processor.ControlACLs(processor.DefaultControlTopic, true)...))
 	wrong := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(wrong, []byte("not-the-password"), 0o600); err != nil {
 		t.Fatal(err)
@@ -275,7 +275,8 @@ func TestRealStackSecureMissingACL(t *testing.T) {
 			// created hides a missing Create.
 			tn := fmt.Sprintf("%s%d", name, i)
 			dir, plan, _ := secureSetup(t, b, tn, "exactly_once", 20)
-			all := processor.RequiredACLs(plan, true)
+			// The control topic's ACLs come last, granted in every case.
+			all := append(processor.RequiredACLs(plan, true), processor.ControlACLs(processor.DefaultControlTopic, true)...)
 			rest := append(append([]processor.ACL{}, all[:i]...), all[i+1:]...)
 			_, admin := b.adminClient(t)
 			if all[i].Name == string(plan.LedgerTopic()) && all[i].Operation != "Create" {

@@ -160,6 +160,26 @@ func RequiredACLs(p *topology.Plan, create bool) []ACL {
 	return out
 }
 
+// ControlACLs are the ACLs of the worker's control topic (control_topic,
+// control.go), which every worker needs besides its topologies' ACLs:
+// Read to replay and follow it, Write for the REST API's actions and the
+// status reports, and Create when it is missing. Nil when topic is empty
+// (no control topic).
+func ControlACLs(topic string, create bool) []ACL {
+	if topic == "" {
+		return nil
+	}
+	why := "pause, resume and restart of every worker, and the status reports (the REST API)"
+	out := []ACL{
+		{Resource: "Topic", Pattern: "LITERAL", Name: topic, Operation: "Read", Why: why},
+		{Resource: "Topic", Pattern: "LITERAL", Name: topic, Operation: "Write", Why: why},
+	}
+	if create {
+		out = append(out, ACL{Resource: "Topic", Pattern: "LITERAL", Name: topic, Operation: "Create", Why: why})
+	}
+	return out
+}
+
 // regexpPrefix is the literal text every match of the anchored pattern
 // starts with ("" when there is none).
 func regexpPrefix(pat string) string {

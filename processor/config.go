@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cdcsync/cdcsync/processor/ledger"
+	"github.com/cdcsync/cdcsync/topology"
 )
 
 // Config is a worker's configuration. The zero value is not usable; start
@@ -67,6 +68,24 @@ type Config struct {
 	TxnMaxRecords int `yaml:"txn_max_records"`
 	// Security is TLS, SASL and registry authentication (security.go).
 	Security Security `yaml:",inline"`
+
+	// ControlTopic carries pause, resume and restart to every worker, and
+	// each worker's status reports (control.go). Default
+	// "cdcsync.control"; created at start when missing, with 1 partition
+	// and cleanup.policy=compact. Empty: no control topic; the REST
+	// API's actions then act on the worker that answers only, and its
+	// status shows that worker only.
+	ControlTopic string `yaml:"control_topic"`
+	// APIToken authorizes the REST API's state-changing routes (pause,
+	// resume, restart): CDCSYNC_API_TOKEN, or read from APITokenFile
+	// (api_token_file). Unset: those routes answer 403.
+	APIToken     Secret `yaml:"-"`
+	APITokenFile string `yaml:"api_token_file"`
+	// APITokenRead, when set, is required (or APIToken) by the REST API's
+	// read-only routes: CDCSYNC_API_TOKEN_READ, or read from
+	// APITokenReadFile (api_token_read_file). Unset: they are open.
+	APITokenRead     Secret `yaml:"-"`
+	APITokenReadFile string `yaml:"api_token_read_file"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -88,7 +107,23 @@ func DefaultConfig() Config {
 		TransactionTimeout: 10 * time.Second,
 		TxnMaxRecords:      5000,
 		RegistryTimeout:    5 * time.Second,
+		ControlTopic:       DefaultControlTopic,
 	}
+}
+
+// DefaultControlTopic is the default control_topic.
+const DefaultControlTopic = "cdcsync.control"
+
+// apiTokens reads the REST API's tokens (from the file when the variable
+// is unset). A token file that cannot be read is a configuration error.
+func (c Config) apiTokens() (write, read Secret, err error) {
+	if write, err = secret(c.APIToken, c.APITokenFile, "api_token_file"); err != nil {
+		return "", "", err
+	}
+	if read, err = secret(c.APITokenRead, c.APITokenReadFile, "api_token_read_file"); err != nil {
+		return "", "", err
+	}
+	return write, read, nil
 }
 
 // ErrConfig is wrapped by every configuration error; it is fatal.
@@ -148,6 +183,17 @@ func (c Config) Validate() error {
 	}
 	if c.TxnMaxRecords < 1 {
 		return bad("txn_max_records", "must be at least 1, got %d", c.TxnMaxRecords)
+	}
+	if c.ControlTopic != "" {
+		if err := topology.CheckTopicName(c.ControlTopic); err != nil {
+			return bad("control_topic", "%v", err)
+		}
+	}
+	if c.APIToken != "" && c.APITokenFile != "" {
+		return bad("api_token_file", "CDCSYNC_API_TOKEN is set too; give the token one way")
+	}
+	if c.APITokenRead != "" && c.APITokenReadFile != "" {
+		return bad("api_token_read_file", "CDCSYNC_API_TOKEN_READ is set too; give the token one way")
 	}
 	return c.Security.Validate()
 }

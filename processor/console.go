@@ -17,6 +17,7 @@ func (w *Worker) newConsole(plans []*topology.Plan) (*console.Console, error) {
 	return console.New(console.Config{
 		Plans:   plans,
 		Connect: w.consoleClient,
+		Tokens:  w.apiOpts,
 		Log:     w.log.Named("console"),
 	})
 }

@@ -226,6 +226,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	if ps == nil {
 		return fmt.Errorf("processor: no ledger state for %s/%d", claim.Topic(), claim.Partition())
 	}
+	if !p.holdWhilePaused(sess, claim) {
+		return nil // the session ended while the topology was paused
+	}
 	if p.plan.Guarantee() == topology.ExactlyOnce {
 		return h.consumeTxn(sess, claim, ps, h.txns[tp])
 	}

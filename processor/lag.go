@@ -64,6 +64,9 @@ type claimLag struct {
 	lastTS    time.Time // timestamp of the last fetched record
 	stamps    []lagStamp
 	revoked   bool
+	// The figures of the last refresh, for the REST API's status.
+	lastRecords int64
+	lastSeconds float64
 }
 
 // lagStamp is the timestamp of the record at offset (and, approximately,
@@ -214,6 +217,7 @@ func (l *claimLag) refresh(now time.Time) {
 	}
 	l.records.Set(float64(records))
 	l.seconds.Set(max(age, 0).Seconds())
+	l.lastRecords, l.lastSeconds = records, max(age, 0).Seconds()
 	if keys >= 0 {
 		l.p.metrics.ledgerKeys.WithLabelValues(l.labels[0], l.labels[2]).Set(float64(keys))
 	}

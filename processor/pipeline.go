@@ -71,9 +71,10 @@ type pipeline struct {
 	fatalErr error
 
 	ready   atomic.Bool
-	status  status   // for /healthz and /readyz (worker.go)
-	lags    lagSet   // live claims, for the lag refresh (lag.go)
-	tries   attempts // failed attempts per source record, for the DLQ header (attempts.go)
+	life    lifecycle // pause, resume and restart (lifecycle.go)
+	status  status    // for /healthz and /readyz (worker.go)
+	lags    lagSet    // live claims, for the lag refresh (lag.go)
+	tries   attempts  // failed attempts per source record, for the DLQ header (attempts.go)
 	claimed atomic.Int32
 }
 
@@ -113,6 +114,7 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry
 	if plan.SinkFormat() == topology.SinkAvro {
 		p.enc = schemas.NewEncoder(registry, schemas.EncoderOptions{Strategy: plan.SubjectStrategy()})
 	}
+	p.life.init()
 	now := func() time.Time { return p.now() }
 	p.registryBrk = newBreaker(plan, depRegistry, m.breaker, now, p.log)
 	p.producerBrk = newBreaker(plan, depProducer, m.breaker, now, p.log)

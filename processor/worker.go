@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cdcsync/cdcsync/processor/api"
 	"github.com/cdcsync/cdcsync/processor/console"
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
@@ -33,6 +34,15 @@ type Worker struct {
 	pipelines []*pipeline
 	httpAddr  atomic.Pointer[string] // set by Run once the HTTP server listens
 	console   *console.Console       // the web console and its DLQ endpoints, on the HTTP server
+
+	// The REST API (rest.go) and the control topic (control.go).
+	id          string // client_id: the worker in status reports
+	apiOpts     api.Options
+	restartable bool                       // api_token set: a failed topology waits for a restart
+	ctl         atomic.Pointer[controller] // set by Run once the control topic is read
+	actMu       sync.Mutex                 // one action at a time (rest.go)
+	localMu     sync.Mutex
+	local       map[string]api.Desired // desired states without a control topic
 }
 
 // New validates the configuration and the plans and builds a worker. It
@@ -67,7 +77,13 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	w := &Worker{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg)}
+	token, readToken, err := cfg.apiTokens()
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg), id: cfg.ClientID,
+		apiOpts:     api.Options{Token: token.Reveal(), ReadToken: readToken.Reveal()},
+		restartable: token != "", local: map[string]api.Desired{}}
 	seen := map[string]bool{}
 	for _, plan := range plans {
 		if seen[plan.Name()] {
@@ -142,12 +158,47 @@ func (w *Worker) Run(ctx context.Context) error {
 		srv = &http.Server{Handler: w.mux(), ReadHeaderTimeout: 5 * time.Second}
 		httpDone = make(chan error, 1)
 		go func() { httpDone <- srv.Serve(ln) }()
-		w.log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", ln.Addr().String()))
+		w.log.Info("serving /metrics, /healthz, /readyz and the REST API", zap.String("addr", ln.Addr().String()))
+	}
+	stopHTTP := func() error {
+		if srv == nil {
+			return nil
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		cancel()
+		if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	}
+
+	// The control topic is read to its end before any pipeline starts,
+	// so a topology paused cluster-wide starts paused here too.
+	var ctlGroup errgroup.Group // follow and report (control.go)
+	stopCtl := func() {}
+	if w.cfg.ControlTopic != "" {
+		ctl, err := w.openControl(ctx)
+		if err != nil || ctl == nil {
+			return errors.Join(err, stopHTTP()) // nil, nil: cancelled while connecting, a clean stop
+		}
+		w.ctl.Store(ctl)
+		ctlCtx, cancel := context.WithCancel(context.Background())
+		ctlGroup.Go(func() error { ctl.follow(ctlCtx); return nil })
+		ctlGroup.Go(func() error { ctl.report(ctlCtx); return nil })
+		stopCtl = func() {
+			cancel()
+			_ = ctlGroup.Wait()
+			ctl.close()
+		}
 	}
 
 	// Topologies fail independently, as Kafka Connect's connectors do: a
 	// fatal error stops its own pipeline (logged; /healthz and /readyz
-	// name it) while the others keep running.
+	// name it) while the others keep running; with an api_token it waits
+	// for a restart (supervise, lifecycle.go).
 	var (
 		g    errgroup.Group
 		mu   sync.Mutex
@@ -160,12 +211,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	for _, p := range w.pipelines {
 		g.Go(func() error {
-			if err := w.runPipeline(ctx, p); err != nil {
-				err = fmt.Errorf("topology %s: %w", p.plan.Name(), err)
-				p.setStopped(err)
-				if len(w.pipelines) > 1 && ctx.Err() == nil {
-					w.log.Error("topology stopped; the worker's other topologies keep running", zap.Error(err))
-				}
+			if err := w.supervise(ctx, p); err != nil {
 				fail(err)
 			}
 			return nil
@@ -191,17 +237,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		deadline.Stop()
 	}
-	// /metrics, /healthz and /readyz stay served while the pipelines
-	// drain; the server goes last.
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := srv.Shutdown(sctx); err != nil {
-			_ = srv.Close()
-		}
-		cancel()
-		if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fail(fmt.Errorf("http server: %w", err))
-		}
+	// The control topic's reports end with tombstones once the
+	// pipelines have stopped; /metrics, /healthz and /readyz stay served
+	// while the pipelines drain; the server goes last.
+	stopCtl()
+	if err := stopHTTP(); err != nil {
+		fail(err)
 	}
 	if timedOut {
 		fail(errors.New("processor: soft shutdown timed out; uncommitted records will be redelivered to the next worker"))
@@ -293,11 +334,15 @@ func (w *Worker) mux() *http.ServeMux {
 	})
 	// /readyz: 503 while any topology is not consuming, one line per
 	// topology that is not ready, with the reason.
+	// A paused topology is ready (it holds its partitions and resumes at
+	// once): 200, with a line naming it.
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		var b strings.Builder
+		var b, paused strings.Builder
 		for _, p := range w.pipelines {
 			if ok, why := p.readiness(); !ok {
 				fmt.Fprintf(&b, "topology %s not ready: %s\n", p.plan.Name(), why)
+			} else if on, _ := p.isPaused(); on {
+				fmt.Fprintf(&paused, "topology %s paused\n", p.plan.Name())
 			}
 		}
 		if b.Len() > 0 {
@@ -306,8 +351,9 @@ func (w *Worker) mux() *http.ServeMux {
 			return
 		}
 		rw.WriteHeader(http.StatusOK)
-		_, _ = rw.Write([]byte("ready\n"))
+		_, _ = rw.Write([]byte("ready\n" + paused.String()))
 	})
+	api.Register(mux, w, w.apiOpts, w.log)
 	return mux
 }
 

@@ -12,19 +12,47 @@ import (
 // topology name and a "(default)" mark on every option the file left out.
 // `cdcsync topology describe` prints it.
 func (p *Plan) Describe() string {
-	c := p.cfg
 	var b strings.Builder
-	fmt.Fprintf(&b, "topology %s", c.Name)
-	if c.file != "" {
-		fmt.Fprintf(&b, " (%s)", c.file)
+	fmt.Fprintf(&b, "topology %s", p.cfg.Name)
+	if p.cfg.file != "" {
+		fmt.Fprintf(&b, " (%s)", p.cfg.file)
 	}
 	b.WriteString("\n")
-	// defNote says where a default came from, when it is not a constant.
-	line := func(key, value string, isDefault bool, defNote string) {
-		if isDefault {
-			value += "  (default" + defNote + ")"
+	for _, o := range p.Options() {
+		value := o.Value
+		switch {
+		case o.Default && o.DefaultNote != "":
+			value += "  (default: " + o.DefaultNote + ")"
+		case o.Default:
+			value += "  (default)"
 		}
-		fmt.Fprintf(&b, "  %-28s %s\n", key, value)
+		fmt.Fprintf(&b, "  %-28s %s\n", o.Key, value)
+	}
+	return b.String()
+}
+
+// Option is one line of Describe: a compiled option under its dotted name
+// (or a derived name such as "consumer group"), its value as Describe
+// prints it, and whether the file left it out. DefaultNote says where a
+// default came from when it is not a constant ("source.system").
+// The JSON form of a plan (PlanJSON) carries the same list, so the text
+// and JSON descriptions cannot disagree.
+type Option struct {
+	Key         string `json:"key"`
+	Value       string `json:"value"`
+	Default     bool   `json:"default"`
+	DefaultNote string `json:"default_note,omitempty"`
+}
+
+// Options lists the compiled options in Describe's order.
+func (p *Plan) Options() []Option {
+	c := p.cfg
+	var out []Option
+	line := func(key, value string, isDefault bool, defNote string) {
+		if !isDefault {
+			defNote = ""
+		}
+		out = append(out, Option{Key: key, Value: value, Default: isDefault, DefaultNote: strings.TrimPrefix(defNote, ": ")})
 	}
 	def := func(path string, equalsDefault bool) bool { return c.isDefault(path, equalsDefault) }
 
@@ -91,7 +119,7 @@ func (p *Plan) Describe() string {
 	if c.Guarantee == ExactlyOnce {
 		line("commit_interval", fmtDuration(c.CommitInterval), def("commit_interval", c.CommitInterval == DefaultCommitInterval), "")
 	}
-	return b.String()
+	return out
 }
 
 // fmtDuration prints a duration the way people write it in the file:

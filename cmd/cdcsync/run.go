@@ -204,6 +204,11 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		{"CDCSYNC_COMMIT_INTERVAL", dur(&wf.CommitInterval)},
 		{"CDCSYNC_TRANSACTION_TIMEOUT", dur(&wf.TransactionTimeout)},
 		{"CDCSYNC_TXN_MAX_RECORDS", func(v string) (err error) { wf.TxnMaxRecords, err = strconv.Atoi(v); return }},
+		{"CDCSYNC_CONTROL_TOPIC", func(v string) error { wf.ControlTopic = v; return nil }},
+		{"CDCSYNC_API_TOKEN", func(v string) error { wf.APIToken = processor.Secret(v); return nil }},
+		{"CDCSYNC_API_TOKEN_FILE", func(v string) error { wf.APITokenFile = v; return nil }},
+		{"CDCSYNC_API_TOKEN_READ", func(v string) error { wf.APITokenRead = processor.Secret(v); return nil }},
+		{"CDCSYNC_API_TOKEN_READ_FILE", func(v string) error { wf.APITokenReadFile = v; return nil }},
 	} {
 		if err := env(e.name, e.apply); err != nil {
 			return wf, err

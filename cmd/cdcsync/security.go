@@ -45,6 +45,8 @@ var secretKeys = map[string]string{
 	"sasl.password":                        "CDCSYNC_SASL_PASSWORD",
 	"schema.registry.basic.auth.user.info": "CDCSYNC_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
 	"schema.registry.bearer.auth.token":    "CDCSYNC_SCHEMA_REGISTRY_BEARER_AUTH_TOKEN",
+	"api_token":                            "CDCSYNC_API_TOKEN",
+	"api_token_read":                       "CDCSYNC_API_TOKEN_READ",
 }
 
 // checkNoSecrets refuses a secret written into the worker file, without

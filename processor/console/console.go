@@ -2,9 +2,7 @@ package console
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -16,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
+	"github.com/cdcsync/cdcsync/processor/api"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
@@ -32,12 +31,11 @@ type Config struct {
 	// Consumer.MaxWaitTime (Read finds a partition's end by waiting out
 	// fetches).
 	Connect func(ctx context.Context) (sarama.Client, error)
-	// Token is api_token: the bearer token state changes need. Empty:
-	// state changes are refused (403).
-	Token string
-	// ReadToken is api_token_read: when set, reads need it (or Token).
-	ReadToken string
-	Log       *zap.Logger
+	// Tokens are api_token (state changes: a replay) and api_token_read
+	// (reads, when set); the console guards its routes as the REST API
+	// does (api.Auth).
+	Tokens api.Options
+	Log    *zap.Logger
 }
 
 // Validate reports a missing field.
@@ -60,6 +58,7 @@ type Console struct {
 	forbidden map[string]string // topics a replay must never write, and why
 	pages     *template.Template
 	static    http.Handler
+	auth      *api.Auth
 	log       *zap.Logger
 }
 
@@ -81,7 +80,8 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{
 		cfg: cfg, plans: map[string]*topology.Plan{}, forbidden: map[string]string{},
-		pages: pages, static: http.StripPrefix("/console/static/", http.FileServerFS(sub)), log: cfg.Log,
+		pages: pages, static: http.StripPrefix("/console/static/", http.FileServerFS(sub)),
+		auth: api.NewAuth(cfg.Tokens), log: cfg.Log,
 	}
 	for _, p := range cfg.Plans {
 		c.plans[p.Name()] = p
@@ -101,10 +101,11 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/topologies/{name}", c.topologyPage)
 	mux.HandleFunc("GET /console/topologies/{name}/dlq/{partition}/{offset}", c.recordPage)
 
-	mux.HandleFunc("GET /topologies/{name}/dlq", c.read(c.dlqSummary))
-	mux.HandleFunc("GET /topologies/{name}/dlq/records", c.read(c.dlqRecords))
-	mux.HandleFunc("GET /topologies/{name}/dlq/records/{partition}/{offset}", c.read(c.dlqRecord))
-	mux.HandleFunc("POST /topologies/{name}/dlq/replay", c.read(c.dlqReplay))
+	// As the REST API's routes: any other method is a JSON 405.
+	mux.HandleFunc("/topologies/{name}/dlq", api.Only(http.MethodGet, c.read(c.dlqSummary)))
+	mux.HandleFunc("/topologies/{name}/dlq/records", api.Only(http.MethodGet, c.read(c.dlqRecords)))
+	mux.HandleFunc("/topologies/{name}/dlq/records/{partition}/{offset}", api.Only(http.MethodGet, c.read(c.dlqRecord)))
+	mux.HandleFunc("/topologies/{name}/dlq/replay", api.Only(http.MethodPost, c.read(c.dlqReplay)))
 }
 
 type pageData struct {
@@ -182,57 +183,19 @@ func position(r *http.Request) (int32, int64, error) {
 	return int32(p), o, nil
 }
 
-// read wraps a JSON endpoint: the topology must exist (404), and reads
-// need api_token_read when it is set (401).
+// read wraps a JSON endpoint: reads need api_token_read when it is set
+// (401), and the topology must exist (404).
 func (c *Console) read(h func(http.ResponseWriter, *http.Request, *topology.Plan)) http.HandlerFunc {
-	return func(rw http.ResponseWriter, r *http.Request) {
-		if c.cfg.ReadToken != "" && !bearer(r, c.cfg.ReadToken) && !bearer(r, c.cfg.Token) {
-			writeError(rw, http.StatusUnauthorized, "this endpoint needs the header Authorization: Bearer <api_token_read>")
-			return
-		}
+	return c.auth.Read(func(rw http.ResponseWriter, r *http.Request) {
 		p, ok := c.plans[r.PathValue("name")]
 		if !ok {
-			writeError(rw, http.StatusNotFound, "unknown topology "+strconv.Quote(r.PathValue("name")))
+			writeError(rw, http.StatusNotFound, fmt.Sprintf("topology %q is not run by this worker", r.PathValue("name")))
 			return
 		}
 		h(rw, r, p)
-	}
+	})
 }
 
-// authorizeWrite answers 403 when no api_token is configured and 401
-// when the request does not carry it, and reports whether it may go on.
-func (c *Console) authorizeWrite(rw http.ResponseWriter, r *http.Request) bool {
-	if c.cfg.Token == "" {
-		writeError(rw, http.StatusForbidden, "state changes are disabled: the worker has no api_token")
-		return false
-	}
-	if !bearer(r, c.cfg.Token) {
-		rw.Header().Set("WWW-Authenticate", `Bearer realm="cdcsync"`)
-		writeError(rw, http.StatusUnauthorized, "this call changes state: it needs the header Authorization: Bearer <api_token>")
-		return false
-	}
-	return true
-}
+func writeJSON(rw http.ResponseWriter, code int, v any) { api.WriteJSON(rw, code, v) }
 
-// bearer reports whether r carries "Authorization: Bearer token"; the
-// comparison takes the same time whatever the prefix that matches.
-func bearer(r *http.Request, token string) bool {
-	if token == "" {
-		return false
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
-}
-
-func writeJSON(rw http.ResponseWriter, code int, v any) {
-	rw.Header().Set("Content-Type", "application/json")
-	rw.Header().Set("Cache-Control", "no-store")
-	rw.WriteHeader(code)
-	enc := json.NewEncoder(rw)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(rw http.ResponseWriter, code int, msg string) {
-	writeJSON(rw, code, map[string]string{"error": msg})
-}
+func writeError(rw http.ResponseWriter, code int, msg string) { api.WriteError(rw, code, msg) }

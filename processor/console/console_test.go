@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cdcsync/cdcsync/processor/api"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -172,7 +173,7 @@ func hwm(t *testing.T, client sarama.Client, topic string, p int32) int64 {
 }
 
 func TestDLQSummaryListAndRecord(t *testing.T) {
-	f := newFixture(t, Config{Token: token})
+	f := newFixture(t, Config{Tokens: api.Options{Token: token}})
 
 	var s Summary
 	if code := f.call(t, "GET", "/topologies/"+topoName+"/dlq", "", &s); code != 200 {
@@ -228,7 +229,7 @@ func TestDLQSummaryListAndRecord(t *testing.T) {
 		t.Fatalf("headers %+v: no %s", r.Headers, dlq.HeaderStage)
 	}
 
-	var e map[string]string
+	var e map[string]any
 	for _, c := range []struct {
 		path string
 		code int
@@ -240,16 +241,17 @@ func TestDLQSummaryListAndRecord(t *testing.T) {
 		{"/topologies/" + topoName + "/dlq/records/x/0", 400},  // not a number
 		{"/topologies/" + topoName + "/dlq/records?limit=0", 400},
 		{"/topologies/" + topoName + "/dlq/records?since=yesterday", 400},
+		{"/topologies/" + topoName + "/dlq/replay", 405}, // GET
 	} {
 		e = nil
-		if code := f.call(t, "GET", c.path, "", &e); code != c.code || e["error"] == "" {
+		if code := f.call(t, "GET", c.path, "", &e); code != c.code || e["message"] == nil {
 			t.Errorf("GET %s: %d %v, want %d with an error message", c.path, code, e, c.code)
 		}
 	}
 }
 
 func TestDLQReplay(t *testing.T) {
-	f := newFixture(t, Config{Token: token})
+	f := newFixture(t, Config{Tokens: api.Options{Token: token}})
 	base := "/topologies/" + topoName + "/dlq/replay"
 	before := []int64{hwm(t, f.client, srcTopic, 0), hwm(t, f.client, srcTopic, 1), hwm(t, f.client, srcTopic, 2)}
 
@@ -264,9 +266,9 @@ func TestDLQReplay(t *testing.T) {
 	if code := f.call(t, "POST", base, "", &r); code != 200 || !r.DryRun || r.Count != 3 {
 		t.Fatalf("no dry_run: %d %+v", code, r)
 	}
-	var e map[string]string
+	var e map[string]any
 	for _, tok := range []string{"", "wrong"} {
-		if code := f.call(t, "POST", base+"?dry_run=false", tok, &e); code != 401 || e["error"] == "" {
+		if code := f.call(t, "POST", base+"?dry_run=false", tok, &e); code != 401 || e["message"] == nil {
 			t.Fatalf("replay with token %q: %d %v, want 401", tok, code, e)
 		}
 	}
@@ -313,7 +315,7 @@ func TestDLQReplay(t *testing.T) {
 func TestDLQReplayRefusals(t *testing.T) {
 	// No api_token: state changes are disabled, reads stay open.
 	f := newFixture(t, Config{})
-	var e map[string]string
+	var e map[string]any
 	if code := f.call(t, "POST", "/topologies/"+topoName+"/dlq/replay?dry_run=false", "anything", &e); code != 403 {
 		t.Fatalf("replay without api_token configured: %d %v, want 403", code, e)
 	}
@@ -327,7 +329,7 @@ func TestDLQReplayRefusals(t *testing.T) {
 }
 
 func TestReadToken(t *testing.T) {
-	f := newFixture(t, Config{Token: token, ReadToken: "reader"})
+	f := newFixture(t, Config{Tokens: api.Options{Token: token, ReadToken: "reader"}})
 	var s Summary
 	if code := f.call(t, "GET", "/topologies/"+topoName+"/dlq", "", &s); code != 401 {
 		t.Fatalf("read without api_token_read: %d, want 401", code)
@@ -346,7 +348,7 @@ func TestReadToken(t *testing.T) {
 func TestEmptyDLQ(t *testing.T) {
 	// The DLQ topic does not exist until the first dead letter: an empty
 	// summary, not an error.
-	f := newFixture(t, Config{Token: token})
+	f := newFixture(t, Config{Tokens: api.Options{Token: token}})
 	other := strings.ReplaceAll(topoYAML, "dlq.contacts-erp-to-crm", "dlq.never-created")
 	con, err := New(Config{Plans: []*topology.Plan{plan(t, other)}, Log: zaptest.NewLogger(t),
 		Connect: func(context.Context) (sarama.Client, error) {
@@ -366,7 +368,7 @@ func TestEmptyDLQ(t *testing.T) {
 }
 
 func TestPages(t *testing.T) {
-	f := newFixture(t, Config{Token: token})
+	f := newFixture(t, Config{Tokens: api.Options{Token: token}})
 	get := func(path string) (int, string, string) {
 		resp, err := http.Get(f.srv.URL + path)
 		if err != nil {

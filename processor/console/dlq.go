@@ -345,9 +345,16 @@ func (c *Console) dlqReplay(rw http.ResponseWriter, r *http.Request, p *topology
 		}
 		dryRun = b
 	}
-	if !dryRun && !c.authorizeWrite(rw, r) {
+	if !dryRun {
+		// A replay changes state: api_token, as the API's pause does.
+		c.auth.Write(func(rw http.ResponseWriter, r *http.Request) { c.replay(rw, r, p, false) })(rw, r)
 		return
 	}
+	c.replay(rw, r, p, true)
+}
+
+// replay answers a dry run, or replays (the token was checked).
+func (c *Console) replay(rw http.ResponseWriter, r *http.Request, p *topology.Plan, dryRun bool) {
 	f, err := parseFilter(r)
 	if err != nil {
 		writeError(rw, http.StatusBadRequest, err.Error())
@@ -396,8 +403,9 @@ func (c *Console) dlqReplay(rw http.ResponseWriter, r *http.Request, p *topology
 		c.log.Warn("console: replay stopped", zap.String("topology", p.Name()), zap.Int("written", rep.Written), zap.Error(err))
 		writeJSON(rw, http.StatusBadGateway, struct {
 			Replay
-			Error string `json:"error"`
-		}{out, fmt.Sprintf("%v; the %d record(s) before it were written; replaying again is safe, the dedup ledger drops any already applied", err, rep.Written)})
+			Code    int    `json:"error_code"`
+			Message string `json:"message"`
+		}{out, http.StatusBadGateway, fmt.Sprintf("%v; the %d record(s) before it were written; replaying again is safe, the dedup ledger drops any already applied", err, rep.Written)})
 		return
 	}
 	c.log.Info("console: replayed DLQ records", zap.String("topology", p.Name()), zap.Int("written", rep.Written))

@@ -39,15 +39,18 @@
 //
 // # Tokens
 //
-// A replay (dry_run=false) changes state: it needs the header
-// "Authorization: Bearer <api_token>", and is refused with 401 without
-// it, or with 403 when no api_token is configured. A dry run and the
+// A replay (dry_run=false) changes state: like pause, resume and restart
+// it needs the header "Authorization: Bearer <api_token>", and is refused
+// with 401 without it, or with 403 when no api_token is configured. A dry run and the
 // reads are open unless api_token_read is set, in which case they need
 // that token (or api_token). The console keeps the token the operator
 // types in the browser's sessionStorage (gone with the tab) and sends it
 // with every call; a 401 is shown on the page.
 //
-// Every response of the endpoints is JSON; an error is {"error": "..."}
-// with 400 (bad parameter), 401/403 (token), 404 (unknown topology or no
-// such record), 409 (a replay target refused) or 502 (the brokers failed).
+// Every response of the endpoints is JSON; an error is the REST API's
+// {"error_code": N, "message": "..."} with 400 (bad parameter), 401/403
+// (token), 404 (unknown topology or no such record), 405 (method), 409 (a
+// replay target refused) or 502 (the brokers failed). The tokens are
+// checked by the REST API's guard (api.Auth), so every route follows the
+// same rules.
 package console
