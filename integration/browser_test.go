@@ -105,6 +105,20 @@ func textOf(t *testing.T, ctx context.Context, sel string) string {
 	return bget(t, ctx, "text of "+sel, chromedp.TextContent(chromedp.CSS(sel)))
 }
 
+// follow clicks a link and waits for the page it loads.
+func follow(t *testing.T, ctx context.Context, what, sel string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(sctx, click(sel))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if resp.Status != 200 {
+		t.Fatalf("%s: %s answered %d", what, resp.URL, resp.Status)
+	}
+}
+
 func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
 
 // screenshot writes the page to $CDCSYNC_SCREENSHOTS/name.png when set.
@@ -133,6 +147,7 @@ func startConsoleWorker(t *testing.T, brokers []string, name string, plans ...*t
 	cfg.Brokers = brokers
 	cfg.ClientID = name
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.APIToken = processor.Secret(browserToken)
 	cfg.CommitInterval = 200 * time.Millisecond
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.Heartbeat = 500 * time.Millisecond
@@ -183,7 +198,7 @@ func TestBrowserConsole(t *testing.T) {
 	records, expect := demo.Contacts(60)
 	produce(t, brokers, records)
 	w1 := startConsoleWorker(t, brokers, "console-w1", plans...)
-	startConsoleWorker(t, brokers, "console-w2", plans...)
+	w2 := startConsoleWorker(t, brokers, "console-w2", plans...)
 	waitProcessed(t, brokers, 30*time.Second, plans...)
 
 	// What the DLQ really holds, read with the CLI's reader.
@@ -205,8 +220,12 @@ func TestBrowserConsole(t *testing.T) {
 	ctx := browser(t)
 
 	t.Run("topologies render", func(t *testing.T) {
+		// Each topology's 4 partitions, 2 on each worker, from both
+		// workers' reports.
 		do(t, ctx, "index", chromedp.Navigate(base+"/"),
-			waitJS(`document.querySelectorAll("#topologies tbody tr[data-topology]").length === 2`))
+			waitJS(`document.querySelectorAll("#topologies tbody tr[data-topology]").length === 2`),
+			waitJS(`[...document.querySelectorAll("#topologies td.partitions")].every(td => td.textContent === "4")`),
+			waitJS(`[...document.querySelectorAll("#topologies td.state")].every(td => td.textContent === "running")`))
 		names := textOf(t, ctx, "#topologies tbody")
 		for _, p := range plans {
 			if !strings.Contains(names, p.Name()) {
@@ -223,11 +242,13 @@ func TestBrowserConsole(t *testing.T) {
 		if !strings.HasPrefix(total, fmt.Sprintf("%d record(s)", len(inDLQ))) {
 			t.Errorf("DLQ total %q, want %d record(s)", total, len(inDLQ))
 		}
+		// The plan, from GET /topologies/{name}.
+		do(t, ctx, "plan", waitJS(`document.getElementById("plan").textContent.includes("`+string(erpPlan.DLQTopic())+`")`))
 		screenshot(t, ctx, "console-topology")
 		first := inDLQ[0]
 		link := fmt.Sprintf(`a.record-link[href$="/dlq/%d/%d"]`, first.DLQPartition, first.DLQOffset)
-		do(t, ctx, "open a record", click(link),
-			waitJS(`document.querySelectorAll("#record-headers tbody td.hkey").length > 5`))
+		follow(t, ctx, "open a record", link)
+		do(t, ctx, "the record's headers", waitJS(`document.querySelectorAll("#record-headers tbody td.hkey").length > 5`))
 		headers, facts := textOf(t, ctx, "#record-headers tbody"), textOf(t, ctx, "#record-facts")
 		for _, h := range first.Headers {
 			if !strings.Contains(headers, string(h.Key)) || !strings.Contains(headers, string(h.Value)) {
@@ -262,6 +283,67 @@ func TestBrowserConsole(t *testing.T) {
 		after, err := dlq.Read(context.Background(), newClient(t, brokers), string(erpPlan.DLQTopic()), dlq.Filter{}, 0)
 		if err != nil || len(after) != len(inDLQ) {
 			t.Fatalf("DLQ after a refused replay: %d records, %v", len(after), err)
+		}
+	})
+
+	t.Run("pause through the console stops consumption on both workers; resume restarts it", func(t *testing.T) {
+		do(t, ctx, "topology page", chromedp.Navigate(base+"/console/topologies/"+erpToCRM),
+			waitJS(`document.querySelectorAll("#workers tbody tr[data-worker]").length === 2`),
+			waitJS(`document.getElementById("state").textContent === "running"`),
+			waitJS(`document.querySelectorAll("#partitions tbody tr[data-partition]").length === 4`))
+		owners := textOf(t, ctx, "#partitions tbody")
+		for _, w := range []string{"console-w1", "console-w2"} {
+			if !strings.Contains(owners, w) {
+				t.Fatalf("the partitions table names no partition of %s; both workers must hold some:\n%s", w, owners)
+			}
+		}
+
+		// Without the token the pause is refused, and the console says so.
+		do(t, ctx, "pause without the token", click("#pause"),
+			waitJS(`document.getElementById("action-result").textContent.startsWith("401")`))
+		if n := textOf(t, ctx, "#notice"); !strings.Contains(n, "401 Unauthorized") {
+			t.Errorf("notice %q, want the 401 shown", n)
+		}
+		if st := textOf(t, ctx, "#state"); st != "running" {
+			t.Fatalf("state %q after a refused pause", st)
+		}
+
+		do(t, ctx, "enter the token", chromedp.SendKeys(chromedp.ID("token"), browserToken), click("#token-save"),
+			waitJS(`sessionStorage.getItem("cdcsync.api_token") === "`+browserToken+`"`))
+		// Paused on both workers: each reports it.
+		do(t, ctx, "pause", click("#pause"),
+			waitJS(`document.getElementById("state").textContent === "paused"`),
+			waitJS(`[...document.querySelectorAll("#workers tbody tr[data-worker] td:nth-child(2)")].every(td => td.textContent.startsWith("paused"))`))
+		in := func() [2]int64 {
+			return [2]int64{w1.w.Stats(erpToCRM).In, w2.w.Stats(erpToCRM).In}
+		}
+		before := in()
+		var erp []demo.Record
+		for _, r := range records {
+			if r.Topic == "erp.public.contacts" {
+				erp = append(erp, r)
+			}
+		}
+		produce(t, brokers, erp) // redeliveries: consumed, then dropped as duplicates
+		// The lag shows in the console while nothing is consumed.
+		do(t, ctx, "lag while paused", waitJS(fmt.Sprintf(
+			`[...document.querySelectorAll("#partitions tbody tr[data-partition] td:nth-child(4)")].reduce((a, td) => a + Number(td.textContent.replace(/,/g, "")), 0) === %d`, len(erp))))
+		time.Sleep(2 * time.Second)
+		if got := in(); got != before {
+			t.Fatalf("records consumed while paused: workers' records in %v -> %v", before, got)
+		}
+		screenshot(t, ctx, "console-paused")
+
+		do(t, ctx, "resume", click("#resume"), waitJS(`document.getElementById("state").textContent === "running"`))
+		waitProcessed(t, brokers, 30*time.Second, erpPlan)
+		after := in()
+		if after[0]+after[1]-before[0]-before[1] < int64(len(erp)) {
+			t.Fatalf("after resume the workers consumed %d records, want %d", after[0]+after[1]-before[0]-before[1], len(erp))
+		}
+		for i := range after {
+			if after[i] == before[i] {
+				t.Errorf("worker %d consumed nothing after resume", i+1)
+			}
 		}
 	})
 }

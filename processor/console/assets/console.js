@@ -155,9 +155,12 @@ function topologyPage(root) {
   const loadPlan = async () => {
     try {
       const plan = await api("GET", base);
-      document.getElementById("plan").textContent = JSON.stringify(plan, null, 2);
+      const rows = (plan.options || []).map((o) => el("tr", {}, el("th", {}, o.key), el("td", {}, o.value),
+        el("td", { class: "muted" }, o.default ? "default" : "")));
+      setRows(document.querySelector("#plan tbody"), rows, "no options", 3);
+      document.getElementById("plan-file").textContent = plan.file || "";
     } catch (err) {
-      document.getElementById("plan").textContent = describe(err);
+      setRows(document.querySelector("#plan tbody"), [], describe(err), 3);
     }
   };
 
