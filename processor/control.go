@@ -86,9 +86,9 @@ func (w *Worker) openControl(ctx context.Context) (*controller, error) {
 		if err == nil {
 			break
 		}
-		if classify(err) == Fatal || errors.Is(err, sarama.ErrTopicAuthorizationFailed) {
+		if IsAccessFailure(err) || classify(err) == Fatal {
 			c.client.Close()
-			return nil, fatal(fmt.Errorf("control topic %s: %w (grant the ACLs docs/operations.md lists, or set control_topic: \"\" to run without it)", c.topic, err))
+			return nil, c.refused("preparing", err)
 		}
 		d := backoff(attempt, 200*time.Millisecond, 10*time.Second)
 		c.log.Warn("preparing the control topic failed, retrying", zap.Error(err), zap.Duration("backoff", d))
@@ -102,13 +102,24 @@ func (w *Worker) openControl(ctx context.Context) (*controller, error) {
 		if ctx.Err() != nil {
 			return nil, nil
 		}
-		return nil, err
+		return nil, c.refused("reading", err)
 	}
 	if c.prod, err = sarama.NewSyncProducerFromClient(c.client); err != nil {
 		c.close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// refused is the error that stops the worker at start when the control
+// topic cannot be used: an *AccessError (exit 2) for a refusal.
+func (c *controller) refused(doing string, err error) error {
+	what := fmt.Sprintf("%s the control topic %s (it needs Read, Write and Create on it, see docs/operations.md; "+
+		"or set control_topic: \"\" to run without it)", doing, c.topic)
+	if IsAccessFailure(err) {
+		return &AccessError{What: what, Err: err}
+	}
+	return fatal(fmt.Errorf("%s: %w", what, err))
 }
 
 // ensureTopic creates the control topic when it is missing: one
@@ -360,7 +371,7 @@ func (c *controller) report(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for _, p := range c.w.pipelines {
-			r := p.localStatus(ctx, c.w.id)
+			r := p.localStatus(ctx, c.w.id, true)
 			b, err := json.Marshal(r)
 			if err != nil {
 				continue

@@ -41,7 +41,8 @@ type lifecycle struct {
 
 // heldClaim is a claim held while the topology is paused, for status.
 type heldClaim struct {
-	next   int64 // the committed offset the claim starts from; <0: unknown yet
+	client sarama.Client // the run's client, for the lag
+	next   int64         // the committed offset the claim starts from; <0: unknown yet
 	tsDone bool  // ts is known (the record at next was read)
 	ts     time.Time
 }
@@ -97,7 +98,7 @@ func (p *pipeline) holdWhilePaused(sess sarama.ConsumerGroupSession, claim saram
 	parts := map[string][]int32{tp.topic: {tp.partition}}
 	p.group.Pause(parts)
 	p.life.mu.Lock()
-	p.life.held[tp] = &heldClaim{next: claim.InitialOffset()}
+	p.life.held[tp] = &heldClaim{client: p.client, next: claim.InitialOffset()}
 	p.life.mu.Unlock()
 	defer func() {
 		p.life.mu.Lock()
@@ -200,8 +201,9 @@ func (w *Worker) supervise(ctx context.Context, p *pipeline) error {
 	}
 }
 
-// localStatus is this worker's report of the pipeline.
-func (p *pipeline) localStatus(ctx context.Context, id string) api.Worker {
+// localStatus is this worker's report of the pipeline. measure false
+// leaves out the held claims' lag, which asks the brokers.
+func (p *pipeline) localStatus(ctx context.Context, id string, measure bool) api.Worker {
 	now := p.now()
 	r := api.Worker{ID: id, ReportedAt: now.UTC(), Breakers: map[string]string{}}
 	for _, b := range p.breakers {
@@ -246,13 +248,16 @@ func (p *pipeline) localStatus(ctx context.Context, id string) api.Worker {
 	for tp, h := range held {
 		part := api.Partition{Topic: tp.topic, Partition: tp.partition, Worker: id, Paused: true, Breakers: r.Breakers, LedgerKeys: -1}
 		p.mu.Lock()
-		if ps := p.ledgers[tp]; ps != nil {
+		ps := p.ledgers[tp]
+		p.mu.Unlock()
+		if ps != nil {
 			ps.mu.Lock()
 			part.LedgerKeys = ps.idx.Len()
 			ps.mu.Unlock()
 		}
-		p.mu.Unlock()
-		part.LagRecords, part.LagSeconds = p.heldLag(ctx, tp, h, now)
+		if measure {
+			part.LagRecords, part.LagSeconds = p.heldLag(ctx, tp, h, now)
+		}
 		r.Partitions = append(r.Partitions, part)
 	}
 	sort.Slice(r.Partitions, func(i, j int) bool {
@@ -280,10 +285,9 @@ func (p *pipeline) localStatus(ctx context.Context, id string) api.Worker {
 // committed offset, and the age of the record at the committed offset
 // (read once: it does not change while the claim is held).
 func (p *pipeline) heldLag(ctx context.Context, tp topicPartition, h *heldClaim, now time.Time) (int64, float64) {
-	client := p.client
-	if client == nil {
-		return 0, 0
-	}
+	p.life.mu.Lock()
+	client := h.client
+	p.life.mu.Unlock()
 	hwm, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetNewest)
 	if err != nil {
 		return 0, 0
@@ -301,7 +305,7 @@ func (p *pipeline) heldLag(ctx context.Context, tp topicPartition, h *heldClaim,
 		return 0, 0
 	}
 	if !tsDone {
-		if t, err := p.recordTime(ctx, tp, next); err == nil {
+		if t, err := recordTime(ctx, client, tp, next); err == nil {
 			ts, tsDone = t, true
 			p.life.mu.Lock()
 			h.next, h.ts, h.tsDone = next, t, true
@@ -315,8 +319,8 @@ func (p *pipeline) heldLag(ctx context.Context, tp topicPartition, h *heldClaim,
 }
 
 // recordTime reads the timestamp of the first record at or after offset.
-func (p *pipeline) recordTime(ctx context.Context, tp topicPartition, offset int64) (time.Time, error) {
-	c, err := sarama.NewConsumerFromClient(p.client)
+func recordTime(ctx context.Context, client sarama.Client, tp topicPartition, offset int64) (time.Time, error) {
+	c, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -73,7 +73,7 @@ func (w *Worker) desired(name string) api.Desired {
 // (which measures the held claims' lag).
 func (w *Worker) status(ctx context.Context, p *pipeline, partitions bool) api.Status {
 	name := p.plan.Name()
-	self := p.localStatus(ctx, w.id)
+	self := p.localStatus(ctx, w.id, partitions)
 	if !partitions {
 		self.Partitions = nil
 	}
