@@ -35,7 +35,11 @@ type Config struct {
 	// (reads, when set); the console guards its routes as the REST API
 	// does (api.Auth).
 	Tokens api.Options
-	Log    *zap.Logger
+	// MaxEntries bounds the dead letters one request reads into memory;
+	// a summary, list or replay of a larger DLQ covers the first ones and
+	// says so (truncated). 0: DefaultMaxEntries.
+	MaxEntries int
+	Log        *zap.Logger
 }
 
 // Validate reports a missing field.
@@ -69,6 +73,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultMaxEntries
 	}
 	pages, err := template.ParseFS(assets, "assets/*.html")
 	if err != nil {

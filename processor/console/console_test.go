@@ -401,3 +401,21 @@ func TestPages(t *testing.T) {
 		}
 	}
 }
+
+func TestDLQTruncated(t *testing.T) {
+	// A DLQ larger than MaxEntries is read up to it, and every answer says
+	// it is cut rather than presenting a partial count as the whole.
+	f := newFixture(t, Config{Tokens: api.Options{Token: token}, MaxEntries: 2})
+	var s Summary
+	if code := f.call(t, "GET", "/topologies/"+topoName+"/dlq", "", &s); code != 200 || s.Total != 2 || !s.Truncated {
+		t.Fatalf("summary: %d %+v, want 2 records, truncated", code, s)
+	}
+	var r Replay
+	if code := f.call(t, "POST", "/topologies/"+topoName+"/dlq/replay?dry_run=true", "", &r); code != 200 || r.Count != 2 || !r.Truncated {
+		t.Fatalf("dry run: %d %+v, want 2 records, truncated", code, r)
+	}
+	var l RecordList
+	if code := f.call(t, "GET", "/topologies/"+topoName+"/dlq/records?stage=route", "", &l); code != 200 || l.Matched != 0 || !l.Truncated {
+		t.Fatalf("records: %d %+v, want the route failure (third) not read, truncated", code, l)
+	}
+}

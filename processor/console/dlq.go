@@ -34,7 +34,13 @@ type Summary struct {
 	// Skipped counts records of the topic that are not readable DLQ
 	// records (they are in no count above).
 	Skipped int `json:"skipped"`
+	// Truncated: the topic holds more than Config.MaxEntries dead
+	// letters; the counts cover the first ones (partition, offset order).
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// DefaultMaxEntries is Config.MaxEntries' default.
+const DefaultMaxEntries = 100_000
 
 // Count is one line of a grouping.
 type Count struct {
@@ -75,6 +81,9 @@ type RecordList struct {
 	Matched  int             `json:"matched"` // entries matching the filters
 	Records  []RecordSummary `json:"records"` // at most limit of them
 	Skipped  int             `json:"skipped"`
+	// Truncated: more than Config.MaxEntries matched; Matched counts
+	// those read.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Record is GET /topologies/{name}/dlq/records/{partition}/{offset}.
@@ -124,6 +133,10 @@ type Replay struct {
 	Written int             `json:"written"` // records written (0 in a dry run)
 	Last    []Origin        `json:"last,omitempty"`
 	Refused string          `json:"refused,omitempty"` // dry run: why the replay would be refused
+	// Truncated: more than Config.MaxEntries matched; the replay covers
+	// the first ones, and another replay after it the rest (the dedup
+	// ledger drops what was already applied).
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // previewSize is how many entries a replay preview lists.
@@ -161,25 +174,34 @@ func (f filter) match(e *dlq.Entry) bool {
 	return (!f.stageSet || e.Stage == f.stage) && (!f.excSet || e.ExceptionClass == f.exception)
 }
 
-// entries reads the topology's DLQ topic. A missing topic is an empty DLQ:
-// the topology has not dead-lettered anything yet.
-func (c *Console) entries(r *http.Request, client sarama.Client, p *topology.Plan, f filter) ([]dlq.Entry, int, error) {
-	all, err := dlq.Read(r.Context(), client, string(p.DLQTopic()), f.Filter, 0)
+// found is what entries read.
+type found struct {
+	entries   []dlq.Entry
+	skipped   int  // records that are not readable DLQ records
+	truncated bool // MaxEntries were read and more may follow
+}
+
+// entries reads the topology's DLQ topic, at most Config.MaxEntries matching
+// f's dlq.Filter. A missing topic is an empty DLQ: the topology has not
+// dead-lettered anything yet.
+func (c *Console) entries(r *http.Request, client sarama.Client, p *topology.Plan, f filter) (found, error) {
+	all, err := dlq.Read(r.Context(), client, string(p.DLQTopic()), f.Filter, c.cfg.MaxEntries)
 	var skipped dlq.Skipped
 	switch {
 	case errors.As(err, &skipped):
 	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
-		return nil, 0, nil
+		return found{}, nil
 	case err != nil:
-		return nil, 0, err
+		return found{}, err
 	}
-	out := all[:0]
+	out := found{skipped: len(skipped), truncated: len(all) >= c.cfg.MaxEntries}
+	out.entries = all[:0]
 	for i := range all {
 		if f.match(&all[i]) {
-			out = append(out, all[i])
+			out.entries = append(out.entries, all[i])
 		}
 	}
-	return out, len(skipped), nil
+	return out, nil
 }
 
 // connect opens the request's client, answering 502 when it cannot.
@@ -203,14 +225,15 @@ func (c *Console) dlqSummary(rw http.ResponseWriter, r *http.Request, p *topolog
 		return
 	}
 	defer client.Close()
-	entries, skipped, err := c.entries(r, client, p, filter{})
+	got, err := c.entries(r, client, p, filter{})
 	if err != nil {
 		c.brokerError(rw, p, err)
 		return
 	}
+	entries := got.entries
 	s := dlq.Summarize(entries)
 	out := Summary{
-		Topology: p.Name(), Topic: string(p.DLQTopic()), Total: s.Total, Skipped: skipped,
+		Topology: p.Name(), Topic: string(p.DLQTopic()), Total: s.Total, Skipped: got.skipped, Truncated: got.truncated,
 		ByStage: counts(s.ByStage), ByException: counts(s.ByException), Groups: []GroupCount{},
 	}
 	if !s.FirstSeen.IsZero() {
@@ -267,12 +290,14 @@ func (c *Console) dlqRecords(rw http.ResponseWriter, r *http.Request, p *topolog
 		return
 	}
 	defer client.Close()
-	entries, skipped, err := c.entries(r, client, p, f)
+	got, err := c.entries(r, client, p, f)
 	if err != nil {
 		c.brokerError(rw, p, err)
 		return
 	}
-	out := RecordList{Topology: p.Name(), Topic: string(p.DLQTopic()), Matched: len(entries), Skipped: skipped, Records: []RecordSummary{}}
+	entries := got.entries
+	out := RecordList{Topology: p.Name(), Topic: string(p.DLQTopic()), Matched: len(entries), Skipped: got.skipped,
+		Truncated: got.truncated, Records: []RecordSummary{}}
 	for i := range entries[:min(limit, len(entries))] {
 		out.Records = append(out.Records, summarize(&entries[i]))
 	}
@@ -365,12 +390,13 @@ func (c *Console) replay(rw http.ResponseWriter, r *http.Request, p *topology.Pl
 		return
 	}
 	defer client.Close()
-	entries, _, err := c.entries(r, client, p, f)
+	got, err := c.entries(r, client, p, f)
 	if err != nil {
 		c.brokerError(rw, p, err)
 		return
 	}
-	out := Replay{DryRun: dryRun, Count: len(entries), Preview: []RecordSummary{}}
+	entries := got.entries
+	out := Replay{DryRun: dryRun, Count: len(entries), Truncated: got.truncated, Preview: []RecordSummary{}}
 	for i := range entries[:min(previewSize, len(entries))] {
 		out.Preview = append(out.Preview, summarize(&entries[i]))
 	}

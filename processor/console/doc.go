@@ -37,6 +37,10 @@
 // records reach the DLQ in between (the response then says how many it
 // wrote).
 //
+// One request keeps at most Config.MaxEntries dead letters in memory
+// (default 100,000); past that, answers cover the first ones and say so
+// (truncated).
+//
 // # Tokens
 //
 // A replay (dry_run=false) changes state: like pause, resume and restart

@@ -192,7 +192,8 @@ function topologyPage(root) {
       const s = await api("GET", base + "/dlq");
       document.getElementById("dlq-total").textContent = s.total + " record(s)" +
         (s.total ? ", first " + fmtTime(s.first_seen) + ", last " + fmtTime(s.last_seen) : "") +
-        (s.skipped ? "; " + s.skipped + " unreadable record(s) skipped" : "");
+        (s.skipped ? "; " + s.skipped + " unreadable record(s) skipped" : "") +
+        (s.truncated ? "; only the first " + fmtNum(s.total) + " read: narrow with cdcsync dlq inspect" : "");
       const all = el("tr", { class: "group" }, el("td", { colspan: "2" }, el("a", { href: "#", "data-stage": "*" }, "all stages and exceptions")), el("td", { class: "num" }, s.total));
       const rows = s.groups.map((g) => el("tr", { class: "group" },
         el("td", {}, el("a", { href: "#", "data-stage": g.stage, "data-exception": g.exception }, g.stage || "(none)")),
@@ -224,7 +225,7 @@ function topologyPage(root) {
       const r = await api("POST", base + "/dlq/replay?" + q);
       out.className = r.refused ? "error" : "ok";
       out.textContent = r.refused ? "Dry run: " + r.count + " record(s), but the replay would be refused: " + r.refused
-        : "Dry run: " + r.count + " record(s) would be replayed.";
+        : "Dry run: " + r.count + " record(s) would be replayed" + (r.truncated ? " (the first ones read; replay again for the rest)." : ".");
       out.dataset.count = r.count;
       const t = document.getElementById("replay-preview-table");
       setRows(t.querySelector("tbody"), r.preview.map((p) => el("tr", {}, el("td", {}, p.partition + "/" + p.offset),
