@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -324,7 +325,7 @@ func TestBrowserConsole(t *testing.T) {
 				erp = append(erp, r)
 			}
 		}
-		produce(t, brokers, erp) // redeliveries: consumed, then dropped as duplicates
+		produce(t, brokers, erp) // the same records again: consumed, then dropped as duplicates (the poison ones reach the DLQ again)
 		// The lag shows in the console while nothing is consumed.
 		do(t, ctx, "lag while paused", waitJS(fmt.Sprintf(
 			`[...document.querySelectorAll("#partitions tbody tr[data-partition] td:nth-child(4)")].reduce((a, td) => a + Number(td.textContent.replace(/,/g, "")), 0) === %d`, len(erp))))
@@ -344,6 +345,53 @@ func TestBrowserConsole(t *testing.T) {
 			if after[i] == before[i] {
 				t.Errorf("worker %d consumed nothing after resume", i+1)
 			}
+		}
+	})
+
+	t.Run("replay with the token writes the dead letters back to their source partitions", func(t *testing.T) {
+		client := newClient(t, brokers)
+		hwms := func() int64 {
+			if err := client.RefreshMetadata("erp.public.contacts"); err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			for p := int32(0); p < 4; p++ {
+				o, err := client.GetOffset("erp.public.contacts", p, sarama.OffsetNewest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += o
+			}
+			return n
+		}
+		// The pause test produced the poison records again: read what the
+		// DLQ holds now.
+		now, err := dlq.Read(context.Background(), client, string(erpPlan.DLQTopic()), dlq.Filter{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := hwms()
+		// The token typed earlier is still in this tab's sessionStorage.
+		do(t, ctx, "replay", chromedp.Navigate(base+"/console/topologies/"+erpToCRM),
+			waitJS(`document.querySelectorAll("#dlq-records a.record-link").length > 0`),
+			click("#replay-preview"),
+			waitJS(`!document.getElementById("replay-run").disabled`),
+			click("#replay-run"),
+			waitJS(`document.getElementById("replay-result").textContent.startsWith("Replayed")`))
+		if got := textOf(t, ctx, "#replay-result"); got != fmt.Sprintf("Replayed %d record(s) to their source partitions.", len(now)) {
+			t.Fatalf("replay result %q, want %d replayed", got, len(now))
+		}
+		if got := hwms(); got != before+int64(len(now)) {
+			t.Fatalf("the source topic grew by %d records, want %d", got-before, len(now))
+		}
+		// The poison records fail again, and reach the DLQ again.
+		waitProcessed(t, brokers, 30*time.Second, erpPlan)
+		again, err := dlq.Read(context.Background(), client, string(erpPlan.DLQTopic()), dlq.Filter{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again) != 2*len(now) {
+			t.Fatalf("the DLQ holds %d records after the replay, want %d", len(again), 2*len(now))
 		}
 	})
 }
