@@ -20,6 +20,7 @@ if [ -n "$unformatted" ]; then
   echo "not gofmt-clean:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+go vet -tags browser ./integration/
 cp go.mod /tmp/cdcsync-go.mod.bak; cp go.sum /tmp/cdcsync-go.sum.bak
 go mod tidy
 if ! cmp -s go.mod /tmp/cdcsync-go.mod.bak || ! cmp -s go.sum /tmp/cdcsync-go.sum.bak; then
