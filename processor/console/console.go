@@ -116,7 +116,10 @@ func (c *Console) Register(mux *http.ServeMux) {
 }
 
 type pageData struct {
-	Title      string
+	Title string
+	// Protected: api_token_read is set, so the frame names no topology
+	// and no topic; the script fills it from the API with the token.
+	Protected  bool
 	Topologies []topologyRow
 	Name       string // the topology of a topology or record page
 	Partition  int32
@@ -129,8 +132,11 @@ type topologyRow struct {
 }
 
 func (c *Console) index(rw http.ResponseWriter, r *http.Request) {
-	d := pageData{Title: "Topologies"}
+	d := pageData{Title: "Topologies", Protected: c.cfg.Tokens.ReadToken != ""}
 	for _, n := range c.names {
+		if d.Protected {
+			break
+		}
 		p := c.plans[n]
 		src := p.SourcePattern()
 		if ts := p.SourceTopics(); len(ts) > 0 {
@@ -151,7 +157,11 @@ func (c *Console) topologyPage(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "unknown topology "+strconv.Quote(r.PathValue("name")), http.StatusNotFound)
 		return
 	}
-	c.render(rw, "topology.html", pageData{Title: p.Name(), Name: p.Name(), DLQTopic: string(p.DLQTopic())})
+	d := pageData{Title: p.Name(), Name: p.Name(), DLQTopic: string(p.DLQTopic()), Protected: c.cfg.Tokens.ReadToken != ""}
+	if d.Protected {
+		d.DLQTopic = ""
+	}
+	c.render(rw, "topology.html", d)
 }
 
 func (c *Console) recordPage(rw http.ResponseWriter, r *http.Request) {
@@ -165,10 +175,14 @@ func (c *Console) recordPage(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
 	}
-	c.render(rw, "record.html", pageData{
+	d := pageData{
 		Title: fmt.Sprintf("%s %d/%d", p.DLQTopic(), part, off), Name: p.Name(),
 		Partition: part, Offset: off, DLQTopic: string(p.DLQTopic()),
-	})
+	}
+	if c.cfg.Tokens.ReadToken != "" {
+		d.Title, d.DLQTopic, d.Protected = fmt.Sprintf("%s %d/%d", p.Name(), part, off), "", true
+	}
+	c.render(rw, "record.html", d)
 }
 
 func (c *Console) render(rw http.ResponseWriter, page string, d pageData) {

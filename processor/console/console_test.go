@@ -424,3 +424,23 @@ func TestDLQTruncated(t *testing.T) {
 		t.Fatalf("records: %d %+v, want the route failure (third) not read, truncated", code, l)
 	}
 }
+
+func TestPagesWithReadToken(t *testing.T) {
+	// Under api_token_read the page frames (a browser cannot send the
+	// token when it navigates) name no topology and no topic.
+	f := newFixture(t, Config{Tokens: api.Options{Token: token, ReadToken: "reader"}})
+	for _, p := range []string{"/", "/console/topologies/" + topoName, "/console/topologies/" + topoName + "/dlq/0/1"} {
+		resp, err := http.Get(f.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.Contains(string(b), dlqTopic) || strings.Contains(string(b), srcTopic) {
+			t.Errorf("GET %s: %d, names a topic:\n%s", p, resp.StatusCode, b)
+		}
+		if p == "/" && strings.Contains(string(b), topoName) {
+			t.Errorf("GET /: names the topology:\n%s", b)
+		}
+	}
+}

@@ -99,8 +99,25 @@ function breakerBadges(m) {
 }
 
 // Index page: each topology's state, partition count and total lag.
-function indexPage() {
-  const rows = document.querySelectorAll("#topologies tbody tr[data-topology]");
+async function indexPage() {
+  let rows = document.querySelectorAll("#topologies tbody tr[data-topology]");
+  if (rows.length === 0) {
+    // A protected worker (api_token_read) renders no names: list them
+    // from the API with the token.
+    try {
+      const list = await api("GET", "/topologies");
+      const tbody = document.querySelector("#topologies tbody");
+      tbody.replaceChildren(...list.map((t) => el("tr", { "data-topology": t.name },
+        el("td", {}, el("a", { href: "/console/topologies/" + encodeURIComponent(t.name) }, t.name)),
+        el("td", { class: "state" }, el("span", { class: "badge" }, t.state)),
+        el("td", {}, "–"), el("td", {}, "–"), el("td", { class: "partitions" }, "…"),
+        el("td", { class: "lag" }, "…"), el("td", {}, "–"))));
+      rows = tbody.querySelectorAll("tr[data-topology]");
+    } catch (err) {
+      showError(null, err);
+      return;
+    }
+  }
   const poll = async () => {
     for (const row of rows) {
       const name = row.dataset.topology;
