@@ -124,13 +124,25 @@ func heldBy(t *testing.T, base, name string) bool {
 // started during the pause, which comes up paused); records produced
 // meanwhile are not consumed and show as true lag in the status; resume
 // through B restarts all three and every change arrives exactly once.
-func TestKfakeAPIPauseResume(t *testing.T) {
+func TestKfakeAPIPauseResume(t *testing.T) { testPauseResume(t, "at_least_once") }
+
+// The same under exactly_once: the held claims' transactional producers
+// stay open and idle, and resume reads on inside new transactions.
+func TestKfakeAPIPauseResumeExactlyOnce(t *testing.T) { testPauseResume(t, "exactly_once") }
+
+func testPauseResume(t *testing.T, guarantee string) {
 	src := demo.NewSource("erp", "erp", false)
 	st := cluster(t, 4, src.Topic())
 	brokers := st.Brokers()
-	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "apipause", src.Topic(), "sync.apipause"))
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "apipause", src.Topic(), "sync.apipause")+"guarantee: "+guarantee+"\n")
 	w := makeWorkload(src, 200, 4000, 0.10, 21)
 	first, second := w.Records[:2000], w.Records[2000:]
+	readSink := func() []*sarama.ConsumerMessage {
+		if guarantee == "exactly_once" {
+			return readCommitted(t, brokers, "sync.apipause")
+		}
+		return readAll(t, brokers, "sync.apipause")
+	}
 
 	a, urlA := startAPIWorker(t, brokers, "wa", plan)
 	b, urlB := startAPIWorker(t, brokers, "wb", plan)
@@ -191,7 +203,7 @@ func TestKfakeAPIPauseResume(t *testing.T) {
 	})
 
 	inBefore := a.w.Stats(plan.Name()).In + b.w.Stats(plan.Name()).In + c.w.Stats(plan.Name()).In
-	sinkBefore := len(readAll(t, brokers, "sync.apipause"))
+	sinkBefore := len(readSink())
 	produce(t, brokers, second)
 	// The true lag: every record produced during the pause is behind, on
 	// the partition it went to, and ages.
@@ -214,7 +226,7 @@ func TestKfakeAPIPauseResume(t *testing.T) {
 	if inAfter != inBefore {
 		t.Errorf("records in moved from %d to %d while paused", inBefore, inAfter)
 	}
-	if n := len(readAll(t, brokers, "sync.apipause")); n != sinkBefore {
+	if n := len(readSink()); n != sinkBefore {
 		t.Errorf("the sink grew from %d to %d records while paused", sinkBefore, n)
 	}
 
@@ -222,7 +234,7 @@ func TestKfakeAPIPauseResume(t *testing.T) {
 		t.Fatalf("resume: %d %s", code, body)
 	}
 	waitProcessed(t, brokers, time.Minute, plan)
-	checkExactlyOnce(t, readAll(t, brokers, "sync.apipause"), w)
+	checkExactlyOnce(t, readSink(), w)
 	waitFor(t, 20*time.Second, "status running on every worker", func() bool {
 		s := status(t, urlC, plan.Name())
 		for _, wr := range s.Workers {

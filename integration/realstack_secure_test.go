@@ -320,7 +320,7 @@ func TestRealStackSecureMTLSRequired(t *testing.T) {
 	name := "secmtls" + runID()
 	dir, plan, _ := secureSetup(t, b, name, "at_least_once", 5)
 	_, admin := b.adminClient(t)
-	grant(t, admin, b.mtlsPrincipal, processor.RequiredACLs(plan, true))
+	grant(t, admin, b.mtlsPrincipal, append(processor.RequiredACLs(plan, true), processor.ControlACLs(processor.DefaultControlTopic, true)...))
 	code, log := runOnce(t, b, b.ssl, dir, "CDCSYNC_SECURITY_PROTOCOL=ssl", "CDCSYNC_SSL_CA_LOCATION="+b.ca, "CDCSYNC_KAFKA_VERSION=3.6.0")
 	if code != 2 || !strings.Contains(log, "access denied") || !strings.Contains(log, "no ssl.certificate.location") {
 		t.Errorf("without a client certificate: exit %d; want 2 and a message about the missing certificate:\n%s", code, tail(log, 15))

@@ -142,6 +142,7 @@ func TestDefaultConfig(t *testing.T) {
 		TransactionTimeout: 10 * time.Second,
 		TxnMaxRecords:      5000,
 		RegistryTimeout:    5 * time.Second,
+		ControlTopic:       "cdcsync.control",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("DefaultConfig() =\n %+v\nwant\n %+v", c, want)

@@ -13,6 +13,18 @@
 // fatally does not stop the others: /healthz answers 503 and names it,
 // /readyz names every topology that is not ready and why.
 //
+// # REST API and control topic
+//
+// The same server serves the REST API (package api; the Worker is its
+// Backend, rest.go): list, plan, status, pause, resume and restart of a
+// topology. Actions reach every worker through the compacted control
+// topic (Config.ControlTopic, control.go), which each worker replays
+// before its pipelines start and then follows; each worker also writes
+// its status there, which the status route merges. Pause holds the claims
+// without leaving the group; restart runs a pipeline again, a failed one
+// included (lifecycle.go), so with Config.APIToken set a failed topology
+// waits for a restart instead of ending Run.
+//
 // # Metrics
 //
 // Served on /metrics (Config.HTTPAddr) from Worker.Registry. Besides the

@@ -43,7 +43,7 @@ type lifecycle struct {
 type heldClaim struct {
 	client sarama.Client // the run's client, for the lag
 	next   int64         // the committed offset the claim starts from; <0: unknown yet
-	tsDone bool  // ts is known (the record at next was read)
+	tsDone bool          // ts is known (the record at next was read)
 	ts     time.Time
 }
 
