@@ -14,7 +14,9 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +32,7 @@ import (
 
 	"github.com/cdcsync/cdcsync/internal/demo"
 	"github.com/cdcsync/cdcsync/processor"
+	"github.com/cdcsync/cdcsync/processor/api"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -392,6 +395,27 @@ func TestBrowserConsole(t *testing.T) {
 		}
 		if len(again) != 2*len(now) {
 			t.Fatalf("the DLQ holds %d records after the replay, want %d", len(again), 2*len(now))
+		}
+	})
+
+	t.Run("restart through the console", func(t *testing.T) {
+		do(t, ctx, "restart", chromedp.Navigate(base+"/console/topologies/"+erpToCRM),
+			waitJS(`document.getElementById("state").textContent === "running"`),
+			click("#restart"),
+			waitJS(`document.getElementById("action-result").textContent === "Restart: done"`),
+			waitJS(`document.getElementById("state").textContent === "running"`),
+			waitJS(`document.querySelectorAll("#partitions tbody tr[data-partition]").length === 4`))
+		resp, err := http.Get(base + "/topologies/" + erpToCRM + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st api.Status
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Desired.Restart != 1 || st.State != api.StateRunning {
+			t.Fatalf("status after the console's restart: state %s, restarts %d; want running, 1", st.State, st.Desired.Restart)
 		}
 	})
 }
