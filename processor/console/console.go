@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -61,7 +60,7 @@ type Console struct {
 	names     []string
 	forbidden map[string]string // topics a replay must never write, and why
 	pages     *template.Template
-	static    http.Handler
+	js, css   []byte // the script and the style sheet, served as they are embedded
 	auth      *api.Auth
 	log       *zap.Logger
 }
@@ -81,13 +80,17 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)
 	}
-	sub, err := fs.Sub(assets, "assets")
+	js, err := assets.ReadFile("assets/console.js")
+	if err != nil {
+		return nil, err
+	}
+	css, err := assets.ReadFile("assets/console.css")
 	if err != nil {
 		return nil, err
 	}
 	c := &Console{
 		cfg: cfg, plans: map[string]*topology.Plan{}, forbidden: map[string]string{},
-		pages: pages, static: http.StripPrefix("/console/static/", http.FileServerFS(sub)),
+		pages: pages, js: js, css: css,
 		auth: api.NewAuth(cfg.Tokens), log: cfg.Log,
 	}
 	for _, p := range cfg.Plans {
@@ -104,7 +107,8 @@ func New(cfg Config) (*Console, error) {
 // /console/, the DLQ endpoints under /topologies/{name}/dlq.
 func (c *Console) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", c.index)
-	mux.Handle("GET /console/static/", c.static)
+	mux.HandleFunc("GET /console/static/console.js", c.asset(c.js, "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /console/static/console.css", c.asset(c.css, "text/css; charset=utf-8"))
 	mux.HandleFunc("GET /console/topologies/{name}", c.topologyPage)
 	mux.HandleFunc("GET /console/topologies/{name}/dlq/{partition}/{offset}", c.recordPage)
 
@@ -113,6 +117,15 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/topologies/{name}/dlq/records", api.Only(http.MethodGet, c.read(c.dlqRecords)))
 	mux.HandleFunc("/topologies/{name}/dlq/records/{partition}/{offset}", api.Only(http.MethodGet, c.read(c.dlqRecord)))
 	mux.HandleFunc("/topologies/{name}/dlq/replay", api.Only(http.MethodPost, c.read(c.dlqReplay)))
+}
+
+// asset serves an embedded file; they change only with the binary.
+func (c *Console) asset(b []byte, contentType string) http.HandlerFunc {
+	return func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", contentType)
+		rw.Header().Set("Cache-Control", "no-cache")
+		_, _ = rw.Write(b)
+	}
 }
 
 type pageData struct {

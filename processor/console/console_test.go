@@ -395,12 +395,13 @@ func TestPages(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `data-partition="0" data-offset="2"`) {
 		t.Fatalf("record page: %d\n%s", code, body)
 	}
-	for _, p := range []string{"/console/static/console.js", "/console/static/console.css"} {
-		if code, _, body := get(p); code != 200 || len(body) < 500 {
-			t.Fatalf("GET %s: %d, %d bytes", p, code, len(body))
+	for p, want := range map[string]string{"/console/static/console.js": "text/javascript", "/console/static/console.css": "text/css"} {
+		if code, ct, body := get(p); code != 200 || len(body) < 500 || !strings.HasPrefix(ct, want) {
+			t.Fatalf("GET %s: %d, %s, %d bytes", p, code, ct, len(body))
 		}
 	}
-	for _, p := range []string{"/console/topologies/nope", "/console/topologies/" + topoName + "/dlq/a/b", "/nothing-here"} {
+	for _, p := range []string{"/console/topologies/nope", "/console/topologies/" + topoName + "/dlq/a/b", "/nothing-here",
+		"/console/static/", "/console/static/index.html"} { // no listing, no templates
 		if code, _, _ := get(p); code/100 != 4 {
 			t.Errorf("GET %s: %d, want 4xx", p, code)
 		}
