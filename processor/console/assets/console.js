@@ -85,6 +85,15 @@ function stateBadge(badge, st) {
   badge.className = "badge state-" + s;
 }
 
+// every calls f now and then POLL_MS after each call has finished, so a
+// slow answer never stacks requests.
+function every(f) {
+  const loop = async () => {
+    try { await f(); } finally { setTimeout(loop, POLL_MS); }
+  };
+  loop();
+}
+
 function fmtNum(n) { return n == null ? "–" : Number(n).toLocaleString("en"); }
 function fmtSecs(n) { return n == null ? "–" : Number(n).toFixed(1); }
 function fmtTime(t) { return t ? new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "–"; }
@@ -132,8 +141,7 @@ async function indexPage() {
       }
     }
   };
-  poll();
-  setInterval(poll, POLL_MS);
+  every(poll);
 }
 
 // Topology page.
@@ -285,8 +293,7 @@ function topologyPage(root) {
   }));
   document.getElementById("dlq-refresh").addEventListener("click", () => { resetReplay(); loadSummary(); });
 
-  pollStatus();
-  setInterval(pollStatus, POLL_MS);
+  every(pollStatus);
   loadPlan();
   loadSummary();
 }
