@@ -147,7 +147,15 @@ const browserToken = "console-test-token"
 // console on a loopback port.
 func startConsoleWorker(t *testing.T, brokers []string, name string, plans ...*topology.Plan) *worker {
 	t.Helper()
+	return startConsoleWorkerWith(t, brokers, name, "", plans...)
+}
+
+// startConsoleWorkerWith is startConsoleWorker with api_token_read set
+// to readToken when it is not empty.
+func startConsoleWorkerWith(t *testing.T, brokers []string, name, readToken string, plans ...*topology.Plan) *worker {
+	t.Helper()
 	cfg := processor.DefaultConfig()
+	cfg.APITokenRead = processor.Secret(readToken)
 	cfg.Brokers = brokers
 	cfg.ClientID = name
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -417,5 +425,26 @@ func TestBrowserConsole(t *testing.T) {
 		if st.Desired.Restart != 1 || st.State != api.StateRunning {
 			t.Fatalf("status after the console's restart: state %s, restarts %d; want running, 1", st.State, st.Desired.Restart)
 		}
+	})
+
+	t.Run("a worker with api_token_read shows nothing until the token is given", func(t *testing.T) {
+		w3 := startConsoleWorkerWith(t, brokers, "console-w3", "reader-token", plans...)
+		base3 := "http://" + w3.w.HTTPAddr()
+		do(t, ctx, "index without a token", chromedp.Navigate(base3+"/"),
+			chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`),
+			chromedp.Reload(),
+			waitJS(`document.getElementById("notice").textContent.startsWith("401 Unauthorized")`))
+		if n := len(bget(t, ctx, "rows", chromedp.Nodes(chromedp.CSS("#topologies tbody tr[data-topology]"), chromedp.AtLeast(0)))); n != 0 {
+			t.Fatalf("%d topologies listed without the read token", n)
+		}
+		do(t, ctx, "enter the read token", chromedp.SendKeys(chromedp.ID("token"), "reader-token"), click("#token-save"),
+			chromedp.Reload(),
+			waitJS(`document.querySelectorAll("#topologies tbody tr[data-topology]").length === 2`),
+			waitJS(`[...document.querySelectorAll("#topologies td.state")].every(td => td.textContent === "running")`))
+		// The read token reads; it does not change state.
+		do(t, ctx, "pause with the read token", chromedp.Navigate(base3+"/console/topologies/"+erpToCRM),
+			waitJS(`document.getElementById("state").textContent === "running"`),
+			click("#pause"),
+			waitJS(`document.getElementById("action-result").textContent.startsWith("401")`))
 	})
 }
