@@ -278,8 +278,16 @@ func TestDLQReplay(t *testing.T) {
 		}
 	}
 
+	// A replay of another count than the preview's is refused: the DLQ
+	// changed since.
+	if code := f.call(t, "POST", base+"?dry_run=false&stage=decode&expect=3", token, &e); code != 409 {
+		t.Fatalf("replay expecting 3 of 2: %d %v, want 409", code, e)
+	}
+	if code := f.call(t, "POST", base+"?dry_run=false&expect=x", token, &e); code != 400 {
+		t.Fatalf("expect=x: %d, want 400", code)
+	}
 	r = Replay{}
-	if code := f.call(t, "POST", base+"?dry_run=false&stage=decode", token, &r); code != 200 {
+	if code := f.call(t, "POST", base+"?dry_run=false&stage=decode&expect=2", token, &r); code != 200 {
 		t.Fatalf("replay: %d", code)
 	}
 	if r.DryRun || r.Count != 2 || r.Written != 2 || len(r.Last) != 2 {

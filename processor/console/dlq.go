@@ -400,6 +400,19 @@ func (c *Console) replay(rw http.ResponseWriter, r *http.Request, p *topology.Pl
 	for i := range entries[:min(previewSize, len(entries))] {
 		out.Preview = append(out.Preview, summarize(&entries[i]))
 	}
+	// ?expect=N: the count the operator previewed. A DLQ that changed
+	// since is refused rather than replaying what was not shown.
+	if s := r.URL.Query().Get("expect"); s != "" && !dryRun {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			writeError(rw, http.StatusBadRequest, fmt.Sprintf("expect: want a count, got %q", s))
+			return
+		}
+		if n != len(entries) {
+			writeError(rw, http.StatusConflict, fmt.Sprintf("the preview counted %d record(s), %d match now: the DLQ changed; preview again", n, len(entries)))
+			return
+		}
+	}
 	// The same checks and writes as `cdcsync dlq replay`.
 	if err := dlq.CheckTargets(entries, c.forbidden); err != nil {
 		if dryRun {

@@ -33,9 +33,10 @@
 // topic of a loaded topology), then dlq.ReplayAll, which writes each
 // original record back to its source partition; the dedup ledger makes a
 // second replay of the same record harmless. The replay filters are the
-// list's, so what the dry run counts is what the replay writes, unless
-// records reach the DLQ in between (the response then says how many it
-// wrote).
+// list's, so what the dry run counts is what the replay writes; the
+// console sends the previewed count as ?expect=N, and a replay whose
+// selection no longer counts N is refused (409) rather than writing what
+// was not shown.
 //
 // One request keeps at most Config.MaxEntries dead letters in memory
 // (default 100,000); past that, answers cover the first ones and say so

@@ -269,6 +269,7 @@ function topologyPage(root) {
     const out = document.getElementById("replay-result");
     const q = query();
     q.set("dry_run", "false");
+    q.set("expect", out.dataset.count); // refused (409) if the DLQ changed since the preview
     try {
       const r = await api("POST", base + "/dlq/replay?" + q);
       out.className = "ok";
