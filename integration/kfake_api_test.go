@@ -201,8 +201,15 @@ func testPauseResume(t *testing.T, guarantee string) {
 		code, body := call(t, http.MethodGet, urlC+"/readyz", "", nil)
 		return code == http.StatusOK && strings.Contains(body, "topology apipause paused")
 	})
+	if code, body := call(t, http.MethodGet, urlA+"/healthz", "", nil); code != http.StatusOK {
+		t.Errorf("/healthz while paused: %d %q, want 200 (paused is not failed)", code, body)
+	}
 
 	inBefore := a.w.Stats(plan.Name()).In + b.w.Stats(plan.Name()).In + c.w.Stats(plan.Name()).In
+	rebalances := func() int64 {
+		return a.w.Stats(plan.Name()).Rebalances + b.w.Stats(plan.Name()).Rebalances + c.w.Stats(plan.Name()).Rebalances
+	}
+	sessions := rebalances()
 	sinkBefore := len(readSink())
 	produce(t, brokers, second)
 	// The true lag: every record produced during the pause is behind, on
@@ -234,6 +241,11 @@ func testPauseResume(t *testing.T, guarantee string) {
 		t.Fatalf("resume: %d %s", code, body)
 	}
 	waitProcessed(t, brokers, time.Minute, plan)
+	// The held claims kept the group: no session began during the pause,
+	// and resume released the claims without one.
+	if n := rebalances(); n != sessions {
+		t.Errorf("%d new sessions during the pause and the resume, want none", n-sessions)
+	}
 	checkExactlyOnce(t, readSink(), w)
 	waitFor(t, 20*time.Second, "status running on every worker", func() bool {
 		s := status(t, urlC, plan.Name())
@@ -376,4 +388,74 @@ func TestKfakeAPIErrors(t *testing.T) {
 	if code, body := call(t, http.MethodGet, u+"/topologies/apierr", "", &pj); code != 200 || pj.Group != "cdcsync.apierr" || len(pj.Options) == 0 {
 		t.Errorf("GET /topologies/apierr: %d %s", code, body)
 	}
+}
+
+// Other workers' reports on the control topic are merged into the status:
+// a report older than three intervals is stale and its partitions show
+// only where no live worker reports them; one older than ten minutes is
+// left out; a tombstone removes a report.
+func TestKfakeAPIStatusMerge(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 1, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "apimerge", src.Topic(), "sync.apimerge"))
+	_, u := startAPIWorker(t, brokers, "wa", plan)
+	waitFor(t, 30*time.Second, "the worker owning partition 0", func() bool {
+		s := status(t, u, plan.Name())
+		return len(s.Partitions) == 1 && s.Partitions[0].Worker == "wa"
+	})
+
+	pc := sarama.NewConfig()
+	pc.Version = sarama.V2_8_0_0
+	pc.Metadata.AllowAutoTopicCreation = false
+	pc.Producer.Return.Successes = true
+	prod, err := sarama.NewSyncProducer(brokers, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	report := func(id string, age time.Duration, parts ...int32) {
+		r := api.Worker{ID: id, State: api.StateRunning, ReportedAt: time.Now().Add(-age).UTC(), Breakers: map[string]string{}}
+		for _, p := range parts {
+			r.Partitions = append(r.Partitions, api.Partition{Topic: src.Topic(), Partition: p, Worker: id, LagRecords: 7})
+		}
+		b, _ := json.Marshal(r)
+		if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: processor.DefaultControlTopic,
+			Key: sarama.StringEncoder("status/apimerge/" + id), Value: sarama.ByteEncoder(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A gone worker that owned partition 0 (now wa's) and a partition
+	// nobody live reports; a long-expired one; a live one.
+	report("ghost", 10*time.Second, 0, 5)
+	report("ancient", 11*time.Minute, 6)
+	report("live", 0)
+	var s api.Status
+	waitFor(t, 10*time.Second, "the reports read", func() bool {
+		s = status(t, u, plan.Name())
+		return len(s.Workers) == 3
+	})
+	byID := map[string]api.Worker{}
+	for _, w := range s.Workers {
+		byID[w.ID] = w
+	}
+	if !byID["wa"].Self || byID["wa"].Stale || !byID["ghost"].Stale || byID["live"].Stale || byID["ancient"].ID != "" {
+		t.Errorf("workers %+v", s.Workers)
+	}
+	if len(s.Partitions) != 2 || s.Partitions[0].Worker != "wa" || s.Partitions[0].Stale ||
+		s.Partitions[1].Partition != 5 || s.Partitions[1].Worker != "ghost" || !s.Partitions[1].Stale {
+		t.Errorf("partitions %+v: want 0 from wa, 5 from ghost (stale)", s.Partitions)
+	}
+	if s.State != api.StateRunning {
+		t.Errorf("state %s", s.State)
+	}
+
+	if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: processor.DefaultControlTopic,
+		Key: sarama.StringEncoder("status/apimerge/ghost")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the tombstone applied", func() bool {
+		s = status(t, u, plan.Name())
+		return len(s.Workers) == 2 && len(s.Partitions) == 1
+	})
 }

@@ -71,11 +71,12 @@ type pipeline struct {
 	fatalErr error
 
 	ready   atomic.Bool
-	life    lifecycle // pause, resume and restart (lifecycle.go)
-	status  status    // for /healthz and /readyz (worker.go)
-	lags    lagSet    // live claims, for the lag refresh (lag.go)
-	tries   attempts  // failed attempts per source record, for the DLQ header (attempts.go)
+	status  status   // for /healthz and /readyz (worker.go)
+	lags    lagSet   // live claims, for the lag refresh (lag.go)
+	tries   attempts // failed attempts per source record, for the DLQ header (attempts.go)
 	claimed atomic.Int32
+
+	life lifecycle // pause, resume and restart (lifecycle.go)
 }
 
 // partState is the dedup state of one claim: the in-memory ledger index,
@@ -492,6 +493,12 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 		}
 		if err == nil && (cause == nil || errors.Is(cause, context.Canceled)) {
 			failures, failingSince = 0, time.Time{}
+			continue
+		}
+		if errors.Is(cause, context.Canceled) {
+			// Only a pause ends a session without a cause (lifecycle.go);
+			// one that came during Setup aborts the ledger restore, which
+			// is no failure.
 			continue
 		}
 		if err == nil {
