@@ -200,7 +200,8 @@ func (c *Console) recordPage(rw http.ResponseWriter, r *http.Request) {
 
 func (c *Console) render(rw http.ResponseWriter, page string, d pageData) {
 	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
-	rw.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+	rw.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	rw.Header().Set("X-Content-Type-Options", "nosniff")
 	if err := c.pages.ExecuteTemplate(rw, page, d); err != nil {
 		c.log.Warn("console: rendering a page", zap.String("page", page), zap.Error(err))
 	}
