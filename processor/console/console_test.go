@@ -391,6 +391,16 @@ func TestPages(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
 	}
+	// The pages load nothing from elsewhere and cannot be framed (their
+	// buttons change state).
+	resp, err := http.Get(f.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
 	code, ct, body := get("/")
 	if code != 200 || !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, `href="/console/topologies/`+topoName+`"`) {
 		t.Fatalf("GET /: %d %s\n%s", code, ct, body)
