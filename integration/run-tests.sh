@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: hygiene, unit, fuzz seed
 # corpora, the kfake tier (with the race detector on the concurrent
-# packages), then the real-stack tier. It installs what it needs itself
-# (Go modules now; the real-stack tier fetches its Debian packages and
+# packages), the browser tier (the web console in headless Chromium),
+# then the real-stack tier. It installs what it needs itself
+# (Go modules now; Debian's chromium for the browser tier; the real-stack tier fetches its Debian packages and
 # Maven jars in integration/realstack/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ if [ -n "$unformatted" ]; then
   echo "not gofmt-clean:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+go vet -tags browser ./integration/
 cp go.mod /tmp/cdcsync-go.mod.bak; cp go.sum /tmp/cdcsync-go.sum.bak
 go mod tidy
 if ! cmp -s go.mod /tmp/cdcsync-go.mod.bak || ! cmp -s go.sum /tmp/cdcsync-go.sum.bak; then
@@ -64,6 +66,24 @@ go test -count=1 -timeout 20m ./integration/
 step "kfake tier, in-process workers under the race detector (-short sizes)"
 go test -race -short -count=1 -timeout 15m \
   -run 'TestKfake(NormalRun|Rebalance|BrokerOutage|ExactlyOnceRebalance|PoisonRecords|Authority|AvroRegistryDown)$' ./integration/
+
+step "browser tier: the web console in headless Chromium (chromedp)"
+# Debian's chromium, installed here when missing. In CI (CI=true) a
+# browser that cannot be installed fails the run; elsewhere it is reported
+# loudly, never skipped in silence.
+chromium_bin() { command -v chromium || command -v chromium-browser || true; }
+if [ -z "$(chromium_bin)" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+    echo "apt-get could not install chromium" >&2
+fi
+if [ -n "$(chromium_bin)" ]; then
+  go test -tags browser -count=1 -timeout 5m -run 'TestBrowser' ./integration/
+elif [ "${CI:-}" = "true" ]; then
+  echo "FAIL: chromium is not installed and could not be installed; the browser tests cannot run" >&2
+  exit 1
+else
+  echo "WARNING: the browser tests DID NOT RUN: no chromium (as root: apt-get install -y chromium)" >&2
+fi
 
 if [ -x integration/realstack/run.sh ] && [ "${CDCSYNC_SKIP_REALSTACK:-}" != "1" ]; then
   step "real-stack tier: Apache Kafka (KRaft), Kafka Connect + Debezium, PostgreSQL"

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcsync/cdcsync/processor/api"
+	"github.com/cdcsync/cdcsync/processor/console"
 	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -32,6 +33,7 @@ type Worker struct {
 	metrics   *metrics
 	pipelines []*pipeline
 	httpAddr  atomic.Pointer[string] // set by Run once the HTTP server listens
+	console   *console.Console       // the web console and its DLQ endpoints, on the HTTP server
 
 	// The REST API (rest.go) and the control topic (control.go).
 	id          string // client_id: the worker in status reports
@@ -94,6 +96,9 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 		}
 		w.pipelines = append(w.pipelines, p)
 		w.metrics.watch(p)
+	}
+	if w.console, err = w.newConsole(plans); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
@@ -313,6 +318,7 @@ func connect(ctx context.Context, brokers []string, sc *sarama.Config, log *zap.
 func (w *Worker) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
+	w.console.Register(mux)
 	// /healthz: 503 once a topology has stopped fatally, naming it, so an
 	// orchestrator restarts the worker.
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
