@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cdcsync/cdcsync/topology"
 )
 
 // Regression (issue 13): `cdcsync -h` did not list `schemas check`. The
@@ -271,9 +273,10 @@ func TestTopologyValidateJSON(t *testing.T) {
 }
 
 func TestTopologyDescribeJSON(t *testing.T) {
-	stdout, _, err := run(t, "", "topology", "describe", filepath.Join(demoTopologies, "customers-avro.yaml"), "--output", "json")
+	file := filepath.Join(demoTopologies, "customers-avro.yaml")
+	stdout, _, err := run(t, "", "topology", "describe", file, "--output", "json")
 	wantExit(t, err, 0)
-	var plans []map[string]any
+	var plans []topology.PlanJSON
 	if err := json.Unmarshal([]byte(stdout), &plans); err != nil {
 		t.Fatalf("%v:\n%s", err, stdout)
 	}
@@ -281,39 +284,46 @@ func TestTopologyDescribeJSON(t *testing.T) {
 		t.Fatalf("%d plans", len(plans))
 	}
 	p := plans[0]
-	get := func(path string) any {
-		var v any = p
-		for _, k := range strings.Split(path, ".") {
-			v = v.(map[string]any)[k]
-		}
-		return v
+	if p.Name != "customers-avro" || p.Group != "cdcsync.customers-avro" || p.LedgerTopic != "customers-avro.ledger" ||
+		p.DLQTopic != "dlq.customers-avro" || p.SinkTopic != "sync.crm.{table}" || p.Guarantee != "at_least_once" {
+		t.Errorf("plan header: %+v", p)
 	}
-	for path, want := range map[string]any{
-		"name":                       "customers-avro",
-		"consumer_group":             "cdcsync.customers-avro",
-		"ledger_topic":               "customers-avro.ledger",
+	opts := map[string]topology.Option{}
+	for _, o := range p.Options {
+		opts[o.Key] = o
+	}
+	for key, want := range map[string]string{
 		"source.format":              "debezium-avro",
 		"source.system":              "shop",
 		"dedup.window":               "168h",
 		"authority.owners.last_name": "crm",
 		"authority.default_owner":    "shop",
-		"sink.topic":                 "sync.crm.{table}",
 		"sink.format":                "avro",
 		"sink.subject_strategy":      "topic",
-		"dlq.topic":                  "dlq.customers-avro",
 		"guarantee":                  "at_least_once",
 	} {
-		if got := get(path); got != want {
-			t.Errorf("%s = %v, want %v", path, got, want)
+		if got := opts[key].Value; got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
 		}
 	}
-	// The text and JSON outputs describe the same plan: every value the
-	// text prints for these options is in the JSON.
-	text, _, _ := run(t, "", "topology", "describe", filepath.Join(demoTopologies, "customers-avro.yaml"))
-	for _, path := range []string{"errors.retry.initial", "errors.retry.max", "errors.breaker.open", "errors.tolerance"} {
-		v, _ := get(path).(string)
-		if !strings.Contains(text, path) || v == "" || !strings.Contains(text, " "+strings.SplitN(v, " ", 2)[0]) {
-			t.Errorf("%s: JSON %q not in the text:\n%s", path, v, text)
+	if !opts["errors.tolerance"].Default || opts["sink.format"].Default {
+		t.Errorf("default marks: tolerance %+v, sink.format %+v", opts["errors.tolerance"], opts["sink.format"])
+	}
+	// One source: the JSON is the plan's own JSON form, the one the REST
+	// API serves, and every option the text prints is in it, in order.
+	plan, err := topology.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(plan[0].JSON())
+	got, _ := json.Marshal(p)
+	if string(got) != string(want) {
+		t.Errorf("describe JSON is not Plan.JSON():\n got %s\nwant %s", got, want)
+	}
+	text, _, _ := run(t, "", "topology", "describe", file)
+	for _, o := range p.Options {
+		if !strings.Contains(text, o.Key) || !strings.Contains(text, o.Value) {
+			t.Errorf("option %s = %q not in the text:\n%s", o.Key, o.Value, text)
 		}
 	}
 }
