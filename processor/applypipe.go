@@ -50,8 +50,9 @@ type applyPipe struct {
 	p       *pipeline
 	cfg     topology.Apply
 	reader  *apply.Reader
-	applier apply.Applier
-	brk     *breaker // dependency "apply"
+	applier apply.Applier                                    // nil until open succeeds
+	open    func(ctx context.Context) (apply.Applier, error) // postgres: connects and reads the catalog
+	brk     *breaker                                         // dependency "apply"
 	sem     chan struct{}
 	dlqProd sarama.SyncProducer
 
@@ -141,18 +142,30 @@ func newApplyPipeline(plan *topology.Plan, cfg Config, registry *schemas.Client,
 		}
 		a.applier = h
 	case topology.ApplyPostgres:
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		pg, err := pgapply.New(ctx, opts)
-		if err != nil {
-			var ce *pgapply.ConfigError
-			if errors.As(err, &ce) {
-				return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		// The catalog is read at start so that an unknown table or column
+		// refuses the start (exit 2). A database that cannot be reached
+		// yet is a transient condition: run connects, retrying.
+		a.open = func(ctx context.Context) (apply.Applier, error) {
+			pg, err := pgapply.New(ctx, opts)
+			if err != nil {
+				var ce *pgapply.ConfigError
+				if errors.As(err, &ce) {
+					return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+				}
+				return nil, fmt.Errorf("topology %s: connecting to the target database: %w", plan.Name(), err)
 			}
-			return nil, fmt.Errorf("topology %s: connecting to the target database: %w", plan.Name(), err)
+			pg.PruneWindow = topology.DefaultDedupWindow
+			return pg, nil
 		}
-		pg.PruneWindow = topology.DefaultDedupWindow
-		a.applier = pg
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		a.applier, err = a.open(ctx)
+		cancel()
+		if errors.Is(err, ErrConfig) {
+			return nil, err
+		}
+		if err != nil {
+			p.log.Warn("the target database cannot be reached at start; the topology connects when it runs", zap.Error(err))
+		}
 	default:
 		return nil, fmt.Errorf("%w: topology %s: apply.kind %v is not supported", ErrConfig, plan.Name(), a.cfg.Kind)
 	}
@@ -163,6 +176,22 @@ func newApplyPipeline(plan *topology.Plan, cfg Config, registry *schemas.Client,
 // run consumes until ctx is done or a fatal error happens.
 func (a *applyPipe) run(ctx context.Context) error {
 	p := a.p
+	for attempt := 0; a.applier == nil; attempt++ {
+		p.setPhase("connecting to the apply target")
+		ap, err := a.open(ctx)
+		if err == nil {
+			a.applier = ap
+			break
+		}
+		if errors.Is(err, ErrConfig) {
+			return fatal(err)
+		}
+		d := p.retryDelay(attempt)
+		p.log.Warn("cannot reach the apply target, retrying", zap.Error(err), zap.Duration("backoff", d))
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
 	defer func() {
 		if err := a.applier.Close(); err != nil {
 			p.log.Warn("closing the applier", zap.Error(err))
