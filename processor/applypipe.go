@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -237,7 +238,10 @@ func (a *applyPipe) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	lagCtx, stopLag := context.WithCancel(ctx)
+	g.Go(func() error { p.refreshLag(lagCtx); return nil })
 	runErr := a.consume(ctx, group)
+	stopLag()
 	p.ready.Store(false)
 	if err := group.Close(); err != nil {
 		p.log.Warn("leaving the group", zap.Error(err))
@@ -350,6 +354,9 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	ctx := sess.Context()
 	c := &applyClaim{a: a, sess: sess, claim: claim,
 		log: a.p.log.With(zap.String("topic", claim.Topic()), zap.Int32("partition", claim.Partition()))}
+	c.marked.Store(-1)
+	lag := a.p.newClaimLag(claim, nil, c.marked.Load) // cdcsync_lag_records and _seconds (lag.go)
+	defer lag.revoke()
 	defer c.setPaused(false)
 	msgs := claim.Messages()
 	batch := make([]*sarama.ConsumerMessage, 0, a.cfg.Batch.MaxEvents)
@@ -361,6 +368,7 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			if !ok {
 				return nil
 			}
+			lag.fetched(m, claim.HighWaterMarkOffset())
 			batch = append(batch, m)
 		case <-ctx.Done():
 			return nil
@@ -373,6 +381,7 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				if !ok {
 					break fill
 				}
+				lag.fetched(m, claim.HighWaterMarkOffset())
 				batch = append(batch, m)
 			case <-timer.C:
 				break fill
@@ -397,6 +406,13 @@ type applyClaim struct {
 	claim  sarama.ConsumerGroupClaim
 	log    *zap.Logger
 	paused bool
+	marked atomic.Int64 // the next offset not yet done, -1 before the first: the lag's "done"
+}
+
+// mark marks every offset before next as done.
+func (c *applyClaim) mark(next int64) {
+	c.sess.MarkOffset(c.claim.Topic(), c.claim.Partition(), next, "")
+	c.marked.Store(next)
 }
 
 // process reads a batch and applies its events; false when the session
@@ -471,7 +487,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 		if n > 0 {
 			p.stats.Completed.Add(int64(n))
 			events, srcs = events[n:], srcs[n:]
-			c.sess.MarkOffset(c.claim.Topic(), c.claim.Partition(), srcs0(srcs, batch), "")
+			c.mark(srcs0(srcs, batch))
 		}
 		if err == nil && len(events) > 0 {
 			err = fmt.Errorf("the applier finished %d of %d events without an error", n, n+len(events))
@@ -507,8 +523,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 	}
 	c.setPaused(false)
 	// Every record of the batch is done: applied, rejected or skipped.
-	last := batch[len(batch)-1]
-	c.sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
+	c.mark(batch[len(batch)-1].Offset + 1)
 	return true
 }
 
