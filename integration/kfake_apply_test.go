@@ -16,6 +16,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor/apply/httpapply"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 )
@@ -231,14 +232,30 @@ func startApply(t *testing.T, partitions int32, keys, n int, ep *endpoint) *appl
 }
 
 func startApplyConc(t *testing.T, partitions int32, maxConcurrency, keys, n int, ep *endpoint) *applyRig {
+	return startApplyWith(t, partitions, maxConcurrency, keys, n, ep, false)
+}
+
+// startApplyWith is startApply with the sink writing Avro (sink.format
+// avro, the embedded registry) and the apply topology reading
+// cdcsync-avro when avro is true.
+func startApplyWith(t *testing.T, partitions int32, maxConcurrency, keys, n int, ep *endpoint, avro bool) *applyRig {
 	t.Helper()
 	src := demo.NewSource("erp", "erp", false)
-	st := cluster(t, partitions, src.Topic(), "sync.contacts")
+	st, err := embedded.Start(embedded.Options{Topics: []string{src.Topic(), "sync.contacts"}, Partitions: partitions, NoRegistry: !avro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
 	t.Setenv("KFAKE_APPLY_SECRET", applySecret)
-	sink := mustPlan(t, fmt.Sprintf(contactsTopology, "contacts-sync", src.Topic(), "sync.contacts"))
+	sinkDoc, format, regURL := fmt.Sprintf(contactsTopology, "contacts-sync", src.Topic(), "sync.contacts"), "cdcsync-json", ""
+	if avro {
+		sinkDoc = strings.Replace(sinkDoc, "key: [id]}", "key: [id], format: avro}", 1)
+		format, regURL = "cdcsync-avro", st.RegistryURL()
+	}
+	sink := mustPlan(t, sinkDoc)
 	applyPlan := mustPlan(t, fmt.Sprintf(`name: crm-apply
 systems: [erp, crm]
-source: {topics: [sync.contacts], system: erp, format: cdcsync-json}
+source: {topics: [sync.contacts], system: erp, format: `+format+`}
 apply:
   kind: http
   batch: {max_events: 50, max_wait: 20ms}
@@ -252,7 +269,7 @@ errors:
   breaker: {failures: 3, open: 500ms}
 `, maxConcurrency, ep.addr))
 	w := makeWorkload(src, keys, n, 0.1, 14)
-	wk := startWorker(t, st.Brokers(), "apply-1", sink, applyPlan)
+	wk := startWorkerWithRegistry(t, st.Brokers(), regURL, "apply-1", sink, applyPlan)
 	produce(t, st.Brokers(), w.Records)
 	return &applyRig{brokers: st.Brokers(), ep: ep, w: w, wk: wk, dlqName: string(applyPlan.DLQTopic())}
 }
@@ -334,6 +351,22 @@ func applyLag(t *testing.T, wk *worker) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestKfakeApplyHTTPAvro: the same loop with Avro sync records
+// (sink.format avro, source.format cdcsync-avro, the embedded registry):
+// every event is delivered in per-key order, its body the JSON event.
+func TestKfakeApplyHTTPAvro(t *testing.T) {
+	ep := newEndpoint(t)
+	r := startApplyWith(t, 4, 4, 20, 300, ep, true)
+	ds := ep.waitDelivered(t, r.w.Unique, 60*time.Second)
+	checkOrder(t, ds, r.w, nil, false)
+	if _, bad := ep.snapshot(); bad != 0 {
+		t.Errorf("%d requests failed signature verification", bad)
+	}
+	if e := r.dlq(t); len(e) != 0 {
+		t.Errorf("%d DLQ records, want none: %s", len(e), e[0].Message)
+	}
 }
 
 // TestKfakeApplyHTTPEndpointDown: the endpoint is down for 10 s mid-stream.
