@@ -353,7 +353,9 @@ func (a *Applier) prepare(ev *apply.Event) *plan {
 			return reject("key field %q is null", f.Name)
 		}
 		p.keys = append(p.keys, v)
-		kt.WriteString(strconv.Quote(*v))
+		kt.WriteString(strconv.Itoa(len(*v)))
+		kt.WriteByte(':')
+		kt.WriteString(*v)
 		kt.WriteByte(',')
 	}
 	p.keyText = kt.String()
@@ -483,7 +485,7 @@ func (a *Applier) Apply(ctx context.Context, events []apply.Event) ([]error, err
 			a.conflicts.WithLabelValues(a.topology, cf.field).Inc()
 			a.log.Info("apply conflict: the target changed a field since the event's before value",
 				zap.String("topology", a.topology), zap.String("table", a.tbl.name), zap.String("event_id", p.ev.ID),
-				zap.String("key", strings.TrimSuffix(cf.keyText, ",")), zap.String("field", cf.field),
+				zap.String("key", keyJSON(p.ev)), zap.String("field", cf.field),
 				zap.String("on_conflict", a.cfg.OnConflict.String()))
 		}
 	}
@@ -712,7 +714,7 @@ func (a *Applier) write(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 // conflictRejected is the DLQ outcome of on_conflict dlq, with both values
 // in headers.
 func (a *Applier) conflictRejected(p *plan) *apply.Rejected {
-	h := map[string]string{"cdcsync.apply.pg.table": a.tbl.name, "cdcsync.apply.conflict.key": strings.TrimSuffix(p.keyText, ",")}
+	h := map[string]string{"cdcsync.apply.pg.table": a.tbl.name, "cdcsync.apply.conflict.key": keyJSON(p.ev)}
 	var fields []string
 	for _, cf := range p.confl {
 		fields = append(fields, cf.field)
@@ -725,6 +727,22 @@ func (a *Applier) conflictRejected(p *plan) *apply.Rejected {
 		Reason:  fmt.Sprintf("conflict (on_conflict dlq): the target changed %s of %s since the event's before value", strings.Join(fields, ", "), a.tbl.name),
 		Headers: h,
 	}
+}
+
+// keyJSON is the event key as the sink writes it: {"id":1}.
+func keyJSON(ev *apply.Event) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range ev.Key {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(f.Name))
+		b.WriteByte(':')
+		b.Write(f.Raw)
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 func textOrNull(s *string) string {
