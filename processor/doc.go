@@ -26,7 +26,7 @@
 //	cdcsync_authority_dropped_fields_total  counter    topology                     changed fields dropped because the source system does not own them
 //	cdcsync_authority_dropped_events_total  counter    topology                     events dropped because no owned field changed
 //	cdcsync_tombstones_total                counter    topology                     tombstones consumed (passed or dropped)
-//	cdcsync_dlq_records_total               counter    topology,stage               DLQ records acknowledged or committed, by the stage that failed: decode, authority, route, encode, produce
+//	cdcsync_dlq_records_total               counter    topology,stage               DLQ records acknowledged or committed, by the stage that failed: decode, authority, route, encode, produce, apply
 //	cdcsync_ledger_writes_total             counter    topology                     ledger entries acknowledged
 //	cdcsync_rebalances_total                counter    topology                     consumer group sessions started by this worker: one per rebalance it took part in
 //	cdcsync_session_restarts_total          counter    topology                     sessions restarted (the consumer lost its group, or an exactly_once transaction aborted)
@@ -38,9 +38,12 @@
 //	cdcsync_ledger_keys                     gauge      topology,partition           event IDs and row states the dedup ledger holds in memory, per claimed partition
 //	cdcsync_lag_records                     gauge      topology,topic,partition     high-water mark minus the next offset not yet done (acknowledged, or committed under exactly_once); 0 when caught up
 //	cdcsync_lag_seconds                     gauge      topology,topic,partition     age of the oldest record not yet done, by its Kafka timestamp; grows while the partition is stuck; 0 when caught up
-//	cdcsync_breaker_state                   gauge      topology,dependency          circuit breaker state of a dependency (producer, registry): 0 closed, 1 half-open, 2 open
+//	cdcsync_breaker_state                   gauge      topology,dependency          circuit breaker state of a dependency (producer, registry, apply): 0 closed, 1 half-open, 2 open
 //	cdcsync_breaker_transitions_total       counter    topology,dependency,to       circuit breaker transitions, by the state entered
 //	cdcsync_breaker_probes_total            counter    topology,dependency          probes a half-open breaker let through (one per half-open period)
+//	cdcsync_apply_events_total              counter    topology,outcome             apply topologies: events applied (or already applied: a replay), rejected (to the DLQ, stage apply) or skipped (tombstones, messages, ignored truncates)
+//	cdcsync_apply_batch_seconds             histogram  topology                     apply topologies: time of one Apply call, a partition's batch written into the target
+//	cdcsync_apply_conflicts_total           counter    topology,field               apply.kind postgres: fields the target changed itself since the event's before value, counted whatever on_conflict does
 //	cdcsync_build_info                      gauge      version,go_version           always 1
 //
 // The per-partition series (lag, ledger keys) exist only while this worker

@@ -38,6 +38,7 @@ type Config struct {
 	Dedup          Dedup
 	Authority      Authority
 	Sink           Sink
+	Apply          Apply // an apply topology (apply.go); never together with Sink
 	DLQ            DLQ
 	Errors         ErrorPolicy
 	Guarantee      Guarantee
@@ -132,6 +133,7 @@ func NewConfig() *Config {
 		},
 		Guarantee:      AtLeastOnce,
 		CommitInterval: DefaultCommitInterval,
+		Apply:          defaultApply(),
 	}
 }
 
@@ -141,6 +143,7 @@ func (c *Config) clone() *Config {
 	d.Systems = slices.Clone(c.Systems)
 	d.Source.Topics = slices.Clone(c.Source.Topics)
 	d.Sink.Key = slices.Clone(c.Sink.Key)
+	d.Apply = c.Apply.clone()
 	if c.Authority.Owners != nil {
 		d.Authority.Owners = make(map[string]System, len(c.Authority.Owners))
 		for f, s := range c.Authority.Owners {
@@ -234,9 +237,13 @@ func (c *Config) validate() Errors {
 	v.name()
 	declared := v.systems()
 	v.source(declared)
-	v.dedup()
-	v.authority(declared)
-	v.sink()
+	if c.isApply() {
+		v.apply() // apply.go
+	} else {
+		v.dedup()
+		v.authority(declared)
+		v.sink()
+	}
 	v.dlq()
 	v.errorPolicy()
 	v.guarantee()

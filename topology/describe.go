@@ -13,6 +13,9 @@ import (
 // `cdcsync topology describe` prints it.
 func (p *Plan) Describe() string {
 	c := p.cfg
+	if c.isApply() {
+		return p.describeApply() // apply.go
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "topology %s", c.Name)
 	if c.file != "" {
