@@ -197,7 +197,17 @@ func (a *Applier) start(ctx context.Context, cfgErr func(path, format string, ar
 	as, at := splitName(applied, schema)
 	a.applied = pgx.Identifier{as, at}.Sanitize()
 	a.appliedRaw = as + "." + at
-	if _, err := conn.Exec(ctx, appliedDDL(a.applied, pgx.Identifier{at + "_applied_at"}.Sanitize())); err != nil {
+	// Workers start at the same time: CREATE TABLE IF NOT EXISTS is not
+	// safe against itself (23505 on pg_type), so the creation is
+	// serialised by an advisory lock of the table's name.
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "cdcsync:"+a.appliedRaw); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, appliedDDL(a.applied, pgx.Identifier{at + "_applied_at"}.Sanitize()))
+		return err
+	})
+	if err != nil {
 		return a.redact(fmt.Errorf("postgres apply: creating %s: %w", a.appliedRaw, err))
 	}
 	return nil

@@ -381,6 +381,27 @@ func TestCatalogRefusal(t *testing.T) {
 	}
 }
 
+// Regression: two workers starting at once both ran CREATE TABLE IF NOT
+// EXISTS for the applied table, and one failed with 23505 on pg_type.
+func TestConcurrentStart(t *testing.T) {
+	tg := newTarget(t, contactsDDL)
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			a, err := New(context.Background(), tg.opts("contacts", "id"))
+			if err == nil {
+				a.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A password in the DSN never shows in an error.
 func TestDSNRedacted(t *testing.T) {
 	tg := newTarget(t, contactsDDL)
