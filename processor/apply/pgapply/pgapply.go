@@ -540,15 +540,23 @@ func (a *Applier) begin(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	replayed := 0
 	for _, p := range plans {
 		if p.done {
 			continue
 		}
 		if applied[p.ev.ID] {
 			p.done = true // applied before, or a second copy in this batch
+			replayed++
 			continue
 		}
 		applied[p.ev.ID] = true
+	}
+	if replayed > 0 {
+		ev := plans[0].ev
+		a.log.Info("skipped events the target had applied already (a redelivery after a crash or rebalance)",
+			zap.String("table", a.tbl.name), zap.Int("events", replayed),
+			zap.String("topic", ev.Topic), zap.Int32("partition", ev.Partition), zap.Int64("first_offset", ev.Offset))
 	}
 	return br.Close()
 }
