@@ -23,7 +23,11 @@ import (
 //
 //	go test -run '^$' -bench 'Apply|PlainUpsert' -benchtime 200000x ./processor/apply/pgapply/
 //
-// Each reports events/s.
+// Each reports events/s. On a shared machine the load changes between
+// benchmarks; BenchmarkApplyVsPlainUpsert alternates the two in rounds on
+// the same data and reports both rates and their ratio:
+//
+//	go test -run '^$' -bench ApplyVsPlainUpsert -benchtime 400000x ./processor/apply/pgapply/
 
 const (
 	benchPartitions = 8
@@ -69,14 +73,31 @@ func benchEvents(p, from, n int, withBefore bool) []apply.Event {
 // in batches, and reports events/s.
 func runPartitions(b *testing.B, applyBatch func(p int, events []apply.Event) error, withBefore bool) {
 	per := (b.N + benchPartitions - 1) / benchPartitions
-	// Build the events first: the benchmark measures the database work.
+	batches := benchBatches(0, per, withBefore)
+	b.ResetTimer()
+	el, err := runRound(batches, applyBatch)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(per*benchPartitions)/el.Seconds(), "events/s")
+}
+
+// benchBatches builds each partition's events from..from+n-1 in batches
+// (before the clock runs: the benchmarks measure the database work).
+func benchBatches(from, n int, withBefore bool) [][][]apply.Event {
 	batches := make([][][]apply.Event, benchPartitions)
 	for p := range batches {
-		for from := 0; from < per; from += benchBatch {
-			batches[p] = append(batches[p], benchEvents(p, from, min(benchBatch, per-from), withBefore))
+		for i := from; i < from+n; i += benchBatch {
+			batches[p] = append(batches[p], benchEvents(p, i, min(benchBatch, from+n-i), withBefore))
 		}
 	}
-	b.ResetTimer()
+	return batches
+}
+
+// runRound applies the partitions' batches in parallel and returns the
+// time it took.
+func runRound(batches [][][]apply.Event, applyBatch func(p int, events []apply.Event) error) (time.Duration, error) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, benchPartitions)
@@ -94,12 +115,8 @@ func runPartitions(b *testing.B, applyBatch func(p int, events []apply.Event) er
 	}
 	wg.Wait()
 	el := time.Since(start)
-	b.StopTimer()
 	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(per*benchPartitions)/el.Seconds(), "events/s")
+	return el, <-errs
 }
 
 func BenchmarkApply(b *testing.B) {
@@ -133,18 +150,68 @@ func BenchmarkApply(b *testing.B) {
 // upserts, one connection per partition, one transaction per batch.
 func BenchmarkPlainUpsert(b *testing.B) {
 	tg := newTarget(b, benchDDL)
+	runPartitions(b, plainUpserter(b, tg, "bench"), false)
+}
+
+// BenchmarkApplyVsPlainUpsert alternates rounds of the applier and of the
+// plain loop on the same events (each into its own table), so both see the
+// same machine load, and reports both rates and apply/plain.
+func BenchmarkApplyVsPlainUpsert(b *testing.B) {
+	tg := newTarget(b, benchDDL+"; CREATE TABLE bench_plain (LIKE bench INCLUDING ALL)")
+	o := tg.opts("bench", "id")
+	o.Config.MaxConcurrency = benchPartitions
+	a := tg.applier(o)
+	viaApply := func(p int, events []apply.Event) error {
+		out, err := a.Apply(context.Background(), events)
+		if err != nil {
+			return err
+		}
+		for _, e := range out {
+			if e != nil {
+				return e
+			}
+		}
+		return nil
+	}
+	plain := plainUpserter(b, tg, "bench_plain")
+	per := (b.N + benchPartitions - 1) / benchPartitions
+	const rounds = 8
+	step := max((per+rounds-1)/rounds, 1)
+	var tApply, tPlain time.Duration
+	b.ResetTimer()
+	for from := 0; from < per; from += step {
+		batches := benchBatches(from, min(step, per-from), false)
+		el, err := runRound(batches, viaApply)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tApply += el
+		if el, err = runRound(batches, plain); err != nil {
+			b.Fatal(err)
+		}
+		tPlain += el
+	}
+	b.StopTimer()
+	n := float64(per * benchPartitions)
+	b.ReportMetric(n/tApply.Seconds(), "apply-events/s")
+	b.ReportMetric(n/tPlain.Seconds(), "plain-events/s")
+	b.ReportMetric(tPlain.Seconds()/tApply.Seconds(), "apply/plain")
+}
+
+// plainUpserter is the ceiling's loop into table tbl.
+func plainUpserter(b *testing.B, tg *target, tbl string) func(p int, events []apply.Event) error {
 	conns := make([]*pgx.Conn, benchPartitions)
 	for p := range conns {
 		c, err := pgx.Connect(context.Background(), cluster.DSN("")+"&search_path="+tg.schema)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer c.Close(context.Background())
+		b.Cleanup(func() { c.Close(context.Background()) })
 		conns[p] = c
 	}
-	const upsert = `INSERT INTO bench (id, name, phone, score) VALUES ($1, $2, $3, $4)
+	upsert := `INSERT INTO ` + tbl + ` (id, name, phone, score) VALUES ($1, $2, $3, $4)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone, score = EXCLUDED.score`
-	runPartitions(b, func(p int, events []apply.Event) error {
+	return func(p int, events []apply.Event) error {
 		ctx := context.Background()
 		tx, err := conns[p].Begin(ctx)
 		if err != nil {
@@ -164,5 +231,5 @@ ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone, sco
 			return err
 		}
 		return tx.Commit(ctx)
-	}, false)
+	}
 }
