@@ -47,6 +47,13 @@ import (
 // below PostgreSQL's cache of 64 per transaction.
 const chunk = 64
 
+// defaultConnectTimeout applies when the DSN sets no connect_timeout.
+const defaultConnectTimeout = 10 * time.Second
+
+// lockTimeout bounds each statement's wait for a row lock (a variable for
+// the tests).
+var lockTimeout = "30s"
+
 // ConfigError is a configuration the target refuses: the start stops with
 // exit code 2. Its text begins with FILE:LINE: path.
 type ConfigError struct{ msg string }
@@ -121,6 +128,10 @@ func New(ctx context.Context, opts apply.Options) (*Applier, error) {
 		maxConns = 1
 	}
 	pcfg.MaxConns = maxConns
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		// A target that does not answer is transient, not a hang.
+		pcfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	pcfg.MinConns = 0
 	a := &Applier{
 		topology: opts.Topology,
@@ -514,14 +525,16 @@ func (a *Applier) begin(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET CONSTRAINTS ALL IMMEDIATE")
+	// A row lock the target holds for long fails the batch (55P03,
+	// transient) instead of stalling the partition without a signal.
+	b.Queue("SET LOCAL lock_timeout = '" + lockTimeout + "'")
 	b.Queue(`SELECT event_id FROM `+a.applied+` WHERE topology = $1 AND event_id = ANY($2::text[])`, a.topology, ids)
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return err
-	}
-	if _, err := br.Exec(); err != nil {
-		return err
+	for range 3 {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
