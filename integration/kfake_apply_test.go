@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor/apply/httpapply"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 )
@@ -41,6 +43,10 @@ type endpoint struct {
 	t        *testing.T
 	addr     string
 	verifier *standardwebhooks.Webhook
+
+	delay       time.Duration // how long each request takes, outside the lock
+	inflight    atomic.Int32
+	maxInflight atomic.Int32
 
 	mu       sync.Mutex
 	srv      *http.Server
@@ -103,6 +109,11 @@ func (e *endpoint) start() {
 }
 
 func (e *endpoint) handle(w http.ResponseWriter, r *http.Request) {
+	n := e.inflight.Add(1)
+	defer e.inflight.Add(-1)
+	for m := e.maxInflight.Load(); n > m && !e.maxInflight.CompareAndSwap(m, n); m = e.maxInflight.Load() {
+	}
+	time.Sleep(e.delay)
 	body, _ := io.ReadAll(r.Body)
 	id := r.Header.Get("webhook-id")
 	e.mu.Lock()
@@ -217,18 +228,38 @@ type applyRig struct {
 // startApply runs the sink topology and the HTTP apply topology in one
 // worker and produces the workload.
 func startApply(t *testing.T, partitions int32, keys, n int, ep *endpoint) *applyRig {
+	return startApplyConc(t, partitions, 4, keys, n, ep)
+}
+
+func startApplyConc(t *testing.T, partitions int32, maxConcurrency, keys, n int, ep *endpoint) *applyRig {
+	return startApplyWith(t, partitions, maxConcurrency, keys, n, ep, false)
+}
+
+// startApplyWith is startApply with the sink writing Avro (sink.format
+// avro, the embedded registry) and the apply topology reading
+// cdcsync-avro when avro is true.
+func startApplyWith(t *testing.T, partitions int32, maxConcurrency, keys, n int, ep *endpoint, avro bool) *applyRig {
 	t.Helper()
 	src := demo.NewSource("erp", "erp", false)
-	st := cluster(t, partitions, src.Topic(), "sync.contacts")
+	st, err := embedded.Start(embedded.Options{Topics: []string{src.Topic(), "sync.contacts"}, Partitions: partitions, NoRegistry: !avro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
 	t.Setenv("KFAKE_APPLY_SECRET", applySecret)
-	sink := mustPlan(t, fmt.Sprintf(contactsTopology, "contacts-sync", src.Topic(), "sync.contacts"))
+	sinkDoc, format, regURL := fmt.Sprintf(contactsTopology, "contacts-sync", src.Topic(), "sync.contacts"), "cdcsync-json", ""
+	if avro {
+		sinkDoc = strings.Replace(sinkDoc, "key: [id]}", "key: [id], format: avro}", 1)
+		format, regURL = "cdcsync-avro", st.RegistryURL()
+	}
+	sink := mustPlan(t, sinkDoc)
 	applyPlan := mustPlan(t, fmt.Sprintf(`name: crm-apply
 systems: [erp, crm]
-source: {topics: [sync.contacts], system: erp, format: cdcsync-json}
+source: {topics: [sync.contacts], system: erp, format: `+format+`}
 apply:
   kind: http
   batch: {max_events: 50, max_wait: 20ms}
-  max_concurrency: 4
+  max_concurrency: %d
   http:
     url: "http://%s/api/{entity}/{key.id}"
     timeout: 2s
@@ -236,9 +267,9 @@ apply:
 errors:
   retry: {initial: 50ms, max: 1s}
   breaker: {failures: 3, open: 500ms}
-`, ep.addr))
+`, maxConcurrency, ep.addr))
 	w := makeWorkload(src, keys, n, 0.1, 14)
-	wk := startWorker(t, st.Brokers(), "apply-1", sink, applyPlan)
+	wk := startWorkerWithRegistry(t, st.Brokers(), regURL, "apply-1", sink, applyPlan)
 	produce(t, st.Brokers(), w.Records)
 	return &applyRig{brokers: st.Brokers(), ep: ep, w: w, wk: wk, dlqName: string(applyPlan.DLQTopic())}
 }
@@ -253,10 +284,13 @@ func (r *applyRig) dlq(t *testing.T) []dlq.Entry {
 }
 
 // TestKfakeApplyHTTPDelivers: every event reaches the endpoint once, in
-// per-key order, with a signature the reference library verifies.
+// per-key order, with a signature the reference library verifies; four
+// partitions are applied at most apply.max_concurrency (2) at a time, and
+// the lag gauges of the apply topology's partitions end at 0.
 func TestKfakeApplyHTTPDelivers(t *testing.T) {
 	ep := newEndpoint(t)
-	r := startApply(t, 4, 25, 400, ep)
+	ep.delay = 2 * time.Millisecond
+	r := startApplyConc(t, 4, 2, 25, 400, ep)
 	ds := r.ep.waitDelivered(t, r.w.Unique, 60*time.Second)
 	time.Sleep(500 * time.Millisecond) // a late duplicate would show now
 	ds, bad := r.ep.snapshot()
@@ -269,6 +303,69 @@ func TestKfakeApplyHTTPDelivers(t *testing.T) {
 	}
 	if s := r.wk.w.Stats("crm-apply"); s.Out != int64(r.w.Unique) {
 		t.Errorf("stats: %d applied, want %d", s.Out, r.w.Unique)
+	}
+	if m := ep.maxInflight.Load(); m != 2 {
+		t.Errorf("at most %d requests in flight at once, want max_concurrency 2", m)
+	}
+	// Lag: one series per claimed partition, 0 once everything is done.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		lags := applyLag(t, r.wk)
+		total := 0.0
+		for _, v := range lags {
+			total += v
+		}
+		if len(lags) == 4 && total == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("crm-apply lag %v, want 4 partitions at 0", lags)
+		}
+	}
+}
+
+// applyLag reads cdcsync_lag_records of crm-apply by partition.
+func applyLag(t *testing.T, wk *worker) map[string]float64 {
+	t.Helper()
+	mfs, err := wk.w.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "cdcsync_lag_records" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var top, part string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "topology":
+					top = l.GetValue()
+				case "partition":
+					part = l.GetValue()
+				}
+			}
+			if top == "crm-apply" {
+				out[part] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// TestKfakeApplyHTTPAvro: the same loop with Avro sync records
+// (sink.format avro, source.format cdcsync-avro, the embedded registry):
+// every event is delivered in per-key order, its body the JSON event.
+func TestKfakeApplyHTTPAvro(t *testing.T) {
+	ep := newEndpoint(t)
+	r := startApplyWith(t, 4, 4, 20, 300, ep, true)
+	ds := ep.waitDelivered(t, r.w.Unique, 60*time.Second)
+	checkOrder(t, ds, r.w, nil, false)
+	if _, bad := ep.snapshot(); bad != 0 {
+		t.Errorf("%d requests failed signature verification", bad)
+	}
+	if e := r.dlq(t); len(e) != 0 {
+		t.Errorf("%d DLQ records, want none: %s", len(e), e[0].Message)
 	}
 }
 

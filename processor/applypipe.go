@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -50,8 +51,9 @@ type applyPipe struct {
 	p       *pipeline
 	cfg     topology.Apply
 	reader  *apply.Reader
-	applier apply.Applier
-	brk     *breaker // dependency "apply"
+	applier apply.Applier                                    // nil until open succeeds
+	open    func(ctx context.Context) (apply.Applier, error) // postgres: connects and reads the catalog
+	brk     *breaker                                         // dependency "apply"
 	sem     chan struct{}
 	dlqProd sarama.SyncProducer
 
@@ -141,18 +143,30 @@ func newApplyPipeline(plan *topology.Plan, cfg Config, registry *schemas.Client,
 		}
 		a.applier = h
 	case topology.ApplyPostgres:
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		pg, err := pgapply.New(ctx, opts)
-		if err != nil {
-			var ce *pgapply.ConfigError
-			if errors.As(err, &ce) {
-				return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		// The catalog is read at start so that an unknown table or column
+		// refuses the start (exit 2). A database that cannot be reached
+		// yet is a transient condition: run connects, retrying.
+		a.open = func(ctx context.Context) (apply.Applier, error) {
+			pg, err := pgapply.New(ctx, opts)
+			if err != nil {
+				var ce *pgapply.ConfigError
+				if errors.As(err, &ce) {
+					return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+				}
+				return nil, fmt.Errorf("topology %s: connecting to the target database: %w", plan.Name(), err)
 			}
-			return nil, fmt.Errorf("topology %s: connecting to the target database: %w", plan.Name(), err)
+			pg.PruneWindow = topology.DefaultDedupWindow
+			return pg, nil
 		}
-		pg.PruneWindow = topology.DefaultDedupWindow
-		a.applier = pg
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		a.applier, err = a.open(ctx)
+		cancel()
+		if errors.Is(err, ErrConfig) {
+			return nil, err
+		}
+		if err != nil {
+			p.log.Warn("the target database cannot be reached at start; the topology connects when it runs", zap.Error(err))
+		}
 	default:
 		return nil, fmt.Errorf("%w: topology %s: apply.kind %v is not supported", ErrConfig, plan.Name(), a.cfg.Kind)
 	}
@@ -163,6 +177,22 @@ func newApplyPipeline(plan *topology.Plan, cfg Config, registry *schemas.Client,
 // run consumes until ctx is done or a fatal error happens.
 func (a *applyPipe) run(ctx context.Context) error {
 	p := a.p
+	for attempt := 0; a.applier == nil; attempt++ {
+		p.setPhase("connecting to the apply target")
+		ap, err := a.open(ctx)
+		if err == nil {
+			a.applier = ap
+			break
+		}
+		if errors.Is(err, ErrConfig) {
+			return fatal(err)
+		}
+		d := p.retryDelay(attempt)
+		p.log.Warn("cannot reach the apply target, retrying", zap.Error(err), zap.Duration("backoff", d))
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
 	defer func() {
 		if err := a.applier.Close(); err != nil {
 			p.log.Warn("closing the applier", zap.Error(err))
@@ -208,7 +238,10 @@ func (a *applyPipe) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	lagCtx, stopLag := context.WithCancel(ctx)
+	g.Go(func() error { p.refreshLag(lagCtx); return nil })
 	runErr := a.consume(ctx, group)
+	stopLag()
 	p.ready.Store(false)
 	if err := group.Close(); err != nil {
 		p.log.Warn("leaving the group", zap.Error(err))
@@ -321,6 +354,9 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	ctx := sess.Context()
 	c := &applyClaim{a: a, sess: sess, claim: claim,
 		log: a.p.log.With(zap.String("topic", claim.Topic()), zap.Int32("partition", claim.Partition()))}
+	c.marked.Store(-1)
+	lag := a.p.newClaimLag(claim, nil, c.marked.Load) // cdcsync_lag_records and _seconds (lag.go)
+	defer lag.revoke()
 	defer c.setPaused(false)
 	msgs := claim.Messages()
 	batch := make([]*sarama.ConsumerMessage, 0, a.cfg.Batch.MaxEvents)
@@ -332,6 +368,7 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			if !ok {
 				return nil
 			}
+			lag.fetched(m, claim.HighWaterMarkOffset())
 			batch = append(batch, m)
 		case <-ctx.Done():
 			return nil
@@ -344,6 +381,7 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				if !ok {
 					break fill
 				}
+				lag.fetched(m, claim.HighWaterMarkOffset())
 				batch = append(batch, m)
 			case <-timer.C:
 				break fill
@@ -368,6 +406,13 @@ type applyClaim struct {
 	claim  sarama.ConsumerGroupClaim
 	log    *zap.Logger
 	paused bool
+	marked atomic.Int64 // the next offset not yet done, -1 before the first: the lag's "done"
+}
+
+// mark marks every offset before next as done.
+func (c *applyClaim) mark(next int64) {
+	c.sess.MarkOffset(c.claim.Topic(), c.claim.Partition(), next, "")
+	c.marked.Store(next)
 }
 
 // process reads a batch and applies its events; false when the session
@@ -442,7 +487,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 		if n > 0 {
 			p.stats.Completed.Add(int64(n))
 			events, srcs = events[n:], srcs[n:]
-			c.sess.MarkOffset(c.claim.Topic(), c.claim.Partition(), srcs0(srcs, batch), "")
+			c.mark(srcs0(srcs, batch))
 		}
 		if err == nil && len(events) > 0 {
 			err = fmt.Errorf("the applier finished %d of %d events without an error", n, n+len(events))
@@ -478,8 +523,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 	}
 	c.setPaused(false)
 	// Every record of the batch is done: applied, rejected or skipped.
-	last := batch[len(batch)-1]
-	c.sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
+	c.mark(batch[len(batch)-1].Offset + 1)
 	return true
 }
 

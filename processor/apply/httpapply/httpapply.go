@@ -94,11 +94,15 @@ func New(opts apply.Options, o ...Option) (*Applier, error) {
 	if where == nil {
 		where = func(p string) string { return p }
 	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// One connection per partition applied at once stays open between
+	// requests (the default keeps 2 per host).
+	tr.MaxIdleConnsPerHost = max(opts.Config.MaxConcurrency, 2)
 	a := &Applier{
 		url:     parseURL(h.URL),
 		methods: map[byte]string{'c': h.Methods.Create, 'r': h.Methods.Create, 'u': h.Methods.Update, 'd': h.Methods.Delete},
 		timeout: h.Timeout,
-		client:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		client:  &http.Client{Transport: tr},
 		now:     time.Now,
 		log:     opts.Log,
 	}
