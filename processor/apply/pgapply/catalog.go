@@ -18,6 +18,9 @@ type column struct {
 	elem  kind   // the conversion of the value (of each element for an array)
 	cmp   string // how a before value compares: "" typed (IS NOT DISTINCT FROM), "jsonb", "text"
 	gen   bool   // generated column: never written
+	// required: NOT NULL without a default, so an INSERT … ON CONFLICT
+	// must carry it even when the row exists.
+	required bool
 }
 
 // table is the target table.
@@ -54,7 +57,8 @@ WHERE c.oid = to_regclass($1)`, name).Scan(&oid, &schema, &rel, &relkind)
   b.typcategory = 'A',
   COALESCE((SELECT format_type(CASE WHEN e.typtype = 'd' THEN e.typbasetype ELSE e.oid END, NULL)
             FROM pg_type e WHERE e.oid = b.typelem AND b.typcategory = 'A'), ''),
-  a.attgenerated <> ''
+  a.attgenerated <> '',
+  a.attnotnull AND NOT a.atthasdef
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -66,7 +70,7 @@ WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, oid)
 	for rows.Next() {
 		var c column
 		var base, elem string
-		if err := rows.Scan(&c.name, &c.typ, &base, &c.array, &elem, &c.gen); err != nil {
+		if err := rows.Scan(&c.name, &c.typ, &base, &c.array, &elem, &c.gen, &c.required); err != nil {
 			return nil, false, err
 		}
 		c.ident = pgx.Identifier{c.name}.Sanitize()
@@ -108,12 +112,12 @@ func hasUniqueIndex(ctx context.Context, conn *pgx.Conn, tableName string, cols 
 // appliedDDL is the table of applied event IDs, created when missing.
 func appliedDDL(qname, indexName string) string {
 	return fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
-  topology   text        NOT NULL,
-  event_id   text        NOT NULL,
+  topology   text COLLATE "C" NOT NULL,
+  event_id   text COLLATE "C" NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (topology, event_id)
 );
-CREATE INDEX IF NOT EXISTS %s ON %s (topology, applied_at)`, qname, indexName, qname)
+CREATE INDEX IF NOT EXISTS %s ON %s USING brin (applied_at)`, qname, indexName, qname)
 }
 
 // splitName splits "schema.table" (unquoted) into its parts; a name

@@ -4,9 +4,8 @@
 // One batch is one database transaction:
 //
 //  1. BEGIN; SET CONSTRAINTS ALL IMMEDIATE; the batch's event IDs are
-//     claimed in the applied table (INSERT … ON CONFLICT DO NOTHING
-//     RETURNING): an ID that is there already was applied before and is
-//     skipped.
+//     looked up in the applied table: an ID that is there already was
+//     applied before, and its event is skipped.
 //  2. Updates that carry before values read the target's current values
 //     of those columns (SELECT … FOR UPDATE) and compare them, as typed
 //     values, with the before values: a difference is a conflict, resolved
@@ -16,9 +15,9 @@
 //     class 22 data exception, 23 integrity constraint violation) rolls
 //     back its chunk; that event alone is Rejected and the chunk runs
 //     again without it, so one bad row cannot hold back its neighbours.
-//  4. The claims of rejected events are removed and the transaction
-//     commits. Any other error rolls the whole batch back and is returned
-//     as transient.
+//  4. The IDs of the applied events go into the applied table, and the
+//     transaction commits. Any other error rolls the whole batch back and
+//     is returned as transient.
 //
 // See docs/postgres-apply.md.
 package pgapply
@@ -48,6 +47,13 @@ import (
 // below PostgreSQL's cache of 64 per transaction.
 const chunk = 64
 
+// defaultConnectTimeout applies when the DSN sets no connect_timeout.
+const defaultConnectTimeout = 10 * time.Second
+
+// lockTimeout bounds each statement's wait for a row lock (a variable for
+// the tests).
+var lockTimeout = "30s"
+
 // ConfigError is a configuration the target refuses: the start stops with
 // exit code 2. Its text begins with FILE:LINE: path.
 type ConfigError struct{ msg string }
@@ -73,6 +79,9 @@ type Applier struct {
 	// window. Set it before the first Apply; 0 means
 	// topology.DefaultDedupWindow.
 	PruneWindow time.Duration
+
+	required int      // NOT NULL columns without a default, other than the key
+	sqlCache sync.Map // write statements by mode and column set
 
 	pruneMu   sync.Mutex
 	lastPrune time.Time
@@ -119,6 +128,10 @@ func New(ctx context.Context, opts apply.Options) (*Applier, error) {
 		maxConns = 1
 	}
 	pcfg.MaxConns = maxConns
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		// A target that does not answer is transient, not a hang.
+		pcfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	pcfg.MinConns = 0
 	a := &Applier{
 		topology: opts.Topology,
@@ -182,6 +195,11 @@ func (a *Applier) start(ctx context.Context, cfgErr func(path, format string, ar
 			return cfgErr("apply.postgres.columns."+field, "column %q of %s is generated: it cannot be written", colName, tbl.name)
 		}
 	}
+	for _, col := range tbl.cols {
+		if col.required && !a.isKey(col) {
+			a.required++
+		}
+	}
 	schema, _ := splitName(tbl.name, "public")
 	applied := a.cfg.AppliedTable
 	if applied == "" {
@@ -190,7 +208,17 @@ func (a *Applier) start(ctx context.Context, cfgErr func(path, format string, ar
 	as, at := splitName(applied, schema)
 	a.applied = pgx.Identifier{as, at}.Sanitize()
 	a.appliedRaw = as + "." + at
-	if _, err := conn.Exec(ctx, appliedDDL(a.applied, pgx.Identifier{at + "_applied_at"}.Sanitize())); err != nil {
+	// Workers start at the same time: CREATE TABLE IF NOT EXISTS is not
+	// safe against itself (23505 on pg_type), so the creation is
+	// serialised by an advisory lock of the table's name.
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "cdcsync:"+a.appliedRaw); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, appliedDDL(a.applied, pgx.Identifier{at + "_applied_at"}.Sanitize()))
+		return err
+	})
+	if err != nil {
 		return a.redact(fmt.Errorf("postgres apply: creating %s: %w", a.appliedRaw, err))
 	}
 	return nil
@@ -303,11 +331,11 @@ type plan struct {
 }
 
 type conflict struct {
-	field, col   string
-	before, cur  *string
-	after        *string
-	overwritten  bool
-	keyText      string
+	field, col  string
+	before, cur *string
+	after       *string
+	overwritten bool
+	keyText     string
 }
 
 // prepare maps an event onto the table and converts its values.
@@ -346,7 +374,9 @@ func (a *Applier) prepare(ev *apply.Event) *plan {
 			return reject("key field %q is null", f.Name)
 		}
 		p.keys = append(p.keys, v)
-		kt.WriteString(strconv.Quote(*v))
+		kt.WriteString(strconv.Itoa(len(*v)))
+		kt.WriteByte(':')
+		kt.WriteString(*v)
 		kt.WriteByte(',')
 	}
 	p.keyText = kt.String()
@@ -476,14 +506,14 @@ func (a *Applier) Apply(ctx context.Context, events []apply.Event) ([]error, err
 			a.conflicts.WithLabelValues(a.topology, cf.field).Inc()
 			a.log.Info("apply conflict: the target changed a field since the event's before value",
 				zap.String("topology", a.topology), zap.String("table", a.tbl.name), zap.String("event_id", p.ev.ID),
-				zap.String("key", strings.TrimSuffix(cf.keyText, ",")), zap.String("field", cf.field),
+				zap.String("key", keyJSON(p.ev)), zap.String("field", cf.field),
 				zap.String("on_conflict", a.cfg.OnConflict.String()))
 		}
 	}
 	return out, nil
 }
 
-// begin opens the transaction and claims the batch's event IDs: an ID
+// begin opens the transaction and looks the batch's event IDs up: an ID
 // that is there already was applied before, and its event is skipped.
 func (a *Applier) begin(ctx context.Context, conn *pgx.Conn, plans []*plan) error {
 	var ids []string
@@ -495,42 +525,51 @@ func (a *Applier) begin(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET CONSTRAINTS ALL IMMEDIATE")
-	b.Queue(`INSERT INTO `+a.applied+` (topology, event_id) SELECT $1, id FROM unnest($2::text[]) AS id
-ON CONFLICT DO NOTHING RETURNING event_id`, a.topology, ids)
+	// A row lock the target holds for long fails the batch (55P03,
+	// transient) instead of stalling the partition without a signal.
+	b.Queue("SET LOCAL lock_timeout = '" + lockTimeout + "'")
+	b.Queue(`SELECT event_id FROM `+a.applied+` WHERE topology = $1 AND event_id = ANY($2::text[])`, a.topology, ids)
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return err
-	}
-	if _, err := br.Exec(); err != nil {
-		return err
+	for range 3 {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
-	claimed := make(map[string]bool, len(ids))
+	applied := make(map[string]bool)
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
 			return err
 		}
-		claimed[id] = true
+		applied[id] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	replayed := 0
 	for _, p := range plans {
 		if p.done {
 			continue
 		}
-		if !claimed[p.ev.ID] {
-			p.done = true // applied before (or twice in this batch)
+		if applied[p.ev.ID] {
+			p.done = true // applied before, or a second copy in this batch
+			replayed++
 			continue
 		}
-		delete(claimed, p.ev.ID) // a second copy in the batch is skipped
+		applied[p.ev.ID] = true
+	}
+	if replayed > 0 {
+		ev := plans[0].ev
+		a.log.Info("skipped events the target had applied already (a redelivery after a crash or rebalance)",
+			zap.String("table", a.tbl.name), zap.Int("events", replayed),
+			zap.String("topic", ev.Topic), zap.Int32("partition", ev.Partition), zap.Int64("first_offset", ev.Offset))
 	}
 	return br.Close()
 }
@@ -607,8 +646,8 @@ func (a *Applier) readConflicts(ctx context.Context, conn *pgx.Conn, plans []*pl
 	}, nil)
 }
 
-// write runs the changes, chunk by chunk under savepoints, then removes
-// the claims of rejected events and commits.
+// write runs the changes, chunk by chunk under savepoints, then records
+// the IDs of the applied events and commits.
 func (a *Applier) write(ctx context.Context, conn *pgx.Conn, plans []*plan) error {
 	var idx []int
 	for i, p := range plans {
@@ -652,6 +691,9 @@ func (a *Applier) write(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 					}
 				}
 			}
+			if len(p.confl) > 0 && a.cfg.OnConflict == topology.ConflictDLQ {
+				continue // rejected: it writes nothing
+			}
 			if w := written[p.keyText]; w == nil {
 				written[p.keyText] = map[*column]bool{}
 			}
@@ -684,15 +726,17 @@ func (a *Applier) write(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 	return a.runChunked(ctx, conn, plans, idx, redecide, a.queueWrite, func(br pgx.BatchResults, p *plan) error {
 		_, err := br.Exec()
 		return err
-	}, func(b *pgx.Batch) {
-		var rejected []string
-		for _, p := range plans {
-			if p.out != nil {
-				rejected = append(rejected, p.ev.ID)
-			}
+	}, func(live []int, b *pgx.Batch) {
+		// Record the applied events in the same transaction. An ID that
+		// another applier recorded meanwhile (two workers on one
+		// partition during a rebalance) fails with 23505: the batch rolls
+		// back as transient, and its retry skips that event.
+		ids := make([]string, len(live))
+		for i, pi := range live {
+			ids[i] = plans[pi].ev.ID
 		}
-		if len(rejected) > 0 {
-			b.Queue("DELETE FROM "+a.applied+" WHERE topology = $1 AND event_id = ANY($2::text[])", a.topology, rejected)
+		if len(ids) > 0 {
+			b.Queue("INSERT INTO "+a.applied+" (topology, event_id) SELECT $1, unnest($2::text[])", a.topology, ids)
 		}
 		b.Queue("COMMIT")
 	})
@@ -701,7 +745,7 @@ func (a *Applier) write(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 // conflictRejected is the DLQ outcome of on_conflict dlq, with both values
 // in headers.
 func (a *Applier) conflictRejected(p *plan) *apply.Rejected {
-	h := map[string]string{"cdcsync.apply.pg.table": a.tbl.name, "cdcsync.apply.conflict.key": strings.TrimSuffix(p.keyText, ",")}
+	h := map[string]string{"cdcsync.apply.pg.table": a.tbl.name, "cdcsync.apply.conflict.key": keyJSON(p.ev)}
 	var fields []string
 	for _, cf := range p.confl {
 		fields = append(fields, cf.field)
@@ -714,6 +758,22 @@ func (a *Applier) conflictRejected(p *plan) *apply.Rejected {
 		Reason:  fmt.Sprintf("conflict (on_conflict dlq): the target changed %s of %s since the event's before value", strings.Join(fields, ", "), a.tbl.name),
 		Headers: h,
 	}
+}
+
+// keyJSON is the event key as the sink writes it: {"id":1}.
+func keyJSON(ev *apply.Event) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range ev.Key {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(f.Name))
+		b.WriteByte(':')
+		b.Write(f.Raw)
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 func textOrNull(s *string) string {
@@ -730,96 +790,100 @@ func (a *Applier) queueWrite(b *pgx.Batch, p *plan) {
 		b.Queue("DELETE FROM " + a.tbl.qname)
 		return
 	case 'd':
-		var sql strings.Builder
-		args := make([]any, 0, len(p.keys))
-		fmt.Fprintf(&sql, "DELETE FROM %s WHERE ", a.tbl.qname)
-		for i, k := range a.key {
-			if i > 0 {
-				sql.WriteString(" AND ")
-			}
-			args = append(args, p.keys[i])
-			fmt.Fprintf(&sql, "%s = $%d::text::%s", k.ident, i+1, k.typ)
+		args := make([]any, len(p.keys))
+		for i := range p.keys {
+			args[i] = p.keys[i]
 		}
-		b.Queue(sql.String(), args...)
+		b.Queue(a.sqlFor("d", nil), args...)
 		return
 	}
-	// An upsert of only the carried columns. UPDATE first, INSERT when no
-	// row was there: INSERT … ON CONFLICT alone would check the NOT NULL
-	// constraints of the columns the event does not carry even when the
-	// row exists.
 	args := make([]any, 0, len(p.keys)+len(p.cols))
-	keyParams := make([]string, len(a.key))
-	for i, k := range a.key {
+	for i := range p.keys {
 		args = append(args, p.keys[i])
-		keyParams[i] = fmt.Sprintf("$%d::text::%s", len(args), k.typ)
 	}
-	var cols []*column
-	var params []string
+	cols := make([]*column, 0, len(p.cols))
 	for ci, col := range p.cols {
 		if p.skipCol != nil && p.skipCol[ci] {
 			continue
 		}
 		args = append(args, p.vals[ci])
 		cols = append(cols, col)
-		params = append(params, fmt.Sprintf("$%d::text::%s", len(args), col.typ))
 	}
-	var sql strings.Builder
-	keyCols := make([]string, len(a.key))
-	for i, k := range a.key {
-		keyCols[i] = k.ident
-	}
-	if len(cols) == 0 {
-		if len(p.cols) > 0 {
-			// Every carried column is skipped (on_conflict skip): the row
-			// stays as it is.
-			b.Queue("SELECT 1")
-			return
-		}
-		fmt.Fprintf(&sql, "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO NOTHING",
-			a.tbl.qname, strings.Join(keyCols, ", "), strings.Join(keyParams, ", "), strings.Join(keyCols, ", "))
-		b.Queue(sql.String(), args...)
+	if len(cols) == 0 && len(p.cols) > 0 {
+		// Every carried column is skipped (on_conflict skip): the row
+		// stays as it is.
+		b.Queue("SELECT 1")
 		return
 	}
-	sql.WriteString("WITH upd AS (UPDATE ")
-	sql.WriteString(a.tbl.qname)
-	sql.WriteString(" SET ")
-	for i, col := range cols {
-		if i > 0 {
-			sql.WriteString(", ")
-		}
-		fmt.Fprintf(&sql, "%s = %s", col.ident, params[i])
-	}
-	sql.WriteString(" WHERE ")
-	for i, k := range keyCols {
-		if i > 0 {
-			sql.WriteString(" AND ")
-		}
-		fmt.Fprintf(&sql, "%s = %s", k, keyParams[i])
-	}
-	sql.WriteString(" RETURNING 1) INSERT INTO ")
-	sql.WriteString(a.tbl.qname)
-	sql.WriteString(" (")
-	sql.WriteString(strings.Join(keyCols, ", "))
+	// INSERT … ON CONFLICT checks the NOT NULL constraints of the proposed
+	// row even when the row exists: an event that does not carry every
+	// NOT NULL column without a default updates first and inserts only
+	// when no row was there.
+	mode := "u" // INSERT … ON CONFLICT DO UPDATE
+	carried := 0
 	for _, col := range cols {
-		sql.WriteString(", ")
-		sql.WriteString(col.ident)
-	}
-	sql.WriteString(") SELECT ")
-	sql.WriteString(strings.Join(keyParams, ", "))
-	for _, p := range params {
-		sql.WriteString(", ")
-		sql.WriteString(p)
-	}
-	sql.WriteString(" WHERE NOT EXISTS (SELECT 1 FROM upd) ON CONFLICT (")
-	sql.WriteString(strings.Join(keyCols, ", "))
-	sql.WriteString(") DO UPDATE SET ")
-	for i, col := range cols {
-		if i > 0 {
-			sql.WriteString(", ")
+		if col.required {
+			carried++
 		}
-		fmt.Fprintf(&sql, "%s = EXCLUDED.%s", col.ident, col.ident)
 	}
-	b.Queue(sql.String(), args...)
+	if carried < a.required {
+		mode = "U" // UPDATE, then INSERT when no row was updated
+	}
+	b.Queue(a.sqlFor(mode, cols), args...)
+}
+
+// sqlFor returns the statement of a write mode over cols, built once per
+// column set: $1.. are the key columns, then cols.
+func (a *Applier) sqlFor(mode string, cols []*column) string {
+	var sig strings.Builder
+	sig.WriteString(mode)
+	for _, c := range cols {
+		sig.WriteByte(0)
+		sig.WriteString(c.name)
+	}
+	if s, ok := a.sqlCache.Load(sig.String()); ok {
+		return s.(string)
+	}
+	keyCols := make([]string, len(a.key))
+	keyParams := make([]string, len(a.key))
+	keyCond := make([]string, len(a.key))
+	for i, k := range a.key {
+		keyCols[i] = k.ident
+		keyParams[i] = fmt.Sprintf("$%d::text::%s", i+1, k.typ)
+		keyCond[i] = k.ident + " = " + keyParams[i]
+	}
+	idents := make([]string, len(cols))
+	params := make([]string, len(cols))
+	sets := make([]string, len(cols))
+	for i, c := range cols {
+		idents[i] = c.ident
+		params[i] = fmt.Sprintf("$%d::text::%s", len(a.key)+i+1, c.typ)
+		sets[i] = c.ident + " = EXCLUDED." + c.ident
+	}
+	allCols := strings.Join(append(append([]string{}, keyCols...), idents...), ", ")
+	allParams := strings.Join(append(append([]string{}, keyParams...), params...), ", ")
+	var sql string
+	switch {
+	case mode == "d":
+		sql = fmt.Sprintf("DELETE FROM %s WHERE %s", a.tbl.qname, strings.Join(keyCond, " AND "))
+	case len(cols) == 0:
+		sql = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO NOTHING",
+			a.tbl.qname, allCols, allParams, strings.Join(keyCols, ", "))
+	case mode == "u":
+		sql = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s",
+			a.tbl.qname, allCols, allParams, strings.Join(keyCols, ", "), strings.Join(sets, ", "))
+	default:
+		upd := make([]string, len(cols))
+		for i, c := range cols {
+			upd[i] = c.ident + " = " + params[i]
+		}
+		sql = fmt.Sprintf("WITH upd AS (UPDATE %s SET %s WHERE %s RETURNING 1) "+
+			"INSERT INTO %s (%s) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM upd) ON CONFLICT (%s) DO UPDATE SET %s",
+			a.tbl.qname, strings.Join(upd, ", "), strings.Join(keyCond, " AND "),
+			a.tbl.qname, allCols, allParams, strings.Join(keyCols, ", "), strings.Join(sets, ", "))
+	}
+	a.sqlCache.Store(sig.String(), sql)
+	return sql
 }
 
 // runChunked runs one statement per event of idx, pipelined, in chunks
@@ -830,7 +894,7 @@ func (a *Applier) queueWrite(b *pgx.Batch, p *plan) {
 // statements after the last chunk (they must not fail on an event's
 // account: a failure there is transient).
 func (a *Applier) runChunked(ctx context.Context, conn *pgx.Conn, plans []*plan, idx []int,
-	decide func(live []int), queue func(*pgx.Batch, *plan), read func(pgx.BatchResults, *plan) error, tail func(*pgx.Batch)) error {
+	decide func(live []int), queue func(*pgx.Batch, *plan), read func(pgx.BatchResults, *plan) error, tail func([]int, *pgx.Batch)) error {
 	live := append([]int(nil), idx...)
 	start := 0 // live[:start] are done: released into the transaction
 	for {
@@ -851,7 +915,7 @@ func (a *Applier) runChunked(ctx context.Context, conn *pgx.Conn, plans []*plan,
 		}
 		nChunked := b.Len()
 		if tail != nil {
-			tail(b)
+			tail(live, b)
 		}
 		if b.Len() == 0 {
 			return nil
@@ -900,6 +964,7 @@ func (a *Applier) runChunked(ctx context.Context, conn *pgx.Conn, plans []*plan,
 		p := plans[live[failedAt]]
 		p.done = true
 		p.out = a.pgRejected(failErr)
+		p.confl = nil // not applied: its conflicts were not resolved
 		live = append(live[:failedAt:failedAt], live[failedAt+1:]...)
 	}
 }

@@ -381,6 +381,27 @@ func TestCatalogRefusal(t *testing.T) {
 	}
 }
 
+// Regression: two workers starting at once both ran CREATE TABLE IF NOT
+// EXISTS for the applied table, and one failed with 23505 on pg_type.
+func TestConcurrentStart(t *testing.T) {
+	tg := newTarget(t, contactsDDL)
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			a, err := New(context.Background(), tg.opts("contacts", "id"))
+			if err == nil {
+				a.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A password in the DSN never shows in an error.
 func TestDSNRedacted(t *testing.T) {
 	tg := newTarget(t, contactsDDL)
@@ -482,6 +503,31 @@ func TestTransient(t *testing.T) {
 		if got := strings.Join(tg.q(`SELECT name || ':' || phone FROM contacts ORDER BY id`), ","); got != "y:d1,x:d2" {
 			t.Fatalf("rows %q", got)
 		}
+	})
+
+	t.Run("lock held", func(t *testing.T) {
+		// A row lock the target holds for long: 55P03 after lock_timeout,
+		// transient, instead of a partition stalled without a signal.
+		defer func(v string) { lockTimeout = v }(lockTimeout)
+		lockTimeout = "300ms"
+		other, err := pgx.Connect(ctx, cluster.DSN("")+"&search_path="+tg.schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close(ctx)
+		if _, err := other.Exec(ctx, "BEGIN; SELECT * FROM contacts WHERE id = 1 FOR UPDATE"); err != nil {
+			t.Fatal(err)
+		}
+		e := ev('u', `id=1`, `phone="l"`)
+		out, err := a.Apply(ctx, []apply.Event{e})
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "55P03" || len(out) != 0 {
+			t.Fatalf("Apply under a held lock = %v, %v; want a transient 55P03", out, err)
+		}
+		if _, err := other.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		allNil(t, mustApply(t, a, e))
 	})
 
 	t.Run("server stopped", func(t *testing.T) {
