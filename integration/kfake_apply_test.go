@@ -15,6 +15,8 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/IBM/sarama"
+
 	"github.com/cdcsync/cdcsync/internal/demo"
 	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/processor/apply/httpapply"
@@ -518,4 +520,72 @@ errors: {tolerance: none}
 	if e := readAll(t, st.Brokers(), string(plan.DLQTopic())); len(e) != 0 {
 		t.Errorf("%d DLQ records, want none", len(e))
 	}
+}
+
+// TestKfakeApplyCommitsOnlyApplied: offsets are committed only for events
+// the target took. An event the endpoint keeps refusing as transient (503)
+// holds its partition; after a soft shutdown the group's committed offset
+// of that partition is exactly that event's offset. A new worker resumes
+// there, and once the endpoint accepts, the event and the ones after it
+// arrive, in per-key order.
+func TestKfakeApplyCommitsOnlyApplied(t *testing.T) {
+	ep := newEndpoint(t)
+	const held = "seq-2-3"
+	var accept atomic.Bool
+	ep.respond = func(_, phone string, _ int) (int, http.Header, string) {
+		if phone == held && !accept.Load() {
+			return http.StatusServiceUnavailable, nil, "maintenance"
+		}
+		return 0, nil, ""
+	}
+	r := startApply(t, 2, 10, 200, ep)
+	ep.waitDelivered(t, r.w.Unique/2, 60*time.Second)
+	// Find the held event's record and wait until everything else that can be
+	// applied was.
+	var pos struct {
+		partition int32
+		offset    int64
+	}
+	found := false
+	for _, m := range readAll(t, r.brokers, "sync.contacts") {
+		if string(decodeSink(t, m).Fields["phone"]) == `"`+held+`"` {
+			pos.partition, pos.offset, found = m.Partition, m.Offset, true
+		}
+	}
+	if !found {
+		t.Fatalf("no sync record with phone %s", held)
+	}
+	time.Sleep(time.Second) // the held partition keeps retrying meanwhile
+	if err := r.wk.stop(); err != nil {
+		t.Fatalf("soft shutdown: %v", err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(newClient(t, r.brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.ListConsumerGroupOffsets("cdcsync.crm-apply", map[string][]int32{"sync.contacts": {pos.partition}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetBlock("sync.contacts", pos.partition).Offset; got != pos.offset {
+		t.Fatalf("committed offset of partition %d is %d; the held event is at %d, and nothing at or after it was applied", pos.partition, got, pos.offset)
+	}
+	ds, _ := ep.snapshot()
+	for _, d := range ds {
+		if d.key == 2 && d.n >= 3 {
+			t.Fatalf("change %d of key 2 accepted while change 3 was held", d.n)
+		}
+	}
+
+	accept.Store(true)
+	applyPlan := mustPlan(t, fmt.Sprintf(`name: crm-apply
+systems: [erp, crm]
+source: {topics: [sync.contacts], system: erp, format: cdcsync-json}
+apply:
+  kind: http
+  http: {url: "http://%s/api/{entity}/{key.id}", secrets_env: [KFAKE_APPLY_SECRET]}
+`, ep.addr))
+	startWorker(t, r.brokers, "apply-2", applyPlan)
+	ds = ep.waitDelivered(t, r.w.Unique, 60*time.Second)
+	checkOrder(t, ds, r.w, nil, true)
 }
