@@ -4,6 +4,11 @@
 // ledger topic. DESIGN.md (at the repository root) draws the data path and
 // names the owner of every goroutine.
 //
+// An apply topology (one with an apply section, applypipe.go) runs the
+// other way: it consumes sync topics and hands each partition's events,
+// in order and in batches, to an apply.Applier (PostgreSQL or HTTP),
+// marking an offset only after the target took the event at it.
+//
 // # Lifecycle
 //
 // Worker.Run owns every goroutine it starts and returns only after all of
