@@ -261,6 +261,12 @@ func (v *validator) apply() {
 			v.add(s, ErrInvalid, "only applies to a sink topology: an apply topology reads events that already passed dedup and authority")
 		}
 	}
+	if c.written["source.tombstones"] {
+		v.add("source.tombstones", ErrInvalid, "has no effect in an apply topology: tombstones are skipped, since the delete before them carries the change")
+	}
+	if c.written["source.truncate"] {
+		v.add("source.truncate", ErrInvalid, "has no effect in an apply topology: apply.truncate says what a truncate does")
+	}
 	if c.Dedup.Window <= 0 {
 		v.add("dedup.window", ErrInvalid, "must be greater than 0, got %v", c.Dedup.Window)
 	}

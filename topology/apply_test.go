@@ -86,6 +86,8 @@ func TestApplyRefusals(t *testing.T) {
 		{"http options under postgres", applyPG + "  http: {timeout: 1s}\n", "apply.http", "only applies to apply.kind: http"},
 		{"dedup key in apply", applyPG + "dedup: {key: content}\n", "dedup.key", "only applies to a sink topology"},
 		{"authority in apply", applyPG + "authority: {default_owner: crm}\n", "authority", "only applies to a sink topology"},
+		{"tombstones in apply", strings.Replace(applyPG, "  system: erp\n", "  system: erp\n  tombstones: drop\n", 1), "source.tombstones", "no effect in an apply topology"},
+		{"source truncate in apply", strings.Replace(applyPG, "  system: erp\n", "  system: erp\n  truncate: pass\n", 1), "source.truncate", "apply.truncate says"},
 		{"exactly once", applyPG + "guarantee: exactly_once\n", "guarantee", "does not apply to an apply topology"},
 		{"no kind", strings.Replace(applyPG, "  kind: postgres\n", "", 1), "apply.kind", "required"},
 	} {
