@@ -296,6 +296,7 @@ func (a *Applier) deliver(ctx context.Context, ev *apply.Event) (*apply.Rejected
 	}
 	ts := a.now()
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "cdcsync-apply")
 	req.Header.Set("Idempotency-Key", ev.ID)
 	req.Header.Set(standardwebhooks.HeaderWebhookID, ev.ID)
 	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10))
