@@ -58,8 +58,14 @@ func TestColumnsMap(t *testing.T) {
 	if got := tg.q1(`SELECT concat_ws('|', pid, full_name, phone_number) FROM people`); got != "7|Eve|+7" {
 		t.Fatalf("row %q", got)
 	}
+	// Two fields onto one column: rejected (the statement would fail
+	// with 42701, which is not the event's data).
+	out := mustApply(t, a, ev('u', `id=7`, `phone="+1"`, `phone_number="+2"`))
+	if out[0] == nil || !strings.Contains(out[0].Error(), `column "phone_number" of `) {
+		t.Fatalf("two fields onto one column: %v", out[0])
+	}
 	// A field without a column is rejected, not dropped.
-	out := mustApply(t, a, ev('u', `id=7`, `fax="+0"`))
+	out = mustApply(t, a, ev('u', `id=7`, `fax="+0"`))
 	if out[0] == nil || !strings.Contains(out[0].Error(), `field "fax": column "fax" not in `) {
 		t.Fatalf("unknown field: %v", out[0])
 	}
@@ -236,6 +242,11 @@ INSERT INTO c VALUES (1, 'target-changed', 12.50, '2026-11-27 10:00:00+01', '{"a
 				ev('u', `id=1`, `phone="p2"`, "|", `phone="p1"`)))
 			if got := tg.q1(`SELECT phone FROM c`); got != "p2" && !tc.reject {
 				t.Fatalf("phone %q, want p2", got)
+			}
+			// The topology leaves the worker: its series go.
+			a.Close()
+			if n := testutil.CollectAndCount(a.conflicts); n != 0 {
+				t.Fatalf("%d conflict series after Close", n)
 			}
 		})
 	}
