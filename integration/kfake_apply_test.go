@@ -493,3 +493,29 @@ func TestKfakeApplyBadSyncRecord(t *testing.T) {
 		t.Fatalf("DLQ: %+v", entries)
 	}
 }
+
+// TestKfakeApplyToleranceNone: with errors.tolerance none, a record that
+// would go to the DLQ stops the apply topology instead, naming it; nothing
+// is written to the DLQ and its offset is not committed.
+func TestKfakeApplyToleranceNone(t *testing.T) {
+	ep := newEndpoint(t)
+	st := cluster(t, 1, "sync.contacts")
+	t.Setenv("KFAKE_APPLY_SECRET", applySecret)
+	plan := mustPlan(t, fmt.Sprintf(`name: crm-apply
+systems: [erp, crm]
+source: {topics: [sync.contacts], system: erp, format: cdcsync-json}
+apply:
+  kind: http
+  http: {url: "http://%s/api/{entity}/{key.id}", secrets_env: [KFAKE_APPLY_SECRET]}
+errors: {tolerance: none}
+`, ep.addr))
+	wk := startWorker(t, st.Brokers(), "apply-none", plan)
+	produce(t, st.Brokers(), []demo.Record{{Topic: "sync.contacts", Key: []byte(`{"id":1}`), Value: []byte("not a sync record")}})
+	err, stopped := wk.wait(30 * time.Second)
+	if !stopped || err == nil || !strings.Contains(err.Error(), "errors.tolerance none") || !strings.Contains(err.Error(), "sync.contacts/0@0") {
+		t.Fatalf("worker: stopped %v, %v; want it stopped by errors.tolerance none at sync.contacts/0@0", stopped, err)
+	}
+	if e := readAll(t, st.Brokers(), string(plan.DLQTopic())); len(e) != 0 {
+		t.Errorf("%d DLQ records, want none", len(e))
+	}
+}

@@ -155,7 +155,7 @@ func newApplyPipeline(plan *topology.Plan, cfg Config, registry *schemas.Client,
 				}
 				return nil, fmt.Errorf("topology %s: connecting to the target database: %w", plan.Name(), err)
 			}
-			pg.PruneWindow = topology.DefaultDedupWindow
+			pg.PruneWindow = plan.Dedup().Window // dedup.window: how long a redelivery is possible
 			return pg, nil
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -256,10 +256,13 @@ func (v *validator) apply() {
 	if c.written["sink"] || c.Sink.Topic != "" || len(c.Sink.Key) > 0 {
 		v.add("apply", ErrInvalid, "sink and apply cannot be used together: a topology either writes sync records to a sink topic or applies them to a target")
 	}
-	for _, s := range []string{"dedup", "authority"} {
+	for _, s := range []string{"dedup.key", "dedup.field", "authority"} {
 		if c.written[s] {
 			v.add(s, ErrInvalid, "only applies to a sink topology: an apply topology reads events that already passed dedup and authority")
 		}
+	}
+	if c.Dedup.Window <= 0 {
+		v.add("dedup.window", ErrInvalid, "must be greater than 0, got %v", c.Dedup.Window)
 	}
 	if f := c.Source.Format; f == DebeziumJSON || f == DebeziumAvro {
 		v.add("source.format", ErrInvalid, "%v: an apply topology reads cdcsync's sync records, %q or %q", f, formatNames[CdcsyncJSON], formatNames[CdcsyncAvro])
@@ -464,6 +467,7 @@ func (p *Plan) describeApply() string {
 	}
 	line("source.system", string(c.Source.System), false, "")
 	line("source.format", c.Source.Format.String(), false, "")
+	line("dedup.window", fmtDuration(c.Dedup.Window), def("dedup.window", c.Dedup.Window == DefaultDedupWindow), "")
 	line("apply.kind", a.Kind.String(), false, "")
 	line("apply.batch.max_events", strconv.Itoa(a.Batch.MaxEvents), def("apply.batch.max_events", a.Batch.MaxEvents == d.Batch.MaxEvents), "")
 	line("apply.batch.max_wait", fmtDuration(a.Batch.MaxWait), def("apply.batch.max_wait", a.Batch.MaxWait == d.Batch.MaxWait), "")

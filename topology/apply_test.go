@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const applyHTTP = `name: crm-apply
@@ -59,6 +60,9 @@ func TestApplyParses(t *testing.T) {
 	if got, want := p.Where("apply.postgres.columns.phone"), "b.yaml:14: apply.postgres.columns.phone"; got != want {
 		t.Errorf("Where = %q, want %q", got, want)
 	}
+	if q, err := Parse("c.yaml", []byte(applyPG+"dedup: {window: 24h}\n")); err != nil || q.Dedup().Window != 24*time.Hour {
+		t.Errorf("dedup.window in an apply topology: %v", err)
+	}
 	if !strings.Contains(p.Describe(), "apply.postgres.on_conflict   dlq") {
 		t.Errorf("Describe:\n%s", p.Describe())
 	}
@@ -80,7 +84,8 @@ func TestApplyRefusals(t *testing.T) {
 		{"both dsn", strings.Replace(applyPG, "    dsn_env: CRM_PG_DSN\n", "    dsn_env: CRM_PG_DSN\n    dsn_file: /run/dsn\n", 1), "apply.postgres.dsn_file", "exactly one"},
 		{"no key", strings.Replace(applyPG, "    key: [id]\n", "", 1), "apply.postgres.key", "required"},
 		{"http options under postgres", applyPG + "  http: {timeout: 1s}\n", "apply.http", "only applies to apply.kind: http"},
-		{"dedup in apply", applyPG + "dedup: {key: content}\n", "dedup", "only applies to a sink topology"},
+		{"dedup key in apply", applyPG + "dedup: {key: content}\n", "dedup.key", "only applies to a sink topology"},
+		{"authority in apply", applyPG + "authority: {default_owner: crm}\n", "authority", "only applies to a sink topology"},
 		{"exactly once", applyPG + "guarantee: exactly_once\n", "guarantee", "does not apply to an apply topology"},
 		{"no kind", strings.Replace(applyPG, "  kind: postgres\n", "", 1), "apply.kind", "required"},
 	} {

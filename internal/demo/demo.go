@@ -203,7 +203,8 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		return sum, err
 	}
 	if o.Serve {
-		fmt.Fprintf(w, "\nserving until interrupted:\n  brokers  %s\n  registry %s\n", strings.Join(brokers, ","), stack.RegistryURL())
+		fmt.Fprintf(w, "\nserving until interrupted:\n  brokers  %s\n  registry %s\n  CRM endpoint http://%s (crm-apply; secret in %s)\n",
+			strings.Join(brokers, ","), stack.RegistryURL(), crm.Addr, DemoSecretEnv)
 		fmt.Fprintf(w, "  try: cdcsync dlq inspect --brokers %s dlq.contacts-erp-to-crm\n", brokers[0])
 		fmt.Fprintf(w, "       kcat -b %s -C -t sync.crm.contacts -e -f '%%k %%s\\n'\n", brokers[0])
 		fmt.Fprintf(w, "       kcat -b %s -C -t %s -e -s value=avro -r %s\n", brokers[0], avroSinkTopic, stack.RegistryURL())
