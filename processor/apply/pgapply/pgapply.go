@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,16 +298,12 @@ func conflictsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	return cv
 }
 
-// Close closes the connections.
+// Close closes the connections and deletes the topology's conflict
+// series: the topology is gone from this worker.
 func (a *Applier) Close() error {
 	a.pool.Close()
-	return nil
-}
-
-// DeleteTopologyMetrics removes the topology's conflict series (when the
-// topology stops).
-func (a *Applier) DeleteTopologyMetrics() {
 	a.conflicts.DeletePartialMatch(prometheus.Labels{"topology": a.topology})
+	return nil
 }
 
 // plan is one event, prepared in Go.
@@ -331,11 +328,8 @@ type plan struct {
 }
 
 type conflict struct {
-	field, col  string
-	before, cur *string
-	after       *string
-	overwritten bool
-	keyText     string
+	field              string
+	before, cur, after *string
 }
 
 // prepare maps an event onto the table and converts its values.
@@ -407,6 +401,11 @@ func (a *Applier) prepare(ev *apply.Event) *plan {
 		}
 		if a.isKey(col) {
 			continue // the key's value comes from the event key
+		}
+		if slices.Contains(p.cols, col) {
+			// Two fields onto one column (a field and another mapped to
+			// it): no statement can set a column twice.
+			return reject("field %q: column %q of %s is set by another field of the event too", f.Name, name, a.tbl.name)
 		}
 		v, err := col.toText(f.Raw)
 		if err != nil {
@@ -680,8 +679,7 @@ func (a *Applier) write(ctx context.Context, conn *pgx.Conn, plans []*plan) erro
 						continue
 					}
 					p.confl = append(p.confl, conflict{
-						field: p.fieldName(a, ci), col: col.name, before: p.before[ci], cur: p.cur[ci], after: p.vals[ci],
-						overwritten: a.cfg.OnConflict == topology.ConflictOverwrite, keyText: p.keyText,
+						field: p.fieldName(a, ci), before: p.before[ci], cur: p.cur[ci], after: p.vals[ci],
 					})
 					if a.cfg.OnConflict == topology.ConflictSkip {
 						if p.skipCol == nil {
