@@ -146,8 +146,13 @@ func RequiredACLs(p *topology.Plan, create bool) []ACL {
 		}
 	}
 	add("Group", "LITERAL", string(p.Group()), "join the consumer group and commit its offsets", "Read")
-	add("Topic", "LITERAL", string(p.LedgerTopic()), "restore and write the dedup ledger", "Read", "Write", "Create")
+	if !p.IsApply() { // an apply topology has no ledger and no sink (applypipe.go)
+		add("Topic", "LITERAL", string(p.LedgerTopic()), "restore and write the dedup ledger", "Read", "Write", "Create")
+	}
 	add("Topic", "LITERAL", string(p.DLQTopic()), "write the dead-letter queue", "Write", "Create")
+	if p.IsApply() {
+		return out
+	}
 	sink := p.SinkTopicTemplate()
 	if i := strings.Index(sink, "{"); i >= 0 {
 		add("Topic", "PREFIXED", sink[:i], "write the sink topics (the text of sink.topic before its first placeholder)", "Write", "Create")
@@ -286,9 +291,11 @@ func (p *pipeline) checkAccess() error {
 	for _, t := range plan.SourceTopics() {
 		want(string(t), opRead)
 	}
-	want(string(plan.LedgerTopic()), opRead, opWrite)
+	if !plan.IsApply() {
+		want(string(plan.LedgerTopic()), opRead, opWrite)
+	}
 	want(string(plan.DLQTopic()), opWrite)
-	if sink := plan.SinkTopicTemplate(); !strings.Contains(sink, "{") {
+	if sink := plan.SinkTopicTemplate(); !plan.IsApply() && !strings.Contains(sink, "{") {
 		want(sink, opWrite)
 	}
 	if !v.IsAtLeast(sarama.V2_3_0_0) {

@@ -4,6 +4,11 @@
 // ledger topic. DESIGN.md (at the repository root) draws the data path and
 // names the owner of every goroutine.
 //
+// An apply topology (one with an apply section, applypipe.go) runs the
+// other way: it consumes sync topics and hands each partition's events,
+// in order and in batches, to an apply.Applier (PostgreSQL or HTTP),
+// marking an offset only after the target took the event at it.
+//
 // # Lifecycle
 //
 // Worker.Run owns every goroutine it starts and returns only after all of
@@ -40,7 +45,7 @@
 //	cdcsync_authority_dropped_fields_total  counter    topology                     changed fields dropped because the source system does not own them
 //	cdcsync_authority_dropped_events_total  counter    topology                     events dropped because no owned field changed
 //	cdcsync_tombstones_total                counter    topology                     tombstones consumed (passed or dropped)
-//	cdcsync_dlq_records_total               counter    topology,stage               DLQ records acknowledged or committed, by the stage that failed: decode, authority, route, encode, produce
+//	cdcsync_dlq_records_total               counter    topology,stage               DLQ records acknowledged or committed, by the stage that failed: decode, authority, route, encode, produce, apply
 //	cdcsync_ledger_writes_total             counter    topology                     ledger entries acknowledged
 //	cdcsync_rebalances_total                counter    topology                     consumer group sessions started by this worker: one per rebalance it took part in
 //	cdcsync_session_restarts_total          counter    topology                     sessions restarted (the consumer lost its group, or an exactly_once transaction aborted)
@@ -52,11 +57,14 @@
 //	cdcsync_ledger_keys                     gauge      topology,partition           event IDs and row states the dedup ledger holds in memory, per claimed partition
 //	cdcsync_lag_records                     gauge      topology,topic,partition     high-water mark minus the next offset not yet done (acknowledged, or committed under exactly_once); 0 when caught up
 //	cdcsync_lag_seconds                     gauge      topology,topic,partition     age of the oldest record not yet done, by its Kafka timestamp; grows while the partition is stuck; 0 when caught up
-//	cdcsync_breaker_state                   gauge      topology,dependency          circuit breaker state of a dependency (producer, registry): 0 closed, 1 half-open, 2 open
+//	cdcsync_breaker_state                   gauge      topology,dependency          circuit breaker state of a dependency (producer, registry, apply): 0 closed, 1 half-open, 2 open
 //	cdcsync_breaker_transitions_total       counter    topology,dependency,to       circuit breaker transitions, by the state entered
 //	cdcsync_breaker_probes_total            counter    topology,dependency          probes a half-open breaker let through (one per half-open period)
 //	cdcsync_topology_ready                  gauge      topology                     1 while the topology is consuming (or idle with no partitions), as /readyz says; 0 while it connects, restores its ledger, rebalances or has stopped
 //	cdcsync_topology_failed                 gauge      topology                     1 once the topology has stopped on a fatal error, as /healthz says; 0 otherwise
+//	cdcsync_apply_events_total              counter    topology,outcome             apply topologies: events applied (or already applied: a replay), rejected (to the DLQ, stage apply) or skipped (tombstones, messages, ignored truncates)
+//	cdcsync_apply_batch_seconds             histogram  topology                     apply topologies: time of one Apply call, a partition's batch written into the target
+//	cdcsync_apply_conflicts_total           counter    topology,field               apply.kind postgres: fields the target changed itself since the event's before value, counted whatever on_conflict does
 //	cdcsync_build_info                      gauge      version,go_version           always 1
 //
 // The per-partition series (lag, ledger keys) exist only while this worker

@@ -61,6 +61,7 @@ type metrics struct {
 	restore    *prometheus.HistogramVec
 	dlq        *prometheus.CounterVec
 	breaker    *breakerMetrics // cdcsync_breaker_* (breaker.go)
+	apply      *applyMetrics   // cdcsync_apply_* (applypipe.go)
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -101,6 +102,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	buildInfo.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
 	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore, m.dlq, buildInfo)
 	m.breaker = newBreakerMetrics(reg)
+	m.apply = newApplyMetrics(reg)
 	return m
 }
 

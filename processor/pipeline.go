@@ -50,6 +50,7 @@ type pipeline struct {
 	client sarama.Client
 	admin  sarama.ClusterAdmin
 	alo    *aloWriter           // at_least_once only; set in run
+	apply  *applyPipe           // apply topologies only (applypipe.go)
 	group  sarama.ConsumerGroup // for Pause and Resume; set in run
 
 	// Circuit breakers of the topology's dependencies (breaker.go), in the
@@ -93,6 +94,9 @@ type partState struct {
 var errSessionFailed = errors.New("processor: output failed")
 
 func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry *schemas.Client, m *metrics, log *zap.Logger) (*pipeline, error) {
+	if plan.IsApply() {
+		return newApplyPipeline(plan, cfg, registry, m, log)
+	}
 	dec, err := newDecoder(plan, registry)
 	if err != nil {
 		return nil, fatal(err)
@@ -404,6 +408,9 @@ func (p *pipeline) warnPartitions(topic, kind string, have int32) {
 
 // run consumes until ctx is done or a fatal error happens.
 func (p *pipeline) run(ctx context.Context) error {
+	if p.apply != nil {
+		return p.apply.run(ctx)
+	}
 	var err error
 	if p.admin, err = sarama.NewClusterAdminFromClient(p.client); err != nil {
 		return err

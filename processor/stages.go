@@ -530,6 +530,8 @@ func stageClass(stage string) string {
 		return "github.com/IBM/sarama.AsyncProducer"
 	case stageEncode:
 		return "github.com/cdcsync/cdcsync/schemas.Encoder"
+	case stageApply:
+		return "github.com/cdcsync/cdcsync/processor/apply.Applier"
 	}
 	return "github.com/cdcsync/cdcsync/processor." + stage
 }

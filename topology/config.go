@@ -38,6 +38,7 @@ type Config struct {
 	Dedup          Dedup
 	Authority      Authority
 	Sink           Sink
+	Apply          Apply // an apply topology (apply.go); never together with Sink
 	DLQ            DLQ
 	Errors         ErrorPolicy
 	Guarantee      Guarantee
@@ -146,6 +147,7 @@ func NewConfig() *Config {
 		},
 		Guarantee:      AtLeastOnce,
 		CommitInterval: DefaultCommitInterval,
+		Apply:          defaultApply(),
 	}
 }
 
@@ -156,6 +158,7 @@ func (c *Config) clone() *Config {
 	d.Source.Topics = slices.Clone(c.Source.Topics)
 	d.Sink.Key = slices.Clone(c.Sink.Key)
 	d.Sink.Headers.Propagate = slices.Clone(c.Sink.Headers.Propagate)
+	d.Apply = c.Apply.clone()
 	if c.Authority.Owners != nil {
 		d.Authority.Owners = make(map[string]System, len(c.Authority.Owners))
 		for f, s := range c.Authority.Owners {
@@ -249,9 +252,13 @@ func (c *Config) validate() Errors {
 	v.name()
 	declared := v.systems()
 	v.source(declared)
-	v.dedup()
-	v.authority(declared)
-	v.sink()
+	if c.isApply() {
+		v.apply() // apply.go
+	} else {
+		v.dedup()
+		v.authority(declared)
+		v.sink()
+	}
 	v.dlq()
 	v.errorPolicy()
 	v.guarantee()

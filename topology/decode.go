@@ -123,6 +123,7 @@ func (d *decoder) topLevel() []field {
 				}},
 			})
 		}},
+		{"apply", d.apply}, // apply.go
 		{"dlq", func(n *yaml.Node, p string) {
 			d.mapping(n, p, []field{
 				{"topic", func(n *yaml.Node, p string) { d.str(n, p, (*string)(&c.DLQ.Topic)) }},

@@ -47,6 +47,9 @@ type Option struct {
 // Options lists the compiled options in Describe's order.
 func (p *Plan) Options() []Option {
 	c := p.cfg
+	if c.isApply() {
+		return p.applyOptions() // apply.go
+	}
 	var out []Option
 	line := func(key, value string, isDefault bool, defNote string) {
 		if !isDefault {

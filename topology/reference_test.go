@@ -54,6 +54,9 @@ func TestReferenceDoc(t *testing.T) {
 	for _, src := range []string{
 		"name: t\nsystems: [a, b]\nsource: {topics: [a.s.x], system: a, format: debezium-json}\nsink: {topic: out, key: [id]}\n",
 		"name: t\nsystems: [a, b]\nsource: {topics: [a.s.x], system: a, format: debezium-avro}\nsink: {topic: out, key: [id], format: avro}\nguarantee: exactly_once\n",
+		// Apply topologies (issue 14): one of each kind prints the apply options.
+		"name: t\nsystems: [a, b]\nsource: {topics: [sync.x], system: a, format: cdcsync-json}\napply: {kind: http, http: {url: 'http://h/{entity}', secrets_env: [S]}}\n",
+		"name: t\nsystems: [a, b]\nsource: {topics: [sync.x], system: a, format: cdcsync-avro}\napply: {kind: postgres, postgres: {dsn_env: D, table: t, key: [id]}}\n",
 	} {
 		p, err := Parse("t.yaml", []byte(src))
 		if err != nil {
@@ -82,15 +85,18 @@ func TestReferenceDoc(t *testing.T) {
 	}
 
 	for opt, names := range map[string][]string{
-		"source.format":          formatNames,
-		"source.tombstones":      tombstonesNames,
-		"source.truncate":        truncateNames,
-		"dedup.key":              dedupKeyNames,
-		"authority.on_violation": onViolationNames,
-		"sink.format":            sinkFormatNames,
-		"sink.subject_strategy":  subjectStrategyNames,
-		"errors.tolerance":       toleranceNames,
-		"guarantee":              guaranteeNames,
+		"source.format":              formatNames,
+		"source.tombstones":          tombstonesNames,
+		"source.truncate":            truncateNames,
+		"dedup.key":                  dedupKeyNames,
+		"authority.on_violation":     onViolationNames,
+		"sink.format":                sinkFormatNames,
+		"sink.subject_strategy":      subjectStrategyNames,
+		"errors.tolerance":           toleranceNames,
+		"guarantee":                  guaranteeNames,
+		"apply.kind":                 applyKindNames,
+		"apply.truncate":             applyTruncateNames,
+		"apply.postgres.on_conflict": onConflictNames,
 	} {
 		for _, n := range names {
 			if n != "" && !strings.Contains(rows[opt].meaning, "`"+n+"`") {

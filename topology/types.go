@@ -24,6 +24,11 @@ const (
 	// DebeziumAvro is Debezium through the Avro converter: Confluent wire
 	// format with the writer schema in the schema registry.
 	DebeziumAvro
+	// CdcsyncJSON is what a cdcsync sink writes with sink.format json: the
+	// source of an apply topology.
+	CdcsyncJSON
+	// CdcsyncAvro is what a cdcsync sink writes with sink.format avro.
+	CdcsyncAvro
 )
 
 // Tombstones says what happens to a tombstone (a record with a null value,
@@ -133,7 +138,7 @@ const (
 // The spellings of each enum in topology files, indexed by value. The first
 // spelling of each table is the default unless the zero value is "unset".
 var (
-	formatNames          = []string{"", "debezium-json", "debezium-avro"}
+	formatNames          = []string{"", "debezium-json", "debezium-avro", "cdcsync-json", "cdcsync-avro"}
 	tombstonesNames      = []string{"pass", "drop"}
 	truncateNames        = []string{"dlq", "pass", "drop"}
 	dedupKeyNames        = []string{"position", "content", "field"}

@@ -109,4 +109,3 @@ func cmdTopologyDescribe(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
-

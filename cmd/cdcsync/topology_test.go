@@ -16,14 +16,15 @@ func TestTopologyValidateDemo(t *testing.T) {
 	for _, want := range []string{
 		"ok  " + filepath.Join(demoTopologies, "contacts-crm-to-erp.yaml") + "  (contacts-crm-to-erp)\n",
 		"ok  " + filepath.Join(demoTopologies, "contacts-erp-to-crm.yaml") + "  (contacts-erp-to-crm)\n",
+		"ok  " + filepath.Join(demoTopologies, "crm-apply.yaml") + "  (crm-apply)\n",
 		"ok  " + filepath.Join(demoTopologies, "customers-avro.yaml") + "  (customers-avro)\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
 	}
-	if n := strings.Count(stdout, "\n"); n != 3 {
-		t.Errorf("%d lines, want 3:\n%s", n, stdout)
+	if n := strings.Count(stdout, "\n"); n != 4 {
+		t.Errorf("%d lines, want 4:\n%s", n, stdout)
 	}
 }
 

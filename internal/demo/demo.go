@@ -32,7 +32,11 @@ import (
 var topologyFiles embed.FS
 
 // Topologies compiles the demo's topology files.
-func Topologies() ([]*topology.Plan, error) {
+func Topologies() ([]*topology.Plan, error) { return TopologiesFor("") }
+
+// TopologiesFor compiles the demo's topology files with the HTTP apply
+// topology pointed at endpoint (host:port); "" keeps the file's address.
+func TopologiesFor(endpoint string) ([]*topology.Plan, error) {
 	entries, err := fs.ReadDir(topologyFiles, "topologies")
 	if err != nil {
 		return nil, err
@@ -43,6 +47,9 @@ func Topologies() ([]*topology.Plan, error) {
 		data, err := topologyFiles.ReadFile(name)
 		if err != nil {
 			return nil, err
+		}
+		if endpoint != "" {
+			data = []byte(strings.ReplaceAll(string(data), demoURLHost, endpoint))
 		}
 		p, err := topology.Parse(name, data)
 		if err != nil {
@@ -83,7 +90,8 @@ type Summary struct {
 	Expect     Expect     // the JSON contacts data set
 	AvroExpect AvroExpect // the Avro customers data set
 	PerTopo    map[string]processor.StatsSnapshot
-	Avro       AvroSink // what the Avro sink topic holds
+	Avro       AvroSink      // what the Avro sink topic holds
+	CRM        EndpointStats // what the CRM endpoint applied (crm-apply)
 }
 
 // Run starts the embedded stack, produces the data set, runs the workers
@@ -107,7 +115,12 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	plans, err := Topologies()
+	crm, err := StartEndpoint()
+	if err != nil {
+		return nil, err
+	}
+	defer crm.Close()
+	plans, err := TopologiesFor(crm.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +128,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 
 	stack, err := embedded.Start(embedded.Options{
 		BrokerPort: o.BrokerPort, RegistryPort: o.RegPort,
-		Topics:     []string{"erp.public.contacts", "crm.public.contacts", AvroTopic},
+		Topics:     []string{"erp.public.contacts", "crm.public.contacts", AvroTopic, "sync.crm.contacts"},
 		Partitions: o.Partitions,
 	})
 	if err != nil {
@@ -169,7 +182,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		return nil, waitErr
 	}
 
-	sum := &Summary{Expect: expect, AvroExpect: avroExpect, PerTopo: map[string]processor.StatsSnapshot{}}
+	sum := &Summary{Expect: expect, AvroExpect: avroExpect, PerTopo: map[string]processor.StatsSnapshot{}, CRM: crm.Stats()}
 	for _, p := range plans {
 		var t processor.StatsSnapshot
 		for _, wk := range workers {
@@ -190,7 +203,8 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		return sum, err
 	}
 	if o.Serve {
-		fmt.Fprintf(w, "\nserving until interrupted:\n  brokers  %s\n  registry %s\n", strings.Join(brokers, ","), stack.RegistryURL())
+		fmt.Fprintf(w, "\nserving until interrupted:\n  brokers  %s\n  registry %s\n  CRM endpoint http://%s (crm-apply; secret in %s)\n",
+			strings.Join(brokers, ","), stack.RegistryURL(), crm.Addr, DemoSecretEnv)
 		fmt.Fprintf(w, "  try: cdcsync dlq inspect --brokers %s dlq.contacts-erp-to-crm\n", brokers[0])
 		fmt.Fprintf(w, "       kcat -b %s -C -t sync.crm.contacts -e -f '%%k %%s\\n'\n", brokers[0])
 		fmt.Fprintf(w, "       kcat -b %s -C -t %s -e -s value=avro -r %s\n", brokers[0], avroSinkTopic, stack.RegistryURL())
@@ -260,10 +274,16 @@ func WaitProcessed(ctx context.Context, brokers []string, plans []*topology.Plan
 		return err
 	}
 	deadline := time.Now().Add(timeout)
-	for {
+	// Twice in a row: an apply topology reads what a sink topology writes,
+	// so its lag is final only once the sink's is 0 too.
+	for zero := 0; ; {
 		behind, err := lagOf(client, admin, plans)
 		if err == nil && behind == 0 {
-			return nil
+			if zero++; zero == 2 {
+				return nil
+			}
+		} else {
+			zero = 0
 		}
 		if time.Now().After(deadline) {
 			if err != nil {
@@ -336,6 +356,9 @@ func printSummary(w io.Writer, plans []*topology.Plan, s *Summary) {
 	a := s.AvroExpect
 	fmt.Fprintf(w, "expected from the Avro data set: %d records (%d v1, %d v2), %d duplicates, %d echoes, %d shop updates losing the CRM-owned first name, %d poison records, %d tombstones\n",
 		a.Records, a.V1, a.V2, a.Duplicates, a.Echoes, a.Fields, a.Poison, a.Tombstones)
+	c := s.CRM
+	fmt.Fprintf(w, "CRM endpoint (crm-apply, HTTP): %d events applied (%d POST, %d PATCH, %d DELETE), every signature verified (Standard Webhooks), %d refused; it holds %d contacts\n",
+		c.Applied, c.Post, c.Patch, c.Delete, c.Refused, c.Contacts)
 }
 
 func printSamples(ctx context.Context, w io.Writer, brokers []string, plans []*topology.Plan, sum *Summary) error {

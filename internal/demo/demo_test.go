@@ -114,6 +114,17 @@ func TestRun(t *testing.T) {
 		js.DLQ += st.DLQ
 		js.Tombstones += st.Tombstones
 	}
+	// The HTTP apply topology closes the loop: every sync record of
+	// contacts-erp-to-crm but the tombstones reaches the CRM endpoint, each
+	// with a signature it verified.
+	erp, ca, crm := sum.PerTopo["contacts-erp-to-crm"], sum.PerTopo["crm-apply"], sum.CRM
+	if ca.In != erp.Out || ca.Out != erp.Out-ca.Tombstones || ca.DLQ != 0 || int64(crm.Applied) != ca.Out || crm.Refused != 0 ||
+		crm.Post+crm.Patch+crm.Delete != crm.Applied || crm.Contacts == 0 {
+		t.Errorf("crm-apply %+v, CRM endpoint %+v; contacts-erp-to-crm wrote %d sync records", ca, crm, erp.Out)
+	}
+	if !strings.Contains(out.String(), "CRM endpoint (crm-apply, HTTP): ") {
+		t.Errorf("output lacks the CRM endpoint line:\n%s", out.String())
+	}
 	jx := sum.Expect
 	if js.In != int64(jx.Records) || js.Duplicates != int64(jx.Duplicates) || js.AuthorityEvents != int64(jx.Echoes) ||
 		js.DLQ != int64(jx.Poison) || js.Tombstones != int64(jx.Tombstones) {
