@@ -252,7 +252,7 @@ func TestTopologyValidateJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &ok); err != nil {
 		t.Fatalf("%v:\n%s", err, stdout)
 	}
-	if !ok.OK || len(ok.Topologies) != 3 || len(ok.Problems) != 0 || ok.Topologies[2].Name != "customers-avro" {
+	if !ok.OK || len(ok.Topologies) != 4 || len(ok.Problems) != 0 || ok.Topologies[3].Name != "customers-avro" {
 		t.Errorf("valid: %+v", ok)
 	}
 
