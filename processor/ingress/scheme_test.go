@@ -294,4 +294,3 @@ func mustVerifier(t *testing.T, cfg VerifierConfig) *Verifier {
 	}
 	return v
 }
-
