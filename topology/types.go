@@ -24,6 +24,9 @@ const (
 	// DebeziumAvro is Debezium through the Avro converter: Confluent wire
 	// format with the writer schema in the schema registry.
 	DebeziumAvro
+	// WebhookJSON is the raw topic of a webhook ingress (source.webhook):
+	// each record's value is a verified delivery's body.
+	WebhookJSON
 )
 
 // Tombstones says what happens to a tombstone (a record with a null value,
@@ -133,7 +136,7 @@ const (
 // The spellings of each enum in topology files, indexed by value. The first
 // spelling of each table is the default unless the zero value is "unset".
 var (
-	formatNames          = []string{"", "debezium-json", "debezium-avro"}
+	formatNames          = []string{"", "debezium-json", "debezium-avro", "webhook"}
 	tombstonesNames      = []string{"pass", "drop"}
 	truncateNames        = []string{"dlq", "pass", "drop"}
 	dedupKeyNames        = []string{"position", "content", "field"}
