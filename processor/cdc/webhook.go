@@ -50,7 +50,7 @@ type Delivery struct {
 // *DecodeError (ErrMalformed for bytes that are not a JSON object,
 // ErrMissingField for a missing part, ErrUnknownOp for an unmapped event
 // type); its Reason is safe to return to the sender.
-func (m *WebhookMap) Extract(body []byte) (Delivery, error) {
+func (m WebhookMap) Extract(body []byte) (Delivery, error) {
 	var d Delivery
 	bad := func(kind error, path, reason string) (Delivery, error) {
 		return Delivery{}, &DecodeError{Part: "value", Path: path, Reason: reason, Err: kind}
