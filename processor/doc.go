@@ -45,6 +45,8 @@
 //	cdcsync_breaker_probes_total            counter    topology,dependency          probes a half-open breaker let through (one per half-open period)
 //	cdcsync_topology_ready                  gauge      topology                     1 while the topology is consuming (or idle with no partitions), as /readyz says; 0 while it connects, restores its ledger, rebalances or has stopped
 //	cdcsync_topology_failed                 gauge      topology                     1 once the topology has stopped on a fatal error, as /healthz says; 0 otherwise
+//	cdcsync_ingress_rejected_total          counter    topology,reason              webhook requests answered with an error (topology empty for an unknown path), by reason: not_found, method, too_large, unauthorized, stale, bad_request, timeout, unavailable, overloaded
+//	cdcsync_ingress_accepted_total          counter    topology                     webhook deliveries acknowledged (2xx) after the broker acknowledged their raw record
 //	cdcsync_build_info                      gauge      version,go_version           always 1
 //
 // The per-partition series (lag, ledger keys) exist only while this worker

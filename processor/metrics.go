@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/processor/ingress"
 )
 
 // Stats are one topology's counters in this worker. They are the single
@@ -60,7 +61,8 @@ type metrics struct {
 	ledgerKeys *prometheus.GaugeVec
 	restore    *prometheus.HistogramVec
 	dlq        *prometheus.CounterVec
-	breaker    *breakerMetrics // cdcsync_breaker_* (breaker.go)
+	breaker    *breakerMetrics  // cdcsync_breaker_* (breaker.go)
+	ingress    *ingress.Metrics // cdcsync_ingress_* (processor/ingress)
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -100,6 +102,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"version", "go_version"})
 	buildInfo.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
 	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore, m.dlq, buildInfo)
+	m.ingress = ingress.NewMetrics(reg)
 	m.breaker = newBreakerMetrics(reg)
 	return m
 }

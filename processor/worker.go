@@ -31,6 +31,7 @@ type Worker struct {
 	metrics   *metrics
 	pipelines []*pipeline
 	httpAddr  atomic.Pointer[string] // set by Run once the HTTP server listens
+	ingress   *webhookIngress        // nil without webhook topologies or ingress_addr (webhook_ingress.go)
 }
 
 // New validates the configuration and the plans and builds a worker. It
@@ -79,6 +80,9 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 		w.pipelines = append(w.pipelines, p)
 		w.metrics.watch(p)
 	}
+	if w.ingress, err = newWebhookIngress(cfg, plans, w.metrics, log); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -115,6 +119,17 @@ func (w *Worker) HTTPAddr() string {
 	return ""
 }
 
+// IngressAddr is the address the webhook ingress listens on, once Run
+// has started it; empty otherwise.
+func (w *Worker) IngressAddr() string {
+	if w.ingress != nil {
+		if a := w.ingress.addr.Load(); a != nil {
+			return *a
+		}
+	}
+	return ""
+}
+
 // Run connects, runs every pipeline until ctx is cancelled, then shuts
 // down softly: stop fetching, wait for in-flight records, commit, leave
 // the groups. A pipeline stopped by a fatal error does not stop the
@@ -139,6 +154,22 @@ func (w *Worker) Run(ctx context.Context) error {
 		httpDone = make(chan error, 1)
 		go func() { httpDone <- srv.Serve(ln) }()
 		w.log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", ln.Addr().String()))
+	}
+
+	// The webhook ingress stops accepting first when ctx ends, and waits
+	// for the produces of the requests in flight.
+	var ingressDone chan error
+	ictx, icancel := context.WithCancel(ctx)
+	defer icancel()
+	if w.ingress != nil {
+		if err := w.ingress.start(); err != nil {
+			if srv != nil {
+				_ = srv.Close()
+			}
+			return err
+		}
+		ingressDone = make(chan error, 1)
+		go func() { ingressDone <- w.ingress.run(ictx) }()
 	}
 
 	// Topologies fail independently, as Kafka Connect's connectors do: a
@@ -186,6 +217,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			<-done
 		}
 		deadline.Stop()
+	}
+	if ingressDone != nil {
+		icancel()
+		if err := <-ingressDone; err != nil {
+			fail(fmt.Errorf("ingress: %w", err))
+		}
 	}
 	// /metrics, /healthz and /readyz stay served while the pipelines
 	// drain; the server goes last.

@@ -186,7 +186,9 @@ func TestIngressAnswers(t *testing.T) {
 	r := newRig(t, nil)
 	now := time.Now()
 	good := event("evt_1", "customer.created", "cus_1")
-	sig := func(b []byte) map[string]string { return map[string]string{"Stripe-Signature": stripeSig(testSecret, now, b)} }
+	sig := func(b []byte) map[string]string {
+		return map[string]string{"Stripe-Signature": stripeSig(testSecret, now, b)}
+	}
 
 	resp, _ := r.post(t, "/nope", good, sig(good))
 	if resp.StatusCode != 404 {
@@ -323,7 +325,9 @@ func TestIngressHostile(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.ReadTimeout = 2 * time.Second; c.ReadHeaderTimeout = time.Second })
 	addr := strings.TrimPrefix(r.url, "http://")
 	now := time.Now()
-	signed := func(b []byte) map[string]string { return map[string]string{"Stripe-Signature": stripeSig(testSecret, now, b)} }
+	signed := func(b []byte) map[string]string {
+		return map[string]string{"Stripe-Signature": stripeSig(testSecret, now, b)}
+	}
 	check := func(name string, code int, allowed ...int) {
 		t.Helper()
 		for _, a := range allowed {
