@@ -73,7 +73,9 @@ func newWebhookIngress(cfg Config, plans []*topology.Plan, m *metrics, log *zap.
 }
 
 // lazyProducer answers "unavailable" until the ingress has connected.
-type lazyProducer struct{ p atomic.Pointer[ingress.KafkaProducer] }
+type lazyProducer struct {
+	p atomic.Pointer[ingress.KafkaProducer]
+}
 
 var errNotConnected = errors.New("processor: ingress not connected to the brokers yet")
 
