@@ -215,3 +215,71 @@ func TestKfakeIngressStripe(t *testing.T) {
 		stats.Acked.Load(), wl.Unique, wl.Dups, stats.Status503.Load(), stats.Retries.Load(), stats.ConnErrs.Load(), len(raw), st2.Duplicates,
 		webhookload.Quantile(lat, 0.5), webhookload.Quantile(lat, 0.99))
 }
+
+// The worker process is SIGKILLed while senders deliver: nothing it had
+// acknowledged is lost. The senders' retries (connection refused while
+// no worker listens) go to a second worker process on the same address.
+func TestKfakeIngressSIGKILL(t *testing.T) {
+	st := cluster(t, 4)
+	brokers := st.Brokers()
+	doc := fmt.Sprintf(stripeIngressTopology, "stripe-kill", "stripe.kill.raw", "sync.stripe.kill")
+	plan := mustPlan(t, doc)
+	dir := writeTopology(t, doc)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	env := []string{"CDCSYNC_IT_STRIPE_OLD=whsec_kill_old", "CDCSYNC_IT_STRIPE_NEW=whsec_kill_new", "CDCSYNC_INGRESS_ADDR=" + addr}
+	p1 := startProcess(t, "k1", brokers, dir, env...)
+
+	wl := webhookload.NewWorkload(3000, 200, 8, 0.05, 0, 11)
+	stats := &webhookload.Stats{}
+	s := &webhookload.Sender{URL: "http://" + addr + "/webhooks/stripe", Client: &http.Client{Timeout: 30 * time.Second}, Stats: stats,
+		Secret: func(int) string { return "whsec_kill_new" }}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- s.Run(ctx, wl) }()
+	total := int64(wl.Unique + wl.Dups)
+	for stats.Acked.Load() < total/3 {
+		select {
+		case err := <-sent:
+			t.Fatalf("senders stopped early: %v (acknowledged %d)", err, stats.Acked.Load())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p1.kill()
+	acked := stats.Acked.Load()
+	t.Logf("SIGKILL after %d acknowledged deliveries", acked)
+	time.Sleep(time.Second)
+	p2 := startProcess(t, "k2", brokers, dir, env...)
+	if err := <-sent; err != nil {
+		t.Fatalf("senders: %v", err)
+	}
+	if stats.ConnErrs.Load() == 0 {
+		t.Error("no sender saw the worker gone: the kill was not mid-run")
+	}
+	waitProcessed(t, brokers, 2*time.Minute, plan)
+	if err := p2.terminate(time.Minute); err != nil {
+		t.Fatalf("second worker: %v", err)
+	}
+	sinkIDs := map[string]int{}
+	for _, m := range readAll(t, brokers, "sync.stripe.kill") {
+		sinkIDs[decodeSink(t, m).ID]++
+	}
+	lost := 0
+	for _, id := range stats.AckedIDs() {
+		eid := cdc.WebhookID("stripe", id)
+		if sinkIDs[hex.EncodeToString(eid[:])] == 0 {
+			lost++
+		}
+	}
+	if lost != 0 {
+		t.Errorf("%d acknowledged deliveries are not in the sink", lost)
+	}
+	if len(sinkIDs) != wl.Unique {
+		t.Errorf("sink holds %d distinct events, want %d", len(sinkIDs), wl.Unique)
+	}
+	again := 0
+	for _, n := range sinkIDs {
+		again += n - 1
+	}
+	t.Logf("acknowledged %d; connection errors %d; sink %d distinct, %d written again after the kill", stats.Acked.Load(), stats.ConnErrs.Load(), len(sinkIDs), again)
+}
