@@ -142,12 +142,12 @@ func Quantile(sorted []time.Duration, q float64) time.Duration {
 
 // Sender posts deliveries to one URL.
 type Sender struct {
-	URL       string
-	Secret    func(i int) string // the secret of the i-th delivery sent; rotation in tests
-	Client    *http.Client
-	MaxWait   time.Duration // cap on a Retry-After wait; default 500ms
-	Stats     *Stats
-	sent      atomic.Int64
+	URL     string
+	Secret  func(i int) string // the secret of the i-th delivery sent; rotation in tests
+	Client  *http.Client
+	MaxWait time.Duration // cap on a Retry-After wait; default 500ms
+	Stats   *Stats
+	sent    atomic.Int64
 }
 
 // Send posts d until a 2xx, a final 4xx, or ctx ends.
