@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -48,13 +49,17 @@ source:
 sink: {topic: %s.sync, key: [id]}
 `
 
+var profile string
+
 func main() {
 	brokers := flag.String("brokers", "", "broker HOST:PORT (cdcsync broker in its own process)")
 	n := flag.Int("n", 60000, "unique deliveries")
 	senders := flag.Int("senders", 64, "concurrent senders (connections)")
 	keys := flag.Int("keys", 5000, "customers")
 	warm := flag.Int("warmup", 3000, "deliveries sent first and not measured")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the measured run")
 	flag.Parse()
+	profile = *prof
 	if err := run(*brokers, *n, *senders, *keys, *warm); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -100,6 +105,17 @@ func run(brokers string, n, senders, keys, warm int) error {
 	// Warm-up: connects, creates the raw topic, fills the pools.
 	if _, _, err := send(webhookload.NewWorkload(warm, keys, senders, 0, 0, 1)); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	st, took, err := send(webhookload.NewWorkload(n, keys, senders, 0.10, 0.05, 2))
 	if err != nil {
