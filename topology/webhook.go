@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"strings"
@@ -245,4 +246,35 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// describeWebhook adds the source.webhook lines to Describe: secret
+// references only, never values.
+func describeWebhook(c *Config, line func(key, value string, isDefault bool, defNote string), def func(path string, equalsDefault bool) bool) {
+	w := &c.Source.Webhook
+	line("source.webhook.path", w.Path, false, "")
+	line("source.webhook.scheme", w.Scheme, false, "")
+	line("source.webhook.secrets", strings.Join(w.Secrets, ", "), false, "")
+	if w.Scheme == "hmac-sha256" {
+		line("source.webhook.header", w.Header, false, "")
+		line("source.webhook.encoding", cmp.Or(w.Encoding, "hex"), def("source.webhook.encoding", w.Encoding == ""), "")
+		line("source.webhook.prefix", w.Prefix, def("source.webhook.prefix", w.Prefix == ""), "")
+	} else {
+		line("source.webhook.tolerance", fmtDuration(w.Tolerance), def("source.webhook.tolerance", w.Tolerance == DefaultWebhookTolerance), "")
+	}
+	line("source.webhook.max_body", fmt.Sprint(w.MaxBody), def("source.webhook.max_body", w.MaxBody == DefaultWebhookMaxBody), "")
+	line("source.webhook.partitions", fmt.Sprint(w.Partitions), def("source.webhook.partitions", w.Partitions == DefaultWebhookPartitions), "")
+	m := &w.Map
+	line("source.webhook.map.id", m.ID, false, "")
+	line("source.webhook.map.type", m.Type, false, "")
+	line("source.webhook.map.entity", m.Entity, false, "")
+	line("source.webhook.map.key", "["+strings.Join(m.Key, ", ")+"]", def("source.webhook.map.key", len(m.Key) == 0), "")
+	line("source.webhook.map.after", m.After, false, "")
+	line("source.webhook.map.before", cmp.Or(m.Before, "none"), def("source.webhook.map.before", m.Before == ""), "")
+	line("source.webhook.map.occurred_at", cmp.Or(m.OccurredAt, "none"), def("source.webhook.map.occurred_at", m.OccurredAt == ""), "")
+	ops := make([]string, len(m.Ops))
+	for i, o := range m.Ops {
+		ops[i] = o.Pattern + ": " + o.Op
+	}
+	line("source.webhook.map.ops", "{"+strings.Join(ops, ", ")+"}", false, "")
 }

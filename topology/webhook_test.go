@@ -105,3 +105,17 @@ func TestWebhookBreakOneField(t *testing.T) {
 		t.Error("webhook format without source.webhook accepted")
 	}
 }
+
+func TestWebhookDescribe(t *testing.T) {
+	p, err := Parse("stripe.yaml", []byte(stripeTopology))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Describe()
+	for _, want := range []string{"source.webhook.path", "/webhooks/stripe", "env:STRIPE_WHSEC, file:/run/secrets/stripe_next",
+		"5m  (default)", "{*.created: c, *.updated: u, *.deleted: d}"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Describe lacks %q:\n%s", want, d)
+		}
+	}
+}
