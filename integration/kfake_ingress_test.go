@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -282,4 +285,73 @@ func TestKfakeIngressSIGKILL(t *testing.T) {
 		again += n - 1
 	}
 	t.Logf("acknowledged %d; connection errors %d; sink %d distinct, %d written again after the kill", stats.Acked.Load(), stats.ConnErrs.Load(), len(sinkIDs), again)
+}
+
+// Authority and the DLQ work on webhook changes as on any source: the
+// changed fields of an update are the keys of previous_attributes, so an
+// update of a field stripe does not own is dropped, one of a field it owns
+// passes with that field only; a raw record that is not a delivery goes to
+// the DLQ (stage decode).
+func TestKfakeIngressAuthorityDLQ(t *testing.T) {
+	t.Setenv("CDCSYNC_IT_STRIPE_OLD", "whsec_auth_old")
+	t.Setenv("CDCSYNC_IT_STRIPE_NEW", "whsec_auth_new")
+	st := cluster(t, 4)
+	brokers := st.Brokers()
+	doc := strings.Replace(fmt.Sprintf(stripeIngressTopology, "stripe-auth", "stripe.auth.raw", "sync.stripe.auth"),
+		"sink:", "authority:\n  owners: {description: erp}\nsink:", 1)
+	plan := mustPlan(t, doc)
+	wk, url := startIngressWorker(t, brokers, "w1", doc)
+	now := time.Now()
+	emailUpdate := []byte(`{"id":"evt_email","object":"event","created":1,"type":"customer.updated","data":{"object":{"id":"cus_A","object":"customer","email":"new@example.com","description":"seq-cus_A-2"},"previous_attributes":{"email":"old@example.com"}}}`)
+	deleted := []byte(`{"id":"evt_del","object":"event","created":1,"type":"customer.deleted","data":{"object":{"id":"cus_A","object":"customer","deleted":true}}}`)
+	ds := []webhookload.Delivery{
+		{ID: "evt_c", Body: webhookload.StripeEvent("evt_c", "cus_A", 1, now)},
+		{ID: "evt_desc", Body: webhookload.StripeEvent("evt_desc", "cus_A", 2, now)},
+		{ID: "evt_email", Body: emailUpdate},
+		{ID: "evt_del", Body: deleted},
+	}
+	stats := &webhookload.Stats{}
+	s := &webhookload.Sender{URL: url, Client: http.DefaultClient, Stats: stats, Secret: func(int) string { return "whsec_auth_new" }}
+	for _, d := range ds {
+		if err := s.Send(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Return.Successes = true
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: "stripe.auth.raw", Key: sarama.StringEncoder("x"), Value: sarama.StringEncoder(`{"not":"a delivery"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range readAll(t, brokers, "sync.stripe.auth") {
+		r := decodeSink(t, m)
+		names := make([]string, 0, len(r.Fields))
+		for f := range r.Fields {
+			names = append(names, f)
+		}
+		sort.Strings(names)
+		got = append(got, r.Type+" "+strings.Join(names, ","))
+	}
+	want := []string{"customer.created balance,email,metadata,object", "customer.updated email", "customer.deleted "}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sink:\n got %q\nwant %q", got, want)
+	}
+	s2 := wk.w.Stats(plan.Name())
+	if s2.AuthorityEvents != 1 || s2.DLQ != 1 {
+		t.Errorf("authority-dropped events %d (want 1: the description update), DLQ %d (want 1: the junk record)", s2.AuthorityEvents, s2.DLQ)
+	}
+	dlqMsgs := readAll(t, brokers, string(plan.DLQTopic()))
+	if len(dlqMsgs) != 1 {
+		t.Fatalf("DLQ holds %d records", len(dlqMsgs))
+	}
 }
