@@ -59,6 +59,7 @@ type rig struct {
 	client  sarama.Client
 	metrics *Metrics
 	down    atomic.Bool
+	slow    atomic.Bool // produce requests answered after 700 ms
 }
 
 // newRig runs the ingress on loopback in front of an in-process kfake
@@ -75,6 +76,9 @@ func newRig(t *testing.T, tweak func(*Config)) *rig {
 		kc.KeepControl()
 		if r.down.Load() && req.Key() == int16(kmsg.Produce) {
 			return nil, errors.New("broker down"), true
+		}
+		if r.slow.Load() && req.Key() == int16(kmsg.Produce) {
+			time.Sleep(700 * time.Millisecond)
 		}
 		return nil, nil, false
 	})
@@ -458,3 +462,36 @@ func TestIngressHostile(t *testing.T) {
 }
 
 var good500 = event("evt_500", "customer.created", "cus_500")
+
+// Beyond MaxConcurrent requests in flight the endpoint answers 503 with
+// Retry-After at once instead of queueing without bound.
+func TestIngressConcurrencyBound(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.MaxConcurrent = 2 })
+	r.slow.Store(true)
+	var wg sync.WaitGroup
+	codes := make(chan int, 6)
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			b := event(fmt.Sprintf("evt_b%d", i), "customer.created", fmt.Sprintf("cus_b%d", i))
+			resp, _ := r.post(t, "/webhooks/stripe", b, map[string]string{"Stripe-Signature": stripeSig(testSecret, time.Now(), b)})
+			if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			codes <- resp.StatusCode
+		}(i)
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[200] < 1 || n[503] < 1 || n[200]+n[503] != 6 {
+		t.Errorf("answers %v: want some 200 and some 503, nothing else", n)
+	}
+	if got := testutil.ToFloat64(r.metrics.Rejected.WithLabelValues("stripe", ReasonOverloaded)); got != float64(n[503]) {
+		t.Errorf("overloaded counted %v, answered %d", got, n[503])
+	}
+}
