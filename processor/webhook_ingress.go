@@ -114,6 +114,9 @@ func (wi *webhookIngress) run(ctx context.Context) error {
 		sc.Producer.Retry.Max = 3 // a sender retries after a 503; a long internal retry only delays the answer
 		client, err := connect(ctx, wi.cfg.Brokers, sc, wi.log)
 		if err != nil {
+			if ctx.Err() == nil {
+				wi.log.Error("ingress cannot connect; answering 503 until restarted", zap.Error(err))
+			}
 			return
 		}
 		for attempt := 0; ; attempt++ {

@@ -148,6 +148,10 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 // SignatureHeaders are the headers that carry the signature; they are not
 // copied onto the raw record.
 func (v *Verifier) SignatureHeaders() []string {
+	if v.scheme == GitHub {
+		// GitHub also sends the legacy SHA-1 signature.
+		return []string{v.header, "X-Hub-Signature"}
+	}
 	return []string{v.header}
 }
 
