@@ -1,19 +1,23 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -353,5 +357,89 @@ func TestKfakeIngressAuthorityDLQ(t *testing.T) {
 	dlqMsgs := readAll(t, brokers, string(plan.DLQTopic()))
 	if len(dlqMsgs) != 1 {
 		t.Fatalf("DLQ holds %d records", len(dlqMsgs))
+	}
+}
+
+const standardIngressTopology = `name: sw
+systems: [billing]
+source:
+  topics: [sw.raw]
+  system: billing
+  format: webhook
+  webhook:
+    path: /hooks/billing
+    scheme: standard-webhooks
+    secrets: [env:CDCSYNC_IT_SW_SECRET]
+    map:
+      id: header:webhook-id
+      type: type
+      entity: data.object
+      key: [data.id]
+      after: data
+      ops: {'*.created': c, '*.updated': u, '*.deleted': d}
+sink: {topic: sync.sw, key: [id]}
+`
+
+// Standard Webhooks, signed by the reference library: the message ID is
+// in the webhook-id header, read by the map as header:webhook-id through
+// the raw record's headers. A redelivery (same ID, new timestamp and
+// signature) is dropped by the ledger.
+func TestKfakeIngressStandardWebhooks(t *testing.T) {
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("standard-webhooks test secret 32"))
+	t.Setenv("CDCSYNC_IT_SW_SECRET", secret)
+	st := cluster(t, 4)
+	brokers := st.Brokers()
+	plan := mustPlan(t, standardIngressTopology)
+	wk, url := startIngressWorker(t, brokers, "w1", standardIngressTopology)
+	url = strings.Replace(url, "/webhooks/stripe", "/hooks/billing", 1)
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(msgID string, body []byte, at time.Time) int {
+		sig, err := wh.Sign(msgID, at, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("webhook-id", msgID)
+		req.Header.Set("webhook-timestamp", strconv.FormatInt(at.Unix(), 10))
+		req.Header.Set("webhook-signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	b1 := []byte(`{"type":"invoice.created","timestamp":"2026-11-30T05:00:00Z","data":{"object":"invoice","id":"in_1","amount":100}}`)
+	b2 := []byte(`{"type":"invoice.updated","timestamp":"2026-11-30T05:01:00Z","data":{"object":"invoice","id":"in_1","amount":120}}`)
+	now := time.Now()
+	for _, c := range []struct {
+		id   string
+		body []byte
+		at   time.Time
+	}{{"msg_1", b1, now}, {"msg_2", b2, now}, {"msg_1", b1, now.Add(time.Second)}} {
+		if code := send(c.id, c.body, c.at); code != 200 {
+			t.Fatalf("%s: status %d", c.id, code)
+		}
+	}
+	if code := send("msg_3", b2, now.Add(-time.Hour)); code != 400 {
+		t.Errorf("stale: status %d, want 400", code)
+	}
+	waitProcessed(t, brokers, time.Minute, plan)
+	if err := wk.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range readAll(t, brokers, "sync.sw") {
+		r := decodeSink(t, m)
+		got = append(got, r.Type+" "+string(r.Fields["amount"]))
+	}
+	if fmt.Sprint(got) != "[invoice.created 100 invoice.updated 120]" {
+		t.Errorf("sink %q", got)
+	}
+	if s := wk.w.Stats(plan.Name()); s.Duplicates != 1 {
+		t.Errorf("duplicates %d, want 1 (msg_1 redelivered)", s.Duplicates)
 	}
 }

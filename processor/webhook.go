@@ -1,6 +1,10 @@
 package processor
 
 import (
+	"bytes"
+
+	"github.com/IBM/sarama"
+
 	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -22,4 +26,20 @@ func WebhookMap(plan *topology.Plan) cdc.WebhookMap {
 			return cdc.Op(op[0]), true
 		},
 	}
+}
+
+// decode decodes one source record; a webhook raw record with its headers,
+// for maps that read "header:<Name>" fields.
+func (p *pipeline) decode(msg *sarama.ConsumerMessage) (*cdc.Event, error) {
+	if wd, ok := p.dec.(*cdc.WebhookDecoder); ok {
+		return wd.DecodeRecord(msg.Topic, msg.Key, msg.Value, func(name string) string {
+			for _, h := range msg.Headers {
+				if h != nil && bytes.EqualFold(h.Key, []byte(name)) {
+					return string(h.Value)
+				}
+			}
+			return ""
+		})
+	}
+	return p.dec.Decode(msg.Topic, msg.Key, msg.Value)
 }

@@ -42,9 +42,9 @@ type Webhook struct {
 // WebhookMap says where a delivery's parts are in its JSON body, as gjson
 // paths (github.com/tidwall/gjson syntax: dots, escaped dots, #, ...).
 type WebhookMap struct {
-	ID         string   // the delivery (event) ID: the event ID, so redeliveries are dropped
-	Type       string   // the event type, matched against Ops
-	Entity     string   // the entity name, e.g. "customer"
+	ID         string   // the delivery (event) ID: the event ID, so redeliveries are dropped; or header:<Name>
+	Type       string   // the event type, matched against Ops; or header:<Name>
+	Entity     string   // the entity name, e.g. "customer"; or header:<Name>
 	Key        []string // the entity key fields; empty keys by the delivery ID
 	After      string   // the entity's state after the change
 	Before     string   // the previous values of the changed fields, when sent
@@ -221,7 +221,20 @@ func (v *validator) webhook() {
 			v.add("source.webhook.map."+r.name, ErrMissing, "required: a JSON path into the delivery body")
 		}
 	}
+	for _, r := range []struct{ name, val string }{{"id", m.ID}, {"type", m.Type}, {"entity", m.Entity}} {
+		if name, ok := strings.CutPrefix(r.val, "header:"); ok && (name == "" || strings.ContainsAny(name, " \t:")) {
+			v.add("source.webhook.map."+r.name, ErrInvalid, "%q: want header:<Name>, e.g. header:webhook-id", r.val)
+		}
+	}
+	for _, r := range []struct{ name, val string }{{"after", m.After}, {"before", m.Before}, {"occurred_at", m.OccurredAt}} {
+		if strings.HasPrefix(r.val, "header:") {
+			v.add("source.webhook.map."+r.name, ErrInvalid, "only id, type and entity can be read from a header")
+		}
+	}
 	for i, k := range m.Key {
+		if strings.HasPrefix(k, "header:") {
+			v.add(fmt.Sprintf("source.webhook.map.key[%d]", i), ErrInvalid, "only id, type and entity can be read from a header")
+		}
 		if k == "" {
 			v.add(fmt.Sprintf("source.webhook.map.key[%d]", i), ErrInvalid, "empty JSON path")
 		}

@@ -76,6 +76,9 @@ func TestWebhookBreakOneField(t *testing.T) {
 		{"no after", "      after: data.object\n", "", "source.webhook.map.after", ErrMissing},
 		{"bad op", "'*.deleted': d", "'*.deleted': x", "source.webhook.map.ops.*.deleted", ErrInvalid},
 		{"bad pattern", "'*.deleted': d", "'[': d", "source.webhook.map.ops.[", ErrInvalid},
+		{"empty header name", "      id: id\n", "      id: 'header:'\n", "source.webhook.map.id", ErrInvalid},
+		{"after from a header", "after: data.object", "after: header:x-state", "source.webhook.map.after", ErrInvalid},
+		{"key from a header", "key: [data.object.id]", "key: [header:x-key]", "source.webhook.map.key[0]", ErrInvalid},
 		{"webhook on debezium", "format: webhook", "format: debezium-json", "source.webhook", ErrInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,5 +120,16 @@ func TestWebhookDescribe(t *testing.T) {
 		if !strings.Contains(d, want) {
 			t.Errorf("Describe lacks %q:\n%s", want, d)
 		}
+	}
+}
+
+func TestWebhookHeaderFields(t *testing.T) {
+	doc := strings.Replace(strings.Replace(stripeTopology, "      id: id\n", "      id: header:webhook-id\n", 1), "      type: type\n", "      type: header:X-GitHub-Event\n", 1)
+	p, err := Parse("h.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := p.Webhook().Map; m.ID != "header:webhook-id" || m.Type != "header:X-GitHub-Event" {
+		t.Errorf("map %+v", m)
 	}
 }

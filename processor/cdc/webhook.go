@@ -19,7 +19,9 @@ const MaxWebhookDepth = 64
 
 // WebhookMap says where a webhook delivery's parts are in its JSON body,
 // as gjson paths (github.com/tidwall/gjson), and how its event type maps
-// to an op. The ingress uses it to check and key a request before it is
+// to an op. ID, Type and Entity may instead name a request header as
+// "header:<Name>" (Standard Webhooks' webhook-id, GitHub's
+// X-GitHub-Delivery and X-GitHub-Event). The ingress uses it to check and key a request before it is
 // acknowledged, the WebhookDecoder to turn the raw record into an Event;
 // both see the same body, so a body the ingress accepted decodes.
 type WebhookMap struct {
@@ -33,6 +35,9 @@ type WebhookMap struct {
 	// Op maps an event type to an op (c, u or d); false when none matches.
 	Op func(eventType string) (Op, bool)
 }
+
+// HeaderPrefix marks a WebhookMap field read from a request header.
+const HeaderPrefix = "header:"
 
 // Delivery is what WebhookMap.Extract finds in a body.
 type Delivery struct {
@@ -50,7 +55,9 @@ type Delivery struct {
 // *DecodeError (ErrMalformed for bytes that are not a JSON object,
 // ErrMissingField for a missing part, ErrUnknownOp for an unmapped event
 // type); its Reason is safe to return to the sender.
-func (m WebhookMap) Extract(body []byte) (Delivery, error) {
+//
+// header looks up a request header (case-insensitive; nil means none).
+func (m WebhookMap) Extract(body []byte, header func(name string) string) (Delivery, error) {
 	var d Delivery
 	bad := func(kind error, path, reason string) (Delivery, error) {
 		return Delivery{}, &DecodeError{Part: "value", Path: path, Reason: reason, Err: kind}
@@ -69,26 +76,33 @@ func (m WebhookMap) Extract(body []byte) (Delivery, error) {
 	if !root.IsObject() {
 		return bad(ErrMalformed, "", "body is not a JSON object")
 	}
-	id := root.Get(m.ID)
-	if !scalar(id) || id.String() == "" {
+	text := func(path string, numbers bool) string {
+		if name, ok := strings.CutPrefix(path, HeaderPrefix); ok {
+			if header == nil {
+				return ""
+			}
+			return header(name)
+		}
+		v := root.Get(path)
+		if v.Type == gjson.String || numbers && v.Type == gjson.Number {
+			return v.String()
+		}
+		return ""
+	}
+	if d.ID = text(m.ID, true); d.ID == "" {
 		return bad(ErrMissingField, m.ID, "no delivery ID")
 	}
-	d.ID = id.String()
-	typ := root.Get(m.Type)
-	if typ.Type != gjson.String || typ.Str == "" {
+	if d.Type = text(m.Type, false); d.Type == "" {
 		return bad(ErrMissingField, m.Type, "no event type")
 	}
-	d.Type = typ.Str
 	op, ok := m.Op(d.Type)
 	if !ok {
 		return bad(ErrUnknownOp, m.Type, "unmapped event type")
 	}
 	d.Op = op
-	ent := root.Get(m.Entity)
-	if ent.Type != gjson.String || ent.Str == "" {
+	if d.Entity = text(m.Entity, false); d.Entity == "" {
 		return bad(ErrMissingField, m.Entity, "no entity name")
 	}
-	d.Entity = ent.Str
 	if after := root.Get(m.After); !after.IsObject() {
 		return bad(ErrMissingField, m.After, "no entity state object")
 	}
@@ -135,8 +149,14 @@ func NewWebhookDecoder(opts Options, m WebhookMap) *WebhookDecoder {
 //     previous_attributes), the before-state's keys; otherwise every field
 //     of the state;
 //   - Position: the delivery ID.
-func (d *WebhookDecoder) Decode(_ string, _, value []byte) (*Event, error) {
-	del, err := d.m.Extract(value)
+func (d *WebhookDecoder) Decode(topic string, key, value []byte) (*Event, error) {
+	return d.DecodeRecord(topic, key, value, nil)
+}
+
+// DecodeRecord is Decode with the raw record's headers, for maps that
+// read "header:<Name>" fields; header looks a name up case-insensitively.
+func (d *WebhookDecoder) DecodeRecord(_ string, _, value []byte, header func(name string) string) (*Event, error) {
+	del, err := d.m.Extract(value, header)
 	if err != nil {
 		return nil, err
 	}

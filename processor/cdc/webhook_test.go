@@ -110,7 +110,7 @@ func TestWebhookExtractRefuses(t *testing.T) {
 		"state not object": {`{"id":"e","type":"customer.created","data":{"object":"x"}}`, ErrMissingField},
 		"no key":           {`{"id":"e","type":"customer.created","data":{"object":{"object":"customer"}}}`, ErrMissingField},
 	} {
-		_, err := m.Extract([]byte(c.body))
+		_, err := m.Extract([]byte(c.body), nil)
 		var de *DecodeError
 		if !errors.As(err, &de) || !errors.Is(err, c.kind) {
 			t.Errorf("%s: %v, want a DecodeError wrapping %v", name, err, c.kind)
@@ -118,20 +118,20 @@ func TestWebhookExtractRefuses(t *testing.T) {
 	}
 	// Brackets inside strings do not count as depth.
 	ok := `{"id":"e` + strings.Repeat("[", 200) + `","type":"customer.created","data":{"object":{"id":"c","object":"customer"}}}`
-	if _, err := m.Extract([]byte(ok)); err != nil {
+	if _, err := m.Extract([]byte(ok), nil); err != nil {
 		t.Errorf("brackets in a string: %v", err)
 	}
 }
 
 func TestWebhookRecordKey(t *testing.T) {
 	m := stripeMap()
-	a, _ := m.Extract([]byte(`{"id":"e1","type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}`))
-	b, _ := m.Extract([]byte(`{"id":"e2","type":"customer.updated","data":{"object":{"id":"cus_1","object":"customer","x":1}}}`))
+	a, _ := m.Extract([]byte(`{"id":"e1","type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}`), nil)
+	b, _ := m.Extract([]byte(`{"id":"e2","type":"customer.updated","data":{"object":{"id":"cus_1","object":"customer","x":1}}}`), nil)
 	if string(a.RecordKey) != string(b.RecordKey) || len(a.RecordKey) == 0 {
 		t.Errorf("same entity key, different record keys %q %q", a.RecordKey, b.RecordKey)
 	}
 	m.Key = nil
-	c, _ := m.Extract([]byte(`{"id":"e3","type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}`))
+	c, _ := m.Extract([]byte(`{"id":"e3","type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}`), nil)
 	if string(c.RecordKey) != "e3" {
 		t.Errorf("no key paths: record key %q, want the delivery ID", c.RecordKey)
 	}
@@ -144,4 +144,26 @@ func FuzzWebhookDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = d.Decode("t", nil, b)
 	})
+}
+
+// Standard Webhooks carries the message ID in the webhook-id header, not
+// the body: the map reads it as header:webhook-id.
+func TestWebhookHeaderFields(t *testing.T) {
+	m := stripeMap()
+	m.ID = "header:webhook-id"
+	m.Type = "header:X-Event"
+	body := []byte(`{"data":{"object":{"id":"cus_1","object":"customer"}}}`)
+	hdr := map[string]string{"webhook-id": "msg_2Ld", "x-event": "customer.updated"}
+	lookup := func(n string) string { return hdr[strings.ToLower(n)] }
+	d, err := m.Extract(body, lookup)
+	if err != nil || d.ID != "msg_2Ld" || d.Op != OpUpdate {
+		t.Fatalf("extract: %+v %v", d, err)
+	}
+	if _, err := m.Extract(body, nil); !errors.Is(err, ErrMissingField) {
+		t.Errorf("no headers: %v, want ErrMissingField", err)
+	}
+	ev, err := NewWebhookDecoder(Options{SourceSystem: "s"}, m).DecodeRecord("t", nil, body, lookup)
+	if err != nil || ev.ID != WebhookID("s", "msg_2Ld") {
+		t.Fatalf("decode: %v", err)
+	}
 }

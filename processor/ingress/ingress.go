@@ -210,7 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, ep.Topology, ReasonUnauthorized, http.StatusUnauthorized, "unauthorized")
 		return
 	}
-	del, err := ep.Map.Extract(body)
+	del, err := ep.Map.Extract(body, r.Header.Get)
 	if err != nil {
 		reason := "body refused"
 		var de *cdc.DecodeError

@@ -244,7 +244,7 @@ func TestIngressAnswers(t *testing.T) {
 	if !bytes.Equal(m.Value, good) {
 		t.Errorf("value is not the raw body: %s", m.Value)
 	}
-	d, _ := testMap().Extract(good)
+	d, _ := testMap().Extract(good, nil)
 	if !bytes.Equal(m.Key, d.RecordKey) {
 		t.Errorf("key %q, want the entity key %q", m.Key, d.RecordKey)
 	}
