@@ -120,7 +120,11 @@ func ingressStripeRun(t *testing.T, guarantee string) {
 		return nil, errors.New("broker down"), true
 	})
 
-	wl := webhookload.NewWorkload(10_000, 500, 16, 0.10, 0.05, 7)
+	n := 10_000
+	if testing.Short() {
+		n = 2_000 // the race-detector run
+	}
+	wl := webhookload.NewWorkload(n, 500, 16, 0.10, 0.05, 7)
 	stats := &webhookload.Stats{}
 	s := &webhookload.Sender{URL: url, Client: &http.Client{Timeout: 30 * time.Second}, Stats: stats,
 		Secret: func(i int) string {
