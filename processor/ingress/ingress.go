@@ -234,7 +234,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err = s.prod.Produce(ctx, msg)
 	cancel()
 	switch {
-	case errors.Is(err, sarama.ErrMessageSizeTooLarge):
+	case tooLarge(err):
 		s.reject(w, ep.Topology, ReasonTooLarge, http.StatusRequestEntityTooLarge, "body too large for a record")
 		return
 	case err != nil:
@@ -280,4 +280,13 @@ func recordHeaders(h http.Header, v *Verifier, received time.Time, id string) []
 		}
 	}
 	return out
+}
+
+// tooLarge reports whether err refuses the record for its size: the
+// broker's MESSAGE_TOO_LARGE, or sarama's own check against
+// Producer.MaxMessageBytes, which it reports as a ConfigurationError.
+func tooLarge(err error) bool {
+	var ce sarama.ConfigurationError
+	return errors.Is(err, sarama.ErrMessageSizeTooLarge) ||
+		errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes")
 }

@@ -91,6 +91,7 @@ func newRig(t *testing.T, tweak func(*Config)) *rig {
 	sc.Producer.Retry.Max = 3
 	sc.Producer.Retry.Backoff = 50 * time.Millisecond
 	sc.Producer.Flush.Frequency = time.Millisecond
+	sc.Producer.MaxMessageBytes = 1_000_000 // as the worker's producers (processor.maxMessageBytes)
 	client, err := sarama.NewClient(kc.ListenAddrs(), sc)
 	if err != nil {
 		t.Fatal(err)
@@ -493,5 +494,20 @@ func TestIngressConcurrencyBound(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.metrics.Rejected.WithLabelValues("stripe", ReasonOverloaded)); got != float64(n[503]) {
 		t.Errorf("overloaded counted %v, answered %d", got, n[503])
+	}
+}
+
+// A body under max_body whose record is over the producer's 1,000,000
+// bytes is refused with 413, not 503: retrying cannot help.
+func TestIngressRecordTooLarge(t *testing.T) {
+	r := newRig(t, nil)
+	pad := strings.Repeat("x", 1_000_100)
+	b := []byte(fmt.Sprintf(`{"id":"evt_big","type":"customer.created","data":{"object":{"id":"cus_big","object":"customer","note":%q}}}`, pad))
+	resp, _ := r.post(t, "/webhooks/stripe", b, map[string]string{"Stripe-Signature": stripeSig(testSecret, time.Now(), b)})
+	if resp.StatusCode != 413 {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+	if got := testutil.ToFloat64(r.metrics.Rejected.WithLabelValues("stripe", ReasonTooLarge)); got != 1 {
+		t.Errorf("too_large counted %v", got)
 	}
 }
