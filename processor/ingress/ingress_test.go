@@ -498,7 +498,9 @@ func TestIngressConcurrencyBound(t *testing.T) {
 }
 
 // A body under max_body whose record is over the producer's 1,000,000
-// bytes is refused with 413, not 503: retrying cannot help.
+// bytes is refused with 413. Regression: sarama reports its own size check
+// as a ConfigurationError, which was answered 503, so the provider would
+// have retried a delivery that can never be stored.
 func TestIngressRecordTooLarge(t *testing.T) {
 	r := newRig(t, nil)
 	pad := strings.Repeat("x", 1_000_100)
