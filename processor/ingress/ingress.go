@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -99,13 +100,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Server is the ingress endpoint. It is an http.Handler; Serve runs it on
 // a listener with the Config's bounds.
 type Server struct {
-	cfg   Config
-	eps   map[string]*Endpoint
-	prod  Producer
-	m     *Metrics
-	log   *zap.Logger
-	slots chan struct{}
-	now   func() time.Time
+	cfg    Config
+	eps    map[string]*Endpoint
+	prod   Producer
+	m      *Metrics
+	log    *zap.Logger
+	slots  chan struct{}
+	now    func() time.Time
+	warned atomic.Int64 // unix nanoseconds of the last 503 log line
 }
 
 // New checks the endpoints (distinct paths) and returns a Server.
@@ -238,7 +240,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, ep.Topology, ReasonTooLarge, http.StatusRequestEntityTooLarge, "body too large for a record")
 		return
 	case err != nil:
-		s.log.Warn("webhook not acknowledged: broker unavailable", zap.String("topology", ep.Topology), zap.Error(err))
+		// At most one line a second: an outage answers every request 503.
+		if now := time.Now().UnixNano(); now-s.warned.Load() > int64(time.Second) {
+			s.warned.Store(now)
+			s.log.Warn("webhook not acknowledged: broker unavailable (503; counted in cdcsync_ingress_rejected_total)", zap.String("topology", ep.Topology), zap.Error(err))
+		}
 		s.reject(w, ep.Topology, ReasonUnavailable, http.StatusServiceUnavailable, "not stored, retry later")
 		return
 	}
