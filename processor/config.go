@@ -31,6 +31,10 @@ type Config struct {
 	// HTTPAddr serves /metrics, /healthz and /readyz. Default ":9102";
 	// empty disables the server.
 	HTTPAddr string `yaml:"http_addr"`
+	// IngressAddr serves the webhook topologies' source.webhook.path
+	// (docs/webhooks.md), apart from HTTPAddr so it can be exposed while
+	// the metrics stay private. Default empty: no ingress endpoint.
+	IngressAddr string `yaml:"ingress_addr"`
 	// MaxInFlight bounds the records per claimed partition that are
 	// consumed but not yet fully acknowledged. When it is reached the
 	// partition pauses until acknowledgements arrive. Default 4096.
@@ -150,6 +154,11 @@ func (c Config) Validate() error {
 	if c.HTTPAddr != "" {
 		if err := CheckListenAddr(c.HTTPAddr); err != nil {
 			return bad("http_addr", "%v", err)
+		}
+	}
+	if c.IngressAddr != "" {
+		if err := CheckListenAddr(c.IngressAddr); err != nil {
+			return bad("ingress_addr", "%v", err)
 		}
 	}
 	if c.RegistryURL != "" {

@@ -65,6 +65,8 @@
 //	cdcsync_apply_events_total              counter    topology,outcome             apply topologies: events applied (or already applied: a replay), rejected (to the DLQ, stage apply) or skipped (tombstones, messages, ignored truncates)
 //	cdcsync_apply_batch_seconds             histogram  topology                     apply topologies: time of one Apply call, a partition's batch written into the target
 //	cdcsync_apply_conflicts_total           counter    topology,field               apply.kind postgres: fields the target changed itself since the event's before value, counted whatever on_conflict does
+//	cdcsync_ingress_rejected_total          counter    topology,reason              webhook requests answered with an error (topology empty for an unknown path), by reason: not_found, method, too_large, unauthorized, stale, bad_request, timeout, unavailable, overloaded
+//	cdcsync_ingress_accepted_total          counter    topology                     webhook deliveries acknowledged (2xx) after the broker acknowledged their raw record
 //	cdcsync_build_info                      gauge      version,go_version           always 1
 //
 // The per-partition series (lag, ledger keys) exist only while this worker

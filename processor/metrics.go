@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/processor/ingress"
 )
 
 // Stats are one topology's counters in this worker. They are the single
@@ -60,8 +61,9 @@ type metrics struct {
 	ledgerKeys *prometheus.GaugeVec
 	restore    *prometheus.HistogramVec
 	dlq        *prometheus.CounterVec
-	breaker    *breakerMetrics // cdcsync_breaker_* (breaker.go)
-	apply      *applyMetrics   // cdcsync_apply_* (applypipe.go)
+	breaker    *breakerMetrics  // cdcsync_breaker_* (breaker.go)
+	apply      *applyMetrics    // cdcsync_apply_* (applypipe.go)
+	ingress    *ingress.Metrics // cdcsync_ingress_* (processor/ingress)
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -101,6 +103,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"version", "go_version"})
 	buildInfo.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
 	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore, m.dlq, buildInfo)
+	m.ingress = ingress.NewMetrics(reg)
 	m.breaker = newBreakerMetrics(reg)
 	m.apply = newApplyMetrics(reg)
 	return m

@@ -153,6 +153,8 @@ func newDecoder(plan *topology.Plan, registry *schemas.Client) (cdc.Decoder, err
 		return cdc.NewJSONDecoder(opts), nil
 	case topology.DebeziumAvro:
 		return cdc.NewAvroDecoder(opts, registry), nil
+	case topology.WebhookJSON:
+		return cdc.NewWebhookDecoder(opts, WebhookMap(plan)), nil
 	}
 	return nil, fmt.Errorf("%w: topology %s: source.format %s is not supported by this worker yet", ErrConfig, plan.Name(), plan.Format())
 }

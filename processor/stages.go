@@ -208,7 +208,7 @@ func (c *claimCtx) stages(msg *sarama.ConsumerMessage) decision {
 		return c.rejectedBefore(msg, rj)
 	}
 
-	ev, err := p.dec.Decode(msg.Topic, msg.Key, msg.Value)
+	ev, err := p.decode(msg)
 	if err != nil {
 		if classify(err) != Permanent {
 			// Transient: retried. Fatal (the registry refused our

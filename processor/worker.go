@@ -43,6 +43,7 @@ type Worker struct {
 	actMu       sync.Mutex                 // one action at a time (rest.go)
 	localMu     sync.Mutex
 	local       map[string]api.Desired // desired states without a control topic
+	ingress     *webhookIngress        // nil without webhook topologies or ingress_addr (webhook_ingress.go)
 }
 
 // New validates the configuration and the plans and builds a worker. It
@@ -100,6 +101,9 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 	if w.console, err = w.newConsole(plans); err != nil {
 		return nil, err
 	}
+	if w.ingress, err = newWebhookIngress(cfg, plans, w.metrics, log); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -132,6 +136,17 @@ func (w *Worker) Ready() bool {
 func (w *Worker) HTTPAddr() string {
 	if a := w.httpAddr.Load(); a != nil {
 		return *a
+	}
+	return ""
+}
+
+// IngressAddr is the address the webhook ingress listens on, once Run
+// has started it; empty otherwise.
+func (w *Worker) IngressAddr() string {
+	if w.ingress != nil {
+		if a := w.ingress.addr.Load(); a != nil {
+			return *a
+		}
 	}
 	return ""
 }
@@ -199,6 +214,20 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 
+	// The webhook ingress stops accepting first when ctx ends, and waits
+	// for the produces of the requests in flight.
+	var ingressDone chan error
+	ictx, icancel := context.WithCancel(ctx)
+	defer icancel()
+	if w.ingress != nil {
+		if err := w.ingress.start(); err != nil {
+			stopCtl()
+			return errors.Join(err, stopHTTP())
+		}
+		ingressDone = make(chan error, 1)
+		go func() { ingressDone <- w.ingress.run(ictx) }()
+	}
+
 	// Topologies fail independently, as Kafka Connect's connectors do: a
 	// fatal error stops its own pipeline (logged; /healthz and /readyz
 	// name it) while the others keep running; with an api_token it waits
@@ -240,6 +269,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			<-done
 		}
 		deadline.Stop()
+	}
+	if ingressDone != nil {
+		icancel()
+		if err := <-ingressDone; err != nil {
+			fail(fmt.Errorf("ingress: %w", err))
+		}
 	}
 	// The control topic's reports end with tombstones once the
 	// pipelines have stopped; /metrics, /healthz and /readyz stay served

@@ -60,6 +60,7 @@ type Source struct {
 	Format       Format
 	Tombstones   Tombstones
 	Truncate     Truncate
+	Webhook      Webhook // source.format: webhook only (webhook.go)
 }
 
 // Dedup is the "dedup" section: how event IDs are derived and how long the
@@ -133,7 +134,7 @@ type Retry struct {
 // Source.Topics or Source.TopicPattern, Source.System, Source.Format,
 // Sink.Topic and Sink.Key have no default and must be set.
 func NewConfig() *Config {
-	return &Config{
+	c := &Config{
 		Dedup: Dedup{Key: DedupPosition, Window: DefaultDedupWindow},
 		Errors: ErrorPolicy{
 			Retry: Retry{
@@ -149,6 +150,8 @@ func NewConfig() *Config {
 		CommitInterval: DefaultCommitInterval,
 		Apply:          defaultApply(),
 	}
+	c.Source.Webhook.defaults()
+	return c
 }
 
 // clone returns a deep copy, sharing only the read-only position maps.
@@ -159,6 +162,7 @@ func (c *Config) clone() *Config {
 	d.Sink.Key = slices.Clone(c.Sink.Key)
 	d.Sink.Headers.Propagate = slices.Clone(c.Sink.Headers.Propagate)
 	d.Apply = c.Apply.clone()
+	d.Source.Webhook = (&Plan{cfg: c}).Webhook()
 	if c.Authority.Owners != nil {
 		d.Authority.Owners = make(map[string]System, len(c.Authority.Owners))
 		for f, s := range c.Authority.Owners {
@@ -365,6 +369,7 @@ func (v *validator) source(declared map[System]bool) {
 	if !validEnum(truncateNames, int(s.Truncate)) {
 		v.add("source.truncate", ErrInvalid, "%v is not one of %s", s.Truncate, quoteList(truncateNames))
 	}
+	v.webhook()
 }
 
 func (v *validator) dedup() {

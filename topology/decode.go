@@ -92,6 +92,7 @@ func (d *decoder) topLevel() []field {
 				{"format", func(n *yaml.Node, p string) { d.enum(n, p, formatNames, (*int)(&c.Source.Format)) }},
 				{"tombstones", func(n *yaml.Node, p string) { d.enum(n, p, tombstonesNames, (*int)(&c.Source.Tombstones)) }},
 				{"truncate", func(n *yaml.Node, p string) { d.enum(n, p, truncateNames, (*int)(&c.Source.Truncate)) }},
+				{"webhook", func(n *yaml.Node, p string) { d.webhook(n, p) }},
 			})
 		}},
 		{"dedup", func(n *yaml.Node, p string) {

@@ -72,6 +72,9 @@ func (p *Plan) Options() []Option {
 	line("source.format", c.Source.Format.String(), false, "")
 	line("source.tombstones", c.Source.Tombstones.String(), def("source.tombstones", c.Source.Tombstones == TombstonesPass), "")
 	line("source.truncate", c.Source.Truncate.String(), def("source.truncate", c.Source.Truncate == TruncateDLQ), "")
+	if c.Source.Format == WebhookJSON {
+		describeWebhook(c, line, def)
+	}
 
 	line("dedup.key", c.Dedup.Key.String(), def("dedup.key", c.Dedup.Key == DedupPosition), "")
 	if c.Dedup.Key == DedupField {

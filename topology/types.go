@@ -29,6 +29,9 @@ const (
 	CdcsyncJSON
 	// CdcsyncAvro is what a cdcsync sink writes with sink.format avro.
 	CdcsyncAvro
+	// WebhookJSON is the raw topic of a webhook ingress (source.webhook):
+	// each record's value is a verified delivery's body.
+	WebhookJSON
 )
 
 // Tombstones says what happens to a tombstone (a record with a null value,
@@ -138,7 +141,7 @@ const (
 // The spellings of each enum in topology files, indexed by value. The first
 // spelling of each table is the default unless the zero value is "unset".
 var (
-	formatNames          = []string{"", "debezium-json", "debezium-avro", "cdcsync-json", "cdcsync-avro"}
+	formatNames          = []string{"", "debezium-json", "debezium-avro", "cdcsync-json", "cdcsync-avro", "webhook"}
 	tombstonesNames      = []string{"pass", "drop"}
 	truncateNames        = []string{"dlq", "pass", "drop"}
 	dedupKeyNames        = []string{"position", "content", "field"}

@@ -186,6 +186,7 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		{"CDCSYNC_BROKERS", func(v string) error { wf.Brokers = splitAddrs(v); return nil }},
 		{"CDCSYNC_TOPOLOGIES", func(v string) error { wf.Topologies = v; return nil }},
 		{"CDCSYNC_HTTP_ADDR", func(v string) error { wf.HTTPAddr = v; return nil }},
+		{"CDCSYNC_INGRESS_ADDR", func(v string) error { wf.IngressAddr = v; return nil }},
 		{"CDCSYNC_CLIENT_ID", func(v string) error { wf.ClientID = v; return nil }},
 		{"CDCSYNC_KAFKA_VERSION", func(v string) error { wf.KafkaVersion = v; return nil }},
 		{"CDCSYNC_REGISTRY_URL", func(v string) error { wf.RegistryURL = v; return nil }},
