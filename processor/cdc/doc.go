@@ -110,9 +110,14 @@
 //     every op but t and m when the topology asks (IDContent).
 //   - Field (IDField): the entity and the value of the named field, looked
 //     up in After, then Before, then Key, e.g. an outbox table's "id".
-//   - Tombstones carry no position: name, database, schema and table from
-//     the topic (ParseTopic), and the key. Two tombstones for the same key share an ID,
+//   - Tombstones carry no position: the topic's name parts in order
+//     (ParseTopic's prefix, database, schema and table, the empty ones
+//     left out, so the ID does not depend on which shape the topic was
+//     read in), and the key. Two tombstones for the same key share an ID,
 //     which is harmless since applying a tombstone twice is a no-op.
+//     (tombstone/v1 hashed the parts by role; a tombstone redelivered
+//     across the upgrade gets a new ID and is written once more, a no-op
+//     for a compacted sink.)
 //
 // The canonical encoding is type-stable: every number (int64, float64,
 // Decimal, Number) is encoded as its normalized decimal value, so 42,

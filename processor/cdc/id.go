@@ -9,7 +9,7 @@ const (
 	idTagPosition  = "cdcsync/id/position/v1"
 	idTagContent   = "cdcsync/id/content/v1"
 	idTagField     = "cdcsync/id/field/v1"
-	idTagTombstone = "cdcsync/id/tombstone/v1"
+	idTagTombstone = "cdcsync/id/tombstone/v2"
 )
 
 // ComputeID returns the deterministic ID of ev (see the package
@@ -26,6 +26,22 @@ func computeID(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
 	b := (*buf)[:0]
 	defer func() { *buf = b[:0] }()
 	src := &ev.Source
+	// A tombstone's identity is its topic's name parts in order, whatever
+	// shape they were read in: the shape depends on what the decoder saw
+	// of the topic before (topicKinds), and the ID must not. Regression:
+	// v1 hashed the parts by role, so a MySQL tombstone read first after a
+	// start (prefix.schema.table) and one read after a value record
+	// (prefix.database.table) got different IDs, and a redelivered
+	// tombstone was not recognised.
+	identTombstone := func() {
+		b = appendCanonString(b, canonString, idTagTombstone)
+		for _, part := range [...]string{src.Name, src.Database, src.Schema, src.Table} {
+			if part != "" {
+				b = appendCanonString(b, canonString, part)
+			}
+		}
+		b = AppendCanonical(b, ev.Key)
+	}
 	ident := func(tag string) {
 		b = appendCanonString(b, canonString, tag)
 		b = appendCanonString(b, canonString, src.Name)
@@ -46,7 +62,7 @@ func computeID(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
 		}
 		if !ok {
 			if ev.Tombstone {
-				ident(idTagTombstone)
+				identTombstone()
 				break
 			}
 			return ID{}, &DecodeError{Part: "value", Path: "payload.after." + field, Reason: "ID field is absent", Err: ErrMissingField}
@@ -55,7 +71,7 @@ func computeID(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
 		b = appendCanonString(b, canonString, ev.Entity)
 		b = AppendCanonical(b, v)
 	case ev.Tombstone:
-		ident(idTagTombstone)
+		identTombstone()
 	case (mode == IDContent || ev.Op == OpRead) && ev.Op != OpTruncate && ev.Op != OpMessage:
 		ident(idTagContent)
 		// The state is hashed separately, so the key input stays short and
