@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/cdcsync/cdcsync/processor/cdc"
 )
 
 // RestoreStats describes one Restore.
@@ -16,6 +18,8 @@ type RestoreStats struct {
 	Keys       int // IDs added to the index
 	Rows       int // row states added to the index (version-3 records; a later state of a row replaces the earlier)
 	Records    int // data records read (tombstones included, transaction markers and aborted records not)
+	Batches    int // batch records read (version 4, group commit); each holds many entries
+	Entries    int // event entries read: one per single-ID record, one per entry of a batch
 	Tombstones int // records with a nil value: IDs forgotten
 	Expired    int // records first seen before the dedup window: skipped
 	Invalid    int // records with a bad key or value: skipped
@@ -140,6 +144,7 @@ type restorer struct {
 	fetchSize int32
 	aborted   map[int64]struct{} // producer IDs inside an aborted transaction
 	pending   []*sarama.AbortedTransaction
+	entries   []BatchEntry // a batch's entries, reused
 }
 
 func (r *restorer) run(ctx context.Context) error {
@@ -404,6 +409,10 @@ func (r *restorer) advance(next int64) {
 
 func (r *restorer) fold(key, value []byte) {
 	r.stats.Records++
+	if IsBatchKey(key) {
+		r.foldBatch(key, value)
+		return
+	}
 	id, err := DecodeKey(key)
 	if err != nil {
 		r.invalid(err)
@@ -419,6 +428,28 @@ func (r *restorer) fold(key, value []byte) {
 		r.invalid(fmt.Errorf("key %s: %w", id, err))
 		return
 	}
+	r.apply(id, &e)
+}
+
+// foldBatch folds a batch record's entries in their order, as if each had
+// been a single-ID record at the batch's place in the log. A batch that
+// does not decode is skipped whole and counted once in Invalid.
+func (r *restorer) foldBatch(key, value []byte) {
+	var err error
+	r.entries, err = DecodeBatch(r.entries[:0], value)
+	if err != nil {
+		r.invalid(fmt.Errorf("batch key %x: %w", key, err))
+		return
+	}
+	r.stats.Batches++
+	for i := range r.entries {
+		r.apply(r.entries[i].ID, &r.entries[i].Entry)
+	}
+}
+
+// apply folds the entry of one event.
+func (r *restorer) apply(id cdc.ID, e *Entry) {
+	r.stats.Entries++
 	seen := toSeconds(e.FirstSeen)
 	if r.idx.expired(seen, r.cutoff) {
 		r.stats.Expired++
