@@ -134,6 +134,8 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return cmdBench(ctx, rest, stdout, stderr)
 	case "broker":
 		return cmdBroker(ctx, rest, stdout, stderr)
+	case "bench-side": // hidden: one side of cdcsync bench, in its own process
+		return cmdBenchSide(ctx, rest, stdout, stderr)
 	case "topology":
 		return cmdTopology(rest, stdout, stderr)
 	case "decode":
