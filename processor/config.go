@@ -32,7 +32,7 @@ type Config struct {
 	HTTPAddr string `yaml:"http_addr"`
 	// MaxInFlight bounds the records per claimed partition that are
 	// consumed but not yet fully acknowledged. When it is reached the
-	// partition pauses until acknowledgements arrive. Default 4096.
+	// partition pauses until acknowledgements arrive. Default 1024.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ShutdownTimeout bounds the soft shutdown (flush, commit, leave the
 	// group). Default 30s.
@@ -79,7 +79,7 @@ func DefaultConfig() Config {
 		ClientID:           "cdcsync-" + host,
 		KafkaVersion:       "2.8.0",
 		HTTPAddr:           ":9102",
-		MaxInFlight:        4096,
+		MaxInFlight:        1024,
 		ShutdownTimeout:    30 * time.Second,
 		ReplicationFactor:  -1,
 		SessionTimeout:     10 * time.Second,
@@ -187,9 +187,14 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = c.Heartbeat
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	ledger.TuneRestoreConfig(sc) // fetch sizes that suit ledger restore and the source alike
+	ledger.TuneRestoreConfig(sc) // fetch wait that suits ledger restore and the source alike
+	// Memory: sarama's 1 MiB per partition, at most 8 MiB per fetch
+	// response (Kafka fetch.max.bytes; sarama's default is 50 MiB) and its
+	// 256-message channels; with 4 MiB and 1024 a worker on 8 partitions
+	// peaked at 430 MB (docs/bench-findings.md).
+	sc.Consumer.Fetch.MaxBytes = 8 << 20
 	sc.Consumer.MaxProcessingTime = time.Second
-	sc.ChannelBufferSize = 1024
+	sc.ChannelBufferSize = 256
 
 	// Producer side: idempotent, acks=all, ordered (one request in flight),
 	// so per-key order holds through retries.

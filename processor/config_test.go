@@ -133,7 +133,7 @@ func TestDefaultConfig(t *testing.T) {
 		ClientID:           "cdcsync-" + host,
 		KafkaVersion:       "2.8.0",
 		HTTPAddr:           ":9102",
-		MaxInFlight:        4096,
+		MaxInFlight:        1024,
 		ShutdownTimeout:    30 * time.Second,
 		ReplicationFactor:  -1,
 		SessionTimeout:     10 * time.Second,

@@ -364,6 +364,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				return nil
 			}
 			lag.fetched(msg, claim.HighWaterMarkOffset())
+			detach(msg)
 			if !h.handleTxn(c, g, msg, commit) {
 				return nil
 			}

@@ -107,7 +107,7 @@ func TestLoadWorkerConfigFromEnvFile(t *testing.T) {
 	}
 	// An empty file is all defaults.
 	empty := writeFile(t, t.TempDir(), "empty.yaml", "")
-	if wf, err = loadWorkerConfig(empty, envMap(nil)); err != nil || wf.MaxInFlight != 4096 {
+	if wf, err = loadWorkerConfig(empty, envMap(nil)); err != nil || wf.MaxInFlight != 1024 {
 		t.Errorf("empty file: %+v, %v", wf, err)
 	}
 }

@@ -199,7 +199,9 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	}
 	exec := o.Exec
 	if exec == nil {
-		exec = func(ctx context.Context, side Side, so SideOptions) (SideResult, error) { return RunSide(ctx, side, so) }
+		exec = func(ctx context.Context, side Side, so SideOptions) (SideResult, error) {
+			return RunSide(ctx, side, so)
+		}
 	}
 	broker := func() (*Broker, error) {
 		if o.NewBroker != nil {

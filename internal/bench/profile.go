@@ -22,11 +22,12 @@ var buckets = []struct {
 	patterns []string
 }{
 	{"GC", []string{"runtime.gcBgMarkWorker", "runtime.gcAssistAlloc", "runtime.bgsweep", "runtime.bgscavenge", "runtime.gcStart", "runtime.markroot", "runtime.gcDrain"}},
-	{"decode", []string{"processor/cdc."}},
-	{"ledger", []string{"processor/ledger.", "processor.(*claimCtx).ledgerRecord", "processor.(*claimCtx).dedup", "processor.(*claimCtx).rowChange", "processor.(*aloWriter).addLedger", "processor.(*aloWriter).writeBatch", "processor.(*txnEmitter).flushLedger"}},
+	{"ledger (dedup, row state)", []string{"processor/ledger.", "processor.(*claimCtx).rowOf", "processor.(*claimCtx).duplicate", "processor.(*claimCtx).ledgerRecord",
+		"processor.(*claimCtx).staleTombstone", "processor.(*aloWriter).addLedger", "processor.(*aloWriter).writeBatch", "processor.(*aloWriter).ledAcks", "processor.(*txnEmitter).flushLedger"}},
 	{"authority", []string{"processor/authority."}},
-	{"route", []string{"processor/route.", "processor.(*pipeline).ensureSink", "processor.(*claimCtx).sinkTopic"}},
-	{"encode", []string{"processor.appendSinkValue", "cdcsync/schemas.", "processor.(*claimCtx).encode"}},
+	{"encode", []string{"processor.appendSinkValue", "cdcsync/schemas.", "processor.(*claimCtx).sinkHeaders", "processor.checkSize"}},
+	{"route", []string{"processor/route.", "processor.(*claimCtx).route", "processor.(*pipeline).usable", "processor.(*sinkTopics)"}},
+	{"decode", []string{"processor/cdc."}},
 	{"sarama produce", []string{"sarama.(*asyncProducer)", "sarama.(*brokerProducer)", "sarama.(*partitionProducer)", "sarama.(*topicProducer)", "sarama.(*produceSet)", "sarama.(*transactionManager)", "sarama.(*Broker).Produce", "sarama.(*ProduceRequest)", "sarama.(*syncProducer)"}},
 	{"sarama fetch", []string{"sarama.(*consumerGroup", "sarama.(*brokerConsumer)", "sarama.(*partitionConsumer)", "sarama.(*Broker).Fetch", "sarama.(*FetchResponse)", "sarama.(*FetchRequest)", "sarama.(*offsetManager)", "sarama.(*partitionOffsetManager)"}},
 	{"pipeline hand-offs", []string{"cdcsync/processor.", "internal/bench.(*passHandler)"}},

@@ -52,28 +52,22 @@ func (s RestoreStats) RecordsPerSecond() float64 {
 // TuneRestoreConfig sets the sarama options Restore reads to values that
 // suit reading a ledger partition end to end. Call it on the config of the
 // client passed to Restore; the values also suit the source consumer. It
-// sets:
+// sets Consumer.Fetch.Min = 1 byte and Consumer.MaxWaitTime = 250 ms
+// (Kafka fetch.min.bytes and fetch.max.wait.ms): Restore only fetches
+// below the end offset, where data is there at once, and a shorter wait
+// bounds how long a cancelled Restore can take.
 //
-//   - Consumer.Fetch.Default = 4 MiB: bytes asked per partition per fetch
-//     (Kafka max.partition.fetch.bytes; sarama's default is 1 MiB), about
-//     120k ledger records. Restore doubles it when a record batch does not
-//     fit, up to Consumer.Fetch.Max (0 means no limit) and
-//     Consumer.Fetch.MaxBytes (Kafka fetch.max.bytes, left at sarama's
-//     50 MiB).
-//   - Consumer.Fetch.Min = 1 byte and Consumer.MaxWaitTime = 250 ms
-//     (Kafka fetch.min.bytes and fetch.max.wait.ms): Restore only fetches
-//     below the end offset, where data is there at once, and a shorter wait
-//     bounds how long a cancelled Restore can take.
-//
+// Restore asks for at least RestoreFetchSize (4 MiB) per fetch, or
+// Consumer.Fetch.Default if larger, within Consumer.Fetch.Max and
+// Consumer.Fetch.MaxBytes, and doubles it when a record batch does not
+// fit. It no longer raises Consumer.Fetch.Default itself: the source
+// consumer shares the config, and 4 MiB per partition held about 100 MB of
+// fetch responses in a worker on 8 partitions (docs/bench-findings.md).
 // On the in-process broker the fetch size makes no measurable difference
-// (about 4.5M keys/s with 1 MiB and with 8 MiB fetches, see
+// to restore (about 4.5M keys/s with 1 MiB and with 8 MiB fetches, see
 // BenchmarkRestore500k); over a real network, larger fetches save round
 // trips.
 func TuneRestoreConfig(cfg *sarama.Config) {
-	cfg.Consumer.Fetch.Default = 4 << 20
-	if cfg.Consumer.Fetch.Max > 0 && cfg.Consumer.Fetch.Max < cfg.Consumer.Fetch.Default {
-		cfg.Consumer.Fetch.Max = cfg.Consumer.Fetch.Default
-	}
 	cfg.Consumer.Fetch.Min = 1
 	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
 }
@@ -170,7 +164,7 @@ func (r *restorer) run(ctx context.Context) error {
 		return fmt.Errorf("end offset: %w", err)
 	}
 	r.stats.StartOffset, r.stats.EndOffset = r.next, r.end
-	r.fetchSize = r.cfg.Consumer.Fetch.Default
+	r.fetchSize = r.initialFetchSize()
 	r.aborted = make(map[int64]struct{})
 
 	failures := 0
@@ -305,7 +299,7 @@ func (r *restorer) fetch(ctx context.Context) (bool, error) {
 		}
 	}
 	if r.next > before {
-		r.fetchSize = r.cfg.Consumer.Fetch.Default
+		r.fetchSize = r.initialFetchSize()
 		return true, nil
 	}
 	if partial {
@@ -475,6 +469,25 @@ func (r *restorer) invalid(err error) {
 	if r.stats.FirstInvalid == nil {
 		r.stats.FirstInvalid = err
 	}
+}
+
+// RestoreFetchSize is the least number of bytes Restore asks for per
+// fetch (Kafka max.partition.fetch.bytes), about 60k version-3 entries in
+// single-ID records: more than the source consumer's
+// Consumer.Fetch.Default, which stays small to bound the worker's memory.
+const RestoreFetchSize = 4 << 20
+
+// initialFetchSize is Consumer.Fetch.Default, at least RestoreFetchSize,
+// within Consumer.Fetch.Max (0: no limit) and Consumer.Fetch.MaxBytes.
+func (r *restorer) initialFetchSize() int32 {
+	n := max(r.cfg.Consumer.Fetch.Default, RestoreFetchSize)
+	if m := r.cfg.Consumer.Fetch.Max; m > 0 && m < n {
+		n = m
+	}
+	if m := r.cfg.Consumer.Fetch.MaxBytes; m > 0 && m < n {
+		n = m
+	}
+	return n
 }
 
 func (r *restorer) growFetchSize() {
