@@ -193,7 +193,9 @@ func (w *aloWriter) flushLedger() {
 // writeBatch hands lb to the ledger producer as one record and starts a
 // new batch for its partition.
 func (w *aloWriter) writeBatch(lb *ledgerBatch) {
-	w.pend[lb.part] = &ledgerBatch{part: lb.part, atts: make([]*attempt, 0, len(lb.atts))}
+	next := &ledgerBatch{part: lb.part, atts: make([]*attempt, 0, len(lb.atts))}
+	next.b.Grow(lb.b.Size()) // the next batch is likely the size of this one
+	w.pend[lb.part] = next
 	w.ledSeq++
 	w.led.Input() <- &sarama.ProducerMessage{
 		Topic:     w.p.ledgerTopic,

@@ -61,13 +61,14 @@ func (c *claimCtx) rowOf(topic string, ev *cdc.Event) rowChange {
 	return r
 }
 
-// resolve computes a lazy row state's content ID.
-func (r *rowChange) resolve(ev *cdc.Event) {
+// resolve computes a lazy row state's content ID, with buf as the
+// canonical encoding's scratch space (the claim's, reused per record).
+func (r *rowChange) resolve(ev *cdc.Event, buf *[]byte) {
 	if !r.lazy {
 		return
 	}
 	r.lazy = false
-	id, err := cdc.ComputeID(ev, cdc.IDContent, "")
+	id, err := cdc.ComputeIDBuf(ev, cdc.IDContent, "", buf)
 	if err != nil {
 		r.state = ledger.RowUnknown
 	} else {
@@ -119,7 +120,7 @@ func (c *claimCtx) staleTombstone(topic string, ev *cdc.Event, offset int64) boo
 // caller holds ps.mu.
 func (c *claimCtx) ledgerRecord(ev *cdc.Event, row *rowChange, msg *sarama.ConsumerMessage) *sarama.ProducerMessage {
 	now := c.p.now()
-	row.resolve(ev)
+	row.resolve(ev, &c.idBuf)
 	entry := ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset,
 		Row: row.key, State: row.state, RowContent: row.content, RowOnly: row.only}
 	lb := make([]byte, ledger.KeySize, ledger.KeySize+ledger.ValueSizeRow)

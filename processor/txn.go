@@ -137,7 +137,7 @@ func (e *txnEmitter) beginTxn() {
 	e.ps.idx.Mark()
 	e.ps.mu.Unlock()
 	e.open, e.records, e.outs, e.dlqs, e.ledgers, e.opened = true, 0, 0, e.dlqs[:0], 0, time.Now()
-	e.batch = ledger.Batch{} // the previous batch's buffer may still be in flight
+	e.batch.Reset() // empty unless an aborted transaction left entries; flushLedger hands written buffers over
 }
 
 func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
@@ -190,7 +190,9 @@ func (e *txnEmitter) flushLedger() {
 	e.ledSeq++
 	e.send(&sarama.ProducerMessage{Topic: e.p.ledgerTopic, Partition: e.led,
 		Key: sarama.ByteEncoder(ledger.BatchKey(e.ledID, e.ledSeq)), Value: sarama.ByteEncoder(e.batch.Value())})
-	e.batch = ledger.Batch{}
+	size := e.batch.Size()
+	e.batch = ledger.Batch{} // the written buffer belongs to the producer now
+	e.batch.Grow(size)
 }
 
 // producerErr notes a produce error. When the broker refused an output or

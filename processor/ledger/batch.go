@@ -105,6 +105,17 @@ func (b *Batch) Value() []byte {
 	return b.buf
 }
 
+// Grow makes room for about n bytes of entries without reallocating,
+// for a writer that expects a batch like its last one.
+func (b *Batch) Grow(n int) {
+	n = min(n, BatchMaxBytes) + batchHeader
+	if cap(b.buf)-len(b.buf) < n {
+		nb := make([]byte, len(b.buf), len(b.buf)+n)
+		copy(nb, b.buf)
+		b.buf = nb
+	}
+}
+
 // Reset empties the batch and keeps its buffer.
 func (b *Batch) Reset() { b.n = 0; b.buf = b.buf[:0] }
 

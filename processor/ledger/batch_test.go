@@ -61,6 +61,18 @@ func TestBatchRoundTrip(t *testing.T) {
 		t.Fatalf("a full batch: %d entries, %d bytes", b.Len(), b.Size())
 	}
 
+	// A batch grown to a full batch's size fills without reallocating.
+	full := b.Size()
+	var g Batch
+	g.Grow(full)
+	before := cap(g.buf)
+	for g.Fits() {
+		g.AppendEntry(randID(r), Entry{FirstSeen: now, Row: randID(r), State: RowPresent, RowContent: randID(r)})
+	}
+	if cap(g.buf) != before || g.Size() != full {
+		t.Errorf("after Grow(%d): capacity %d -> %d, size %d", full, before, cap(g.buf), g.Size())
+	}
+
 	if !IsBatchKey(BatchKey(1, 2)) || IsBatchKey(EncodeKey(randID(r))) || IsBatchKey(nil) {
 		t.Fatal("IsBatchKey")
 	}
