@@ -279,10 +279,18 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	res.Ratio = res.CDCSync / res.Durable
 	alo := med(SideAtLeastOnce)
 	res.Duplicates, res.Out = alo.Duplicates, alo.Out
-	fmt.Fprintf(w, "\nmedian of %d round(s), %d cores shared by broker and clients; each clock runs from the group join to the last acknowledgement; peak RSS is the side's process VmHWM (median)\n", o.Rounds, res.Cores)
+	fmt.Fprintf(w, "\nmedian of %d round(s), %d cores shared by broker and clients; each clock runs from the group join to the last acknowledgement; peak RSS is the side's process VmHWM, CPU its user+system time per record (medians)\n", o.Rounds, res.Cores)
+	// CPU per record is the figure a shared machine disturbs least: the
+	// rates follow whatever else runs on the cores, the work per record
+	// much less.
+	durCPU := medianCPU(res.Sides[SideDurable])
 	line := func(label string, side Side, extra string) {
 		m := med(side)
-		fmt.Fprintf(w, "%-28s %8.0f records/s  %.2f× durable%s  peak RSS %s\n", label, rate(m.Duration), rate(m.Duration)/res.Durable, extra, mib(medianRSS(res.Sides[side])))
+		cpu := ""
+		if c := medianCPU(res.Sides[side]); c > 0 && durCPU > 0 {
+			cpu = fmt.Sprintf("  CPU %.1f µs/record (%.1f× durable)", c.Seconds()*1e6/float64(o.Events), c.Seconds()/durCPU.Seconds())
+		}
+		fmt.Fprintf(w, "%-28s %8.0f records/s  %.2f× durable%s  peak RSS %s%s\n", label, rate(m.Duration), rate(m.Duration)/res.Durable, extra, mib(medianRSS(res.Sides[side])), cpu)
 	}
 	line("passthrough default", SideDefault, "")
 	line("passthrough durable", SideDurable, "")
@@ -359,6 +367,15 @@ func medianSide(rs []SideResult) SideResult {
 	s := slices.Clone(rs)
 	slices.SortFunc(s, func(a, b SideResult) int { return cmp.Compare(a.Duration, b.Duration) })
 	return s[len(s)/2]
+}
+
+func medianCPU(rs []SideResult) time.Duration {
+	v := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		v[i] = r.CPU
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func medianRSS(rs []SideResult) int64 {
