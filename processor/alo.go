@@ -412,7 +412,7 @@ type aloClaim struct {
 // consumeALO is the at_least_once claim loop (see aloClaim).
 func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState) error {
 	p := h.p
-	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, &h.inflight)
+	t := newTracker(sess, claim.Topic(), claim.Partition(), p.cfg.MaxInFlight, p.cfg.MaxInFlightBytes, &h.inflight)
 	em := &aloEmitter{p: p, t: t}
 	l := &aloClaim{em: em, t: t, claimGate: claimGate{p: p, claim: claim, c: p.newClaimCtx(sess, claim, ps, em),
 		notify: t.notify, expire: time.NewTicker(time.Minute)}}
@@ -491,7 +491,17 @@ func (l *aloClaim) step() bool {
 	}
 
 	// Take a slot (the partition is not read further while MaxInFlight
-	// records are in flight), then run the stages.
+	// records, or MaxInFlightBytes of them, are in flight), then run the
+	// stages.
+	if l.t.overBytes(l.held) {
+		l.release(probe)
+		select {
+		case <-l.t.notify:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	select {
 	case l.t.slots <- struct{}{}:
 	case <-l.t.notify:
