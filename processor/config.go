@@ -37,8 +37,16 @@ type Config struct {
 	IngressAddr string `yaml:"ingress_addr"`
 	// MaxInFlight bounds the records per claimed partition that are
 	// consumed but not yet fully acknowledged. When it is reached the
-	// partition pauses until acknowledgements arrive. Default 4096.
+	// partition pauses until acknowledgements arrive. Default 1024.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInFlightBytes bounds, per claimed partition under at_least_once,
+	// the bytes (key + value) of the source records consumed but not yet
+	// fully acknowledged; the partition pauses while a new record would
+	// pass it. One record larger than the limit still passes alone.
+	// Default 8 MiB: with 1024 records of 1 KB it never binds, with
+	// 100 KB rows it keeps about 80 in flight. exactly_once is bounded by
+	// txn_max_records instead.
+	MaxInFlightBytes int `yaml:"max_in_flight_bytes"`
 	// ShutdownTimeout bounds the soft shutdown (flush, commit, leave the
 	// group). Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -102,7 +110,8 @@ func DefaultConfig() Config {
 		ClientID:           "cdcsync-" + host,
 		KafkaVersion:       "2.8.0",
 		HTTPAddr:           ":9102",
-		MaxInFlight:        4096,
+		MaxInFlight:        1024,
+		MaxInFlightBytes:   8 << 20,
 		ShutdownTimeout:    30 * time.Second,
 		ReplicationFactor:  -1,
 		SessionTimeout:     10 * time.Second,
@@ -168,6 +177,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		return bad("max_in_flight", "must be at least 1, got %d", c.MaxInFlight)
+	}
+	if c.MaxInFlightBytes < 1 {
+		return bad("max_in_flight_bytes", "must be at least 1, got %d", c.MaxInFlightBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown_timeout", "must be positive")
@@ -242,9 +254,14 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = c.Heartbeat
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	ledger.TuneRestoreConfig(sc) // fetch sizes that suit ledger restore and the source alike
+	ledger.TuneRestoreConfig(sc) // fetch wait that suits ledger restore and the source alike
+	// Memory: sarama's 1 MiB per partition, at most 8 MiB per fetch
+	// response (Kafka fetch.max.bytes; sarama's default is 50 MiB) and its
+	// 256-message channels; with 4 MiB and 1024 a worker on 8 partitions
+	// peaked at 430 MB (docs/bench-findings.md).
+	sc.Consumer.Fetch.MaxBytes = 8 << 20
 	sc.Consumer.MaxProcessingTime = time.Second
-	sc.ChannelBufferSize = 1024
+	sc.ChannelBufferSize = 256
 
 	// Producer side: idempotent, acks=all, ordered (one request in flight),
 	// so per-key order holds through retries.

@@ -17,6 +17,12 @@ type rowChange struct {
 	state   ledger.RowState
 	content cdc.ID // the after-state's content ID when state is RowPresent
 	only    bool   // dedup by row state alone: a snapshot row, or dedup.key: content
+	// lazy: state is RowPresent and content is not computed yet. A
+	// streamed change is deduplicated by its ID, so the content ID of its
+	// after-state (a canonical encoding and a hash, about a sixth of a
+	// worker's CPU) is needed only when it is emitted: ledgerRecord
+	// computes it then, and duplicates and dropped events never pay.
+	lazy bool
 }
 
 // rowOf works out the rowChange of ev. An event leaves no row state
@@ -50,14 +56,24 @@ func (c *claimCtx) rowOf(topic string, ev *cdc.Event) rowChange {
 	case r.only:
 		r.state, r.content = ledger.RowPresent, ev.ID
 	default:
-		id, err := cdc.ComputeID(ev, cdc.IDContent, "")
-		if err != nil {
-			r.state = ledger.RowUnknown
-		} else {
-			r.state, r.content = ledger.RowPresent, id
-		}
+		r.state, r.lazy = ledger.RowPresent, true
 	}
 	return r
+}
+
+// resolve computes a lazy row state's content ID, with buf as the
+// canonical encoding's scratch space (the claim's, reused per record).
+func (r *rowChange) resolve(ev *cdc.Event, buf *[]byte) {
+	if !r.lazy {
+		return
+	}
+	r.lazy = false
+	id, err := cdc.ComputeIDBuf(ev, cdc.IDContent, "", buf)
+	if err != nil {
+		r.state = ledger.RowUnknown
+	} else {
+		r.content = id
+	}
 }
 
 func unavailable(row cdc.Row) bool {
@@ -74,7 +90,7 @@ func unavailable(row cdc.Row) bool {
 func (c *claimCtx) duplicate(ev *cdc.Event, row *rowChange, offset int64) bool {
 	idx := c.ps.idx
 	if !row.only {
-		return idx.Seen(ev.ID)
+		return idx.Seen(ev.ID) // never lazy when only: its content is its ID
 	}
 	if applied, known := idx.RowApplied(row.key, row.state, row.content, offset); known {
 		return applied
@@ -104,6 +120,7 @@ func (c *claimCtx) staleTombstone(topic string, ev *cdc.Event, offset int64) boo
 // caller holds ps.mu.
 func (c *claimCtx) ledgerRecord(ev *cdc.Event, row *rowChange, msg *sarama.ConsumerMessage) *sarama.ProducerMessage {
 	now := c.p.now()
+	row.resolve(ev, &c.idBuf)
 	entry := ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset,
 		Row: row.key, State: row.state, RowContent: row.content, RowOnly: row.only}
 	lb := make([]byte, ledger.KeySize, ledger.KeySize+ledger.ValueSizeRow)

@@ -48,6 +48,7 @@ type claimCtx struct {
 	process  interface{ Observe(float64) }
 	sinks    sinkTopics
 	decision authority.Decision // reused: its slices are consumed before the next record
+	idBuf    []byte             // scratch of the row-state content ID (dedup.go), reused
 }
 
 func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {

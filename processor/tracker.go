@@ -39,6 +39,9 @@ type tracker struct {
 	unresolved int   // records sent and neither complete nor failed
 	failed     bool  // a record failed since the last rewind
 	watch      bool  // the claim goroutine waits for a record to settle
+	bytes      int   // source bytes (key + value) of the records in the queue
+	maxBytes   int   // Config.MaxInFlightBytes
+	byteWait   int   // > 0: the claim goroutine waits until a record of this size fits
 }
 
 // record is one consumed source record on its way through the pipeline.
@@ -75,9 +78,9 @@ type attempt struct {
 	resolved atomic.Bool  // set once, by finish or on failure
 }
 
-func newTracker(sess sarama.ConsumerGroupSession, topic string, partition int32, maxInFlight int, wg *inflight) *tracker {
+func newTracker(sess sarama.ConsumerGroupSession, topic string, partition int32, maxInFlight, maxBytes int, wg *inflight) *tracker {
 	return &tracker{
-		sess: sess, topic: topic, partition: partition,
+		sess: sess, topic: topic, partition: partition, maxBytes: maxBytes,
 		slots:    make(chan struct{}, maxInFlight),
 		inflight: wg,
 		notify:   make(chan struct{}, 1),
@@ -94,8 +97,31 @@ func (t *tracker) add(msg *sarama.ConsumerMessage, start time.Time) *record {
 	t.mu.Lock()
 	t.queue = append(t.queue, r)
 	t.unresolved++
+	t.bytes += srcBytes(msg)
 	t.mu.Unlock()
 	return r
+}
+
+func srcBytes(m *sarama.ConsumerMessage) int { return len(m.Key) + len(m.Value) }
+
+// fits reports whether a record of n source bytes may be added; the
+// caller holds t.mu.
+func (t *tracker) fits(n int) bool { return t.bytes == 0 || t.bytes+n <= t.maxBytes }
+
+// overBytes reports whether m would take the records in flight past
+// maxBytes; then the completion after which it fits wakes the claim
+// goroutine. With nothing in flight a record always fits, however
+// large.
+func (t *tracker) overBytes(m *sarama.ConsumerMessage) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := srcBytes(m)
+	over := !t.fits(n)
+	t.byteWait = 0
+	if over {
+		t.byteWait = n
+	}
+	return over
 }
 
 // retract takes back r, the last record added, which the stages did not
@@ -107,6 +133,7 @@ func (t *tracker) retract(r *record) {
 		t.queue[n-1] = nil
 		t.queue = t.queue[:n-1]
 		t.unresolved--
+		t.bytes -= srcBytes(r.src)
 	}
 	t.mu.Unlock()
 	t.inflight.Add(-1)
@@ -123,6 +150,7 @@ func (t *tracker) complete(r *record) {
 	n := 0
 	for t.head < len(t.queue) && t.queue[t.head].done {
 		last = t.queue[t.head].offset
+		t.bytes -= srcBytes(t.queue[t.head].src)
 		t.queue[t.head] = nil
 		t.head++
 		n++
@@ -138,6 +166,9 @@ func (t *tracker) complete(r *record) {
 		t.marked = last + 1
 	}
 	wake := t.watch || t.failed
+	if t.byteWait > 0 && t.fits(t.byteWait) {
+		t.byteWait, wake = 0, true
+	}
 	t.mu.Unlock()
 	for i := 0; i < n; i++ {
 		<-t.slots

@@ -47,7 +47,7 @@ type trackerFixture struct {
 func newTrackerFixture(t *testing.T, maxInFlight int) *trackerFixture {
 	sess := &fakeSession{t: t}
 	wg := &inflight{}
-	return &trackerFixture{sess: sess, wg: wg, t: newTracker(sess, "src", 3, maxInFlight, wg)}
+	return &trackerFixture{sess: sess, wg: wg, t: newTracker(sess, "src", 3, maxInFlight, 8<<20, wg)}
 }
 
 // consume does what ConsumeClaim does: take a slot, then add the record.
@@ -340,4 +340,72 @@ func TestTrackerNotify(t *testing.T) {
 	default:
 		t.Fatal("a failure did not wake the claim goroutine")
 	}
+}
+
+// detach copies a consumed record out of sarama's fetch response: the
+// record then no longer keeps the response buffer alive (a worker held
+// 140 MB of responses), a nil value (a tombstone) stays nil, and a change
+// to the response buffer no longer shows.
+func TestDetach(t *testing.T) {
+	resp := []byte("keyvalue")
+	m := &sarama.ConsumerMessage{Key: resp[:3], Value: resp[3:]}
+	detach(m)
+	resp[0], resp[3] = 'X', 'X'
+	if string(m.Key) != "key" || string(m.Value) != "value" {
+		t.Fatalf("key %q value %q", m.Key, m.Value)
+	}
+	m.Key = append(m.Key, '!') // must not overwrite the value
+	if string(m.Value) != "value" {
+		t.Fatalf("appending to the key changed the value: %q", m.Value)
+	}
+	tomb := &sarama.ConsumerMessage{Key: resp[:3]}
+	detach(tomb)
+	if tomb.Value != nil || string(tomb.Key) != "Xey" {
+		t.Fatalf("tombstone: key %q value %v", tomb.Key, tomb.Value)
+	}
+}
+
+// max_in_flight_bytes: a record count alone did not bound memory for
+// large rows (1024 records of 100 KB per partition). A record that would
+// take the source bytes in flight past the limit waits until completions
+// bring them down, and wakes the claim goroutine then; one record larger
+// than the limit passes alone.
+func TestTrackerByteLimit(t *testing.T) {
+	f := newTrackerFixture(t, 64)
+	f.t.maxBytes = 100
+	msg := func(o int64, n int) *sarama.ConsumerMessage {
+		return &sarama.ConsumerMessage{Topic: "src", Partition: 3, Offset: o, Key: make([]byte, 10), Value: make([]byte, n-10)}
+	}
+	if f.t.overBytes(msg(1, 500)) {
+		t.Fatal("a record larger than the limit must pass when nothing is in flight")
+	}
+	f.t.slots <- struct{}{}
+	r1 := f.t.add(msg(1, 60), time.Now())
+	f.t.slots <- struct{}{}
+	r2 := f.t.add(msg(2, 30), time.Now())
+	if !f.t.overBytes(msg(3, 20)) {
+		t.Fatal("90 bytes in flight + 20 passed a limit of 100")
+	}
+	if f.t.overBytes(msg(3, 10)) {
+		t.Fatal("90 + 10 bytes is within a limit of 100")
+	}
+	if !f.t.overBytes(msg(3, 20)) {
+		t.Fatal("not over")
+	}
+	f.t.complete(r2) // not at the head: nothing is released yet
+	select {
+	case <-f.t.notify:
+		t.Fatal("woken before any bytes were released")
+	default:
+	}
+	f.t.complete(r1)
+	select {
+	case <-f.t.notify:
+	default:
+		t.Fatal("the claim goroutine was not woken when the bytes dropped below the limit")
+	}
+	if f.t.overBytes(msg(3, 20)) || f.t.bytes != 0 {
+		t.Fatalf("after both completed: %d bytes in flight, still over", f.t.bytes)
+	}
+	f.wantMarks(t, 3)
 }

@@ -3,10 +3,13 @@ package processor
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/cdcsync/cdcsync/processor/ledger"
 )
 
 // txnProducer is the transactional producer of one claimed partition under
@@ -104,6 +107,13 @@ type txnEmitter struct {
 	rec      record
 	opened   time.Time
 	dlqTopic string
+
+	// Group commit: the open transaction's ledger entries, written as
+	// batch records (one per BatchMaxBytes) before the commit.
+	batch  ledger.Batch
+	led    int32 // the ledger partition: the claim's
+	ledID  uint64
+	ledSeq uint64
 }
 
 // noteErr records a failure of the open transaction.
@@ -127,6 +137,7 @@ func (e *txnEmitter) beginTxn() {
 	e.ps.idx.Mark()
 	e.ps.mu.Unlock()
 	e.open, e.records, e.outs, e.dlqs, e.ledgers, e.opened = true, 0, 0, e.dlqs[:0], 0, time.Now()
+	e.batch.Reset() // empty unless an aborted transaction left entries; flushLedger hands written buffers over
 }
 
 func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
@@ -139,7 +150,7 @@ func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *txnEmitter) skip(*record) {}
 
-func (e *txnEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *txnEmitter) emit(r *record, led *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
 	if e.fenced != nil || e.failed != nil {
 		return // the transaction will abort; writing more is pointless
 	}
@@ -152,10 +163,36 @@ func (e *txnEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sa
 		}
 		e.send(out)
 	}
-	if ledger != nil {
+	if led != nil {
 		e.ledgers++
-		e.send(ledger)
+		key, _ := led.Key.(sarama.ByteEncoder)
+		val, _ := led.Value.(sarama.ByteEncoder)
+		if err := e.batch.Append(key, val); err != nil {
+			e.noteErr(err) // not an entry the stages build: a bug; the transaction aborts
+			return
+		}
+		e.led = led.Partition
+		if !e.batch.Fits() {
+			e.flushLedger()
+		}
 	}
+}
+
+// flushLedger writes the pending ledger entries into the transaction as
+// one batch record.
+func (e *txnEmitter) flushLedger() {
+	if e.batch.Len() == 0 {
+		return
+	}
+	if e.ledID == 0 {
+		e.ledID = rand.Uint64()
+	}
+	e.ledSeq++
+	e.send(&sarama.ProducerMessage{Topic: e.p.ledgerTopic, Partition: e.led,
+		Key: sarama.ByteEncoder(ledger.BatchKey(e.ledID, e.ledSeq)), Value: sarama.ByteEncoder(e.batch.Value())})
+	size := e.batch.Size()
+	e.batch = ledger.Batch{} // the written buffer belongs to the producer now
+	e.batch.Grow(size)
 }
 
 // producerErr notes a produce error. When the broker refused an output or
@@ -205,6 +242,9 @@ func (e *txnEmitter) commit(topic string, partition int32) error {
 		return nil
 	}
 	e.open = false
+	if e.failed == nil && e.fenced == nil {
+		e.flushLedger()
+	}
 	e.drainErrors()
 	err := e.failed
 	if err == nil {
@@ -326,6 +366,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 				return nil
 			}
 			lag.fetched(msg, claim.HighWaterMarkOffset())
+			detach(msg)
 			if !h.handleTxn(c, g, msg, commit) {
 				return nil
 			}

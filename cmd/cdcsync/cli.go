@@ -51,6 +51,8 @@ func commandTable() []*command {
 			run: func(ctx context.Context, a []string, s stdio) error { return cmdBench(ctx, a, s.out, s.errout) }},
 		{name: "broker", minArgs: 0, maxArgs: 0, args: "[--port N]", summary: "serve the embedded broker and registry (for tests and tools)",
 			run: func(ctx context.Context, a []string, s stdio) error { return cmdBroker(ctx, a, s.out, s.errout) }},
+		{name: "bench-side", hidden: true, maxArgs: -1, summary: "one side of cdcsync bench, in its own process",
+			run: func(ctx context.Context, a []string, s stdio) error { return cmdBenchSide(ctx, a, s.out, s.errout) }},
 		{name: "topology validate", minArgs: 1, maxArgs: -1, args: "[--output json] PATH...", summary: "check topology files or directories",
 			run: func(_ context.Context, a []string, s stdio) error { return cmdTopologyValidate(a, s.out, s.errout) }},
 		{name: "topology describe", minArgs: 1, maxArgs: 1, args: "[--output json] PATH", summary: "print the compiled plan of a topology",

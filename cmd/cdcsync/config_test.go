@@ -44,11 +44,12 @@ log_level: warn
 func TestLoadWorkerConfigLayers(t *testing.T) {
 	file := writeFile(t, t.TempDir(), "worker.yaml", workerYAML)
 	wf, err := loadWorkerConfig(file, envMap(map[string]string{
-		"CDCSYNC_BROKERS":         " env-1:9092 , env-2:9092 ",
-		"CDCSYNC_MAX_IN_FLIGHT":   "7",
-		"CDCSYNC_SESSION_TIMEOUT": "30s",
-		"CDCSYNC_COMMIT_INTERVAL": "250ms",
-		"CDCSYNC_LOG_LEVEL":       "debug",
+		"CDCSYNC_BROKERS":             " env-1:9092 , env-2:9092 ",
+		"CDCSYNC_MAX_IN_FLIGHT":       "7",
+		"CDCSYNC_MAX_IN_FLIGHT_BYTES": "65536",
+		"CDCSYNC_SESSION_TIMEOUT":     "30s",
+		"CDCSYNC_COMMIT_INTERVAL":     "250ms",
+		"CDCSYNC_LOG_LEVEL":           "debug",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,7 @@ func TestLoadWorkerConfigLayers(t *testing.T) {
 	want.ClientID = "from-yaml"                         // YAML over default
 	want.KafkaVersion = "3.6.0"
 	want.MaxInFlight = 7
+	want.MaxInFlightBytes = 65536
 	want.ShutdownTimeout = 45 * time.Second
 	want.SessionTimeout = 30 * time.Second
 	want.Heartbeat = 5 * time.Second
@@ -107,7 +109,7 @@ func TestLoadWorkerConfigFromEnvFile(t *testing.T) {
 	}
 	// An empty file is all defaults.
 	empty := writeFile(t, t.TempDir(), "empty.yaml", "")
-	if wf, err = loadWorkerConfig(empty, envMap(nil)); err != nil || wf.MaxInFlight != 4096 {
+	if wf, err = loadWorkerConfig(empty, envMap(nil)); err != nil || wf.MaxInFlight != 1024 {
 		t.Errorf("empty file: %+v, %v", wf, err)
 	}
 }
@@ -124,6 +126,7 @@ func TestLoadWorkerConfigErrors(t *testing.T) {
 		{"bad duration", "heartbeat: soon\n", nil, []string{"worker.yaml", "soon"}},
 		{"bad type", "max_in_flight: many\n", nil, []string{"worker.yaml", "many"}},
 		{"bad env int", "", map[string]string{"CDCSYNC_MAX_IN_FLIGHT": "abc"}, []string{`CDCSYNC_MAX_IN_FLIGHT="abc"`}},
+		{"bad env bytes", "", map[string]string{"CDCSYNC_MAX_IN_FLIGHT_BYTES": "8MiB"}, []string{`CDCSYNC_MAX_IN_FLIGHT_BYTES="8MiB"`}},
 		{"bad env duration", "", map[string]string{"CDCSYNC_HEARTBEAT": "3"}, []string{`CDCSYNC_HEARTBEAT="3"`}},
 		{"bad env int16", "", map[string]string{"CDCSYNC_REPLICATION_FACTOR": "40000"}, []string{"CDCSYNC_REPLICATION_FACTOR"}},
 		{"bad env txn records", "", map[string]string{"CDCSYNC_TXN_MAX_RECORDS": "1e3"}, []string{"CDCSYNC_TXN_MAX_RECORDS"}},

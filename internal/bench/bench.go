@@ -6,11 +6,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,12 @@ type Options struct {
 	// Security is applied to every client of the run (bench --brokers
 	// against a secured cluster).
 	Security processor.Security
+	// NewBroker, when set, starts a fresh broker for each round (and one
+	// for the latency run).
+	NewBroker func(context.Context) (*Broker, error)
+	// Exec, when set, runs one side (in a process of its own); nil runs
+	// it in this process with RunSide.
+	Exec func(context.Context, Side, SideOptions) (SideResult, error)
 }
 
 // Result holds the measured rates in records per second.
@@ -56,6 +64,8 @@ type Result struct {
 	EOS          float64 // exactly_once records/s
 	EOSRatio     float64 // exactly_once / durable passthrough
 	Latency      *Latency
+	Sides        map[Side][]SideResult // every round's result, per side
+	BrokerRSS    []int64               // each round's broker peak RSS, when the run started the brokers
 }
 
 const benchTopology = `name: bench-%d
@@ -95,7 +105,82 @@ func Workload(n int, dupRatio float64) [][2][]byte {
 	return out
 }
 
-// Run produces the workload and measures both sides.
+// Side names one measured side of a round.
+type Side string
+
+// The sides of a round, in the order they run.
+const (
+	SideDefault     Side = "passthrough-default"
+	SideDurable     Side = "passthrough-durable"
+	SideAtLeastOnce Side = "at_least_once"
+	SideExactlyOnce Side = "exactly_once"
+)
+
+// SideOptions is what one side needs: the broker, the round's source
+// topic (already holding the workload) and the workload's size.
+type SideOptions struct {
+	Brokers    []string
+	Topic      string
+	Events     int
+	Partitions int32
+	Round      int
+	Security   processor.Security
+	Log        *zap.Logger
+}
+
+// SideResult is what one side measured. PeakRSS is the VmHWM of the
+// process that ran the side (0 where /proc is not available); CPU is the
+// user+system time that process used, when it ran alone in it.
+type SideResult struct {
+	Duration   time.Duration `json:"duration_ns"`
+	Out        int64         `json:"out"`
+	Duplicates int64         `json:"duplicates"`
+	Txns       int64         `json:"transactions"`
+	PeakRSS    int64         `json:"peak_rss_bytes"`
+	CPU        time.Duration `json:"cpu_ns"`
+	BrokerCPU  time.Duration `json:"broker_cpu_ns"` // the broker process's CPU time during the side
+}
+
+// RunSide measures one side in this process.
+func RunSide(ctx context.Context, side Side, o SideOptions) (SideResult, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	var res SideResult
+	var err error
+	switch side {
+	case SideDefault, SideDurable:
+		res.Duration, err = passthrough(ctx, o, side == SideDurable)
+		res.Out = int64(o.Events)
+	case SideAtLeastOnce, SideExactlyOnce:
+		var st processor.StatsSnapshot
+		res.Duration, st, err = pipeline(ctx, o, string(side))
+		res.Out, res.Duplicates, res.Txns = st.Out, st.Duplicates, st.TxnCommits
+	default:
+		return res, fmt.Errorf("unknown side %q", side)
+	}
+	res.PeakRSS = PeakRSS(0)
+	return res, err
+}
+
+// Broker is a broker the run started: its addresses, and a stop that
+// returns its peak RSS (VmHWM, 0 if unknown). CPU returns the CPU time
+// the broker process has used so far (0 if unknown).
+type Broker struct {
+	Brokers []string
+	Stop    func() (peakRSS int64)
+	CPU     func() time.Duration
+}
+
+// Run measures every side, Rounds times, and prints each rate, each ratio
+// to the durable passthrough and each side's peak RSS.
+//
+// With o.NewBroker set, every round gets a fresh broker (kfake keeps every
+// record in its heap, so later rounds on one broker slowed down 1.5–3×),
+// and the workload is produced into it; otherwise each round produces it
+// into a new topic on o.Brokers. With o.Exec set, each side runs through
+// it (cdcsync bench runs every side in a process of its own); otherwise in
+// this process.
 func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	if o.Events == 0 {
 		o.Events = 200_000
@@ -112,102 +197,194 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	cfg := sarama.NewConfig()
-	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
-	cfg.Version = sarama.V2_8_0_0
-	if err := o.Security.Apply(cfg); err != nil {
-		return nil, err
+	exec := o.Exec
+	if exec == nil {
+		exec = func(ctx context.Context, side Side, so SideOptions) (SideResult, error) {
+			return RunSide(ctx, side, so)
+		}
 	}
-	client, err := sarama.NewClient(o.Brokers, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return nil, err
-	}
-	topic := fmt.Sprintf("bench.public.customers.%d", time.Now().UnixNano())
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: o.Partitions, ReplicationFactor: 1}, false); err != nil {
-		return nil, err
+	broker := func() (*Broker, error) {
+		if o.NewBroker != nil {
+			return o.NewBroker(ctx)
+		}
+		return &Broker{Brokers: o.Brokers, Stop: func() int64 { return 0 }, CPU: func() time.Duration { return 0 }}, nil
 	}
 	// The latency run goes first, on a broker that does not yet hold the
-	// throughput workload: kfake keeps every record in its heap, and after
-	// the throughput rounds its garbage collector competes for the two
-	// cores and shows in the tail.
+	// throughput workload: kfake keeps every record in its heap, and its
+	// garbage collector competes for the two cores and shows in the tail.
 	var lat *Latency
 	var latLine string
 	if o.ExactlyOnce {
+		b, err := broker()
+		if err != nil {
+			return nil, err
+		}
+		lo := o
+		lo.Brokers = b.Brokers
 		var buf strings.Builder
-		if lat, err = latency(ctx, o, &buf); err != nil {
+		lat, err = latency(ctx, lo, &buf)
+		b.Stop()
+		if err != nil {
 			return nil, fmt.Errorf("latency: %w", err)
 		}
 		latLine = strings.TrimSpace(buf.String())
 	}
 	work := Workload(o.Events, o.DupRatio)
-	recs := make([]demo.Record, len(work))
 	size := 0
-	for i, kv := range work {
-		recs[i] = demo.Record{Topic: topic, Key: kv[0], Value: kv[1]}
+	for _, kv := range work {
 		size += len(kv[1])
 	}
 	fmt.Fprintf(w, "workload: %d Debezium JSON updates, %d B average, %.0f%% redelivered, %d partitions, %d cores\n",
 		o.Events, size/len(work), o.DupRatio*100, o.Partitions, runtime.NumCPU())
-	if err := demo.ProduceWith(o.Brokers, o.Security.Apply, recs); err != nil {
-		return nil, err
-	}
 
-	res := &Result{Events: o.Events, Cores: runtime.NumCPU()}
+	sides := []Side{SideDefault, SideDurable, SideAtLeastOnce}
+	if o.ExactlyOnce {
+		sides = append(sides, SideExactlyOnce)
+	}
+	res := &Result{Events: o.Events, Cores: runtime.NumCPU(), Sides: map[Side][]SideResult{}}
 	rate := func(d time.Duration) float64 { return float64(o.Events) / d.Seconds() }
-	var pass, dur, alo, eos []time.Duration
 	for round := 0; round < o.Rounds; round++ {
-		d, err := passthrough(ctx, o, topic, round, false)
+		b, err := broker()
 		if err != nil {
-			return nil, fmt.Errorf("passthrough: %w", err)
+			return nil, err
 		}
-		pass = append(pass, d)
-		fmt.Fprintf(w, "round %d: passthrough default %8.0f records/s (%v)\n", round+1, rate(d), d.Round(time.Millisecond))
-		d, err = passthrough(ctx, o, topic, round, true)
+		topic, err := produceWorkload(o, b.Brokers, work)
 		if err != nil {
-			return nil, fmt.Errorf("durable passthrough: %w", err)
+			b.Stop()
+			return nil, err
 		}
-		dur = append(dur, d)
-		fmt.Fprintf(w, "round %d: passthrough durable %8.0f records/s (%v)\n", round+1, rate(d), d.Round(time.Millisecond))
-		d, st, err := pipeline(ctx, o, topic, round, "at_least_once")
-		if err != nil {
-			return nil, fmt.Errorf("cdcsync: %w", err)
-		}
-		alo = append(alo, d)
-		res.Duplicates, res.Out = st.Duplicates, st.Out
-		fmt.Fprintf(w, "round %d: at_least_once       %8.0f records/s (%v; %d out, %d duplicates dropped)\n", round+1,
-			rate(d), d.Round(time.Millisecond), st.Out, st.Duplicates)
-		if o.ExactlyOnce {
-			d, st, err := pipeline(ctx, o, topic, round, "exactly_once")
+		for _, side := range sides {
+			so := SideOptions{Brokers: b.Brokers, Topic: topic, Events: o.Events, Partitions: o.Partitions, Round: round,
+				Security: o.Security, Log: o.Log}
+			cpu0 := b.CPU()
+			sr, err := exec(ctx, side, so)
+			sr.BrokerCPU = b.CPU() - cpu0
 			if err != nil {
-				return nil, fmt.Errorf("cdcsync exactly_once: %w", err)
+				b.Stop()
+				return nil, fmt.Errorf("round %d, %s: %w", round+1, side, err)
 			}
-			eos = append(eos, d)
-			fmt.Fprintf(w, "round %d: exactly_once        %8.0f records/s (%v; %d out, %d duplicates dropped, %d transactions)\n", round+1,
-				rate(d), d.Round(time.Millisecond), st.Out, st.Duplicates, st.TxnCommits)
+			res.Sides[side] = append(res.Sides[side], sr)
+			fmt.Fprintf(w, "round %d: %-20s %8.0f records/s (%v)%s\n", round+1, side, rate(sr.Duration), sr.Duration.Round(time.Millisecond), sideDetail(side, sr))
+		}
+		if hwm := b.Stop(); hwm > 0 {
+			res.BrokerRSS = append(res.BrokerRSS, hwm)
+			fmt.Fprintf(w, "round %d: broker peak RSS %s\n", round+1, mib(hwm))
 		}
 	}
-	res.PassDuration, res.SyncDuration = median(pass), median(alo)
+	med := func(side Side) SideResult { return medianSide(res.Sides[side]) }
+	res.PassDuration, res.SyncDuration = med(SideDefault).Duration, med(SideAtLeastOnce).Duration
 	res.Passthrough = rate(res.PassDuration)
-	res.Durable = rate(median(dur))
+	res.Durable = rate(med(SideDurable).Duration)
 	res.CDCSync = rate(res.SyncDuration)
 	res.Ratio = res.CDCSync / res.Durable
-	fmt.Fprintf(w, "\nmedian of %d round(s), %d cores shared by broker and clients; each clock runs from the group join to the last acknowledgement\n", o.Rounds, res.Cores)
-	fmt.Fprintf(w, "passthrough default (raw sarama group → async producer, default settings): %8.0f records/s  %.2f× durable\n", res.Passthrough, res.Passthrough/res.Durable)
-	fmt.Fprintf(w, "passthrough durable (acks=all, idempotent, one request in flight):         %8.0f records/s  1.00× durable\n", res.Durable)
-	fmt.Fprintf(w, "cdcsync at_least_once (decode, ledger, authority, route, produce + ledger write): %8.0f records/s  %.2f× durable\n", res.CDCSync, res.Ratio)
+	alo := med(SideAtLeastOnce)
+	res.Duplicates, res.Out = alo.Duplicates, alo.Out
+	fmt.Fprintf(w, "\nmedian of %d round(s), %d cores shared by broker and clients; each clock runs from the group join to the last acknowledgement; peak RSS is the side's process VmHWM, CPU its user+system time per record (medians)\n", o.Rounds, res.Cores)
+	// CPU per record is the figure a shared machine disturbs least: the
+	// rates follow whatever else runs on the cores, the work per record
+	// much less.
+	durCPU := medianCPU(res.Sides[SideDurable])
+	line := func(label string, side Side, extra string) {
+		m := med(side)
+		cpu := ""
+		if c := medianCPU(res.Sides[side]); c > 0 && durCPU > 0 {
+			cpu = fmt.Sprintf("  CPU %.1f µs/record (%.1f× durable)", c.Seconds()*1e6/float64(o.Events), c.Seconds()/durCPU.Seconds())
+		}
+		fmt.Fprintf(w, "%-28s %8.0f records/s  %.2f× durable%s  peak RSS %s%s\n", label, rate(m.Duration), rate(m.Duration)/res.Durable, extra, mib(medianRSS(res.Sides[side])), cpu)
+	}
+	line("passthrough default", SideDefault, "")
+	line("passthrough durable", SideDurable, "")
+	line("cdcsync at_least_once", SideAtLeastOnce, "")
 	if o.ExactlyOnce {
-		res.EOS = rate(median(eos))
+		eos := med(SideExactlyOnce)
+		res.EOS = rate(eos.Duration)
 		res.EOSRatio = res.EOS / res.Durable
-		fmt.Fprintf(w, "cdcsync exactly_once (one transaction per partition per commit interval): %8.0f records/s  %.2f× durable, %.2f× at_least_once\n", res.EOS, res.EOSRatio, res.EOS/res.CDCSync)
+		line("cdcsync exactly_once", SideExactlyOnce, fmt.Sprintf(", %.2f× at_least_once", res.EOS/res.CDCSync))
 		res.Latency = lat
 		fmt.Fprintln(w, latLine)
 	}
+	fmt.Fprintln(w, "passthrough: raw sarama group → async producer (durable: acks=all, idempotent, one request in flight); cdcsync: decode, ledger, authority, route, encode, produce + ledger write")
 	return res, nil
+}
+
+func sideDetail(side Side, sr SideResult) string {
+	s := ""
+	switch side {
+	case SideAtLeastOnce:
+		s = fmt.Sprintf("; %d out, %d duplicates dropped", sr.Out, sr.Duplicates)
+	case SideExactlyOnce:
+		s = fmt.Sprintf("; %d out, %d duplicates dropped, %d transactions", sr.Out, sr.Duplicates, sr.Txns)
+	}
+	if sr.PeakRSS > 0 {
+		s += "; peak RSS " + mib(sr.PeakRSS)
+	}
+	if sr.CPU > 0 {
+		s += fmt.Sprintf("; CPU %v", sr.CPU.Round(time.Millisecond))
+	}
+	if sr.BrokerCPU > 0 {
+		s += fmt.Sprintf(", broker CPU %v", sr.BrokerCPU.Round(time.Millisecond))
+	}
+	return s
+}
+
+func mib(b int64) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f MB", float64(b)/1e6)
+}
+
+// produceWorkload creates a fresh source topic and writes the workload
+// into it.
+func produceWorkload(o Options, brokers []string, work [][2][]byte) (string, error) {
+	cfg := sarama.NewConfig()
+	cfg.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
+	cfg.Version = sarama.V2_8_0_0
+	if err := o.Security.Apply(cfg); err != nil {
+		return "", err
+	}
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return "", err
+	}
+	topic := fmt.Sprintf("bench.public.customers.%d", time.Now().UnixNano())
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: o.Partitions, ReplicationFactor: 1}, false); err != nil {
+		return "", err
+	}
+	recs := make([]demo.Record, len(work))
+	for i, kv := range work {
+		recs[i] = demo.Record{Topic: topic, Key: kv[0], Value: kv[1]}
+	}
+	return topic, demo.ProduceWith(brokers, o.Security.Apply, recs)
+}
+
+func medianSide(rs []SideResult) SideResult {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b SideResult) int { return cmp.Compare(a.Duration, b.Duration) })
+	return s[len(s)/2]
+}
+
+func medianCPU(rs []SideResult) time.Duration {
+	v := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		v[i] = r.CPU
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func medianRSS(rs []SideResult) int64 {
+	v := make([]int64, len(rs))
+	for i, r := range rs {
+		v[i] = r.PeakRSS
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -235,7 +412,8 @@ func median(ds []time.Duration) time.Duration {
 // the broker holds for Consumer.MaxWaitTime (500 ms) waits for it, which
 // stalled the tail of every round and made the passthrough 3–4× slower
 // than sarama goes (docs/bench-findings.md).
-func passthrough(ctx context.Context, o Options, topic string, round int, durable bool) (time.Duration, error) {
+func passthrough(ctx context.Context, o SideOptions, durable bool) (time.Duration, error) {
+	topic, round := o.Topic, o.Round
 	sc := sarama.NewConfig()
 	sc.Metadata.AllowAutoTopicCreation = false // cdcsync creates its topics itself, with the right partition count
 	sc.Version = sarama.V2_8_0_0
@@ -339,7 +517,8 @@ func (h *passHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 // pipeline runs one cdcsync worker with a fresh topology on the topic and
 // returns the time until every record is complete (outputs and ledger
 // entries acknowledged).
-func pipeline(ctx context.Context, o Options, topic string, round int, guarantee string) (time.Duration, processor.StatsSnapshot, error) {
+func pipeline(ctx context.Context, o SideOptions, guarantee string) (time.Duration, processor.StatsSnapshot, error) {
+	topic, round := o.Topic, o.Round
 	id := time.Now().UnixNano()%1_000_000*10 + int64(round)
 	plan, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, id, topic, id, guarantee))
 	if err != nil {

@@ -37,10 +37,16 @@ func TestRunReportsBothPassthroughsAndRatiosToDurable(t *testing.T) {
 	if res.Out+res.Duplicates != events {
 		t.Errorf("at_least_once: %d out + %d duplicates, want %d records", res.Out, res.Duplicates, events)
 	}
-	for _, line := range []string{"round 1: passthrough default", "round 1: passthrough durable", "round 1: at_least_once",
-		"× durable\n", "1.00× durable\n"} {
+	for _, line := range []string{"round 1: passthrough-default", "round 1: passthrough-durable", "round 1: at_least_once",
+		"× durable  peak RSS", "1.00× durable  peak RSS"} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("output lacks %q:\n%s", line, out.String())
+		}
+	}
+	for _, side := range []Side{SideDefault, SideDurable, SideAtLeastOnce} {
+		rs := res.Sides[side]
+		if len(rs) != 1 || rs[0].Duration <= 0 || rs[0].PeakRSS <= 0 {
+			t.Errorf("%s: %+v, want one round with a duration and a peak RSS", side, rs)
 		}
 	}
 	if n := strings.Count(out.String(), "× durable"); n != 3 {

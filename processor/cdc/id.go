@@ -22,6 +22,13 @@ func ComputeID(ev *Event, mode IDMode, field string) (ID, error) {
 	return computeID(ev, mode, field, &buf)
 }
 
+// ComputeIDBuf is ComputeID with a scratch buffer the caller keeps, for
+// callers that compute an ID per record: the canonical encoding then
+// reuses *buf instead of growing a new one each time.
+func ComputeIDBuf(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
+	return computeID(ev, mode, field, buf)
+}
+
 func computeID(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
 	b := (*buf)[:0]
 	defer func() { *buf = b[:0] }()

@@ -20,8 +20,8 @@
 //
 // # Records
 //
-// Key: the 16 raw bytes of the cdc.ID (EncodeKey). Value (EncodeValue),
-// big-endian:
+// A single-ID record (written before group commit, still read): key, the
+// 16 raw bytes of the cdc.ID (EncodeKey); value (EncodeValue), big-endian:
 //
 //	offset 0  version        1 byte: 1, 2 or 3
 //	offset 1  first seen     int64, unix milliseconds
@@ -32,6 +32,28 @@
 //	offset 17 flags          bits 0-1 the RowState, bit 7 "row only"
 //	offset 18 row key        RowKeyOf: source topic + primary key
 //	offset 34 row content    the after-state's content ID (zero unless present)
+//
+// # Batch records (group commit)
+//
+// cdcsync writes batch records: one record carries the entries of many
+// events, all acknowledged (or committed) by one write (batch.go). Key
+// (BatchKey, BatchKeySize = 17 bytes): the kind byte 0xB4, a random 64-bit
+// writer ID and the writer's 64-bit sequence number, so a batch key never
+// repeats and compaction never drops a batch whose IDs are still needed;
+// batches leave the log by retention (the dedup window). Value
+// (Batch, DecodeBatch):
+//
+//	offset 0  version        1 byte: 4
+//	offset 1  count          uint32, the number of entries
+//	then, per entry:         the event's 16-byte key, one length byte L,
+//	                         and L bytes of a version 1-3 value as above
+//
+// Restore folds a batch's entries in order at the batch's place in the
+// log, exactly as if each were a single-ID record there, so ledgers that
+// mix both formats restore as one log. A batch that does not decode is
+// skipped whole (one Invalid) and never half read. Single-ID records
+// (versions 1-3 with 16-byte keys) are no longer written but always read.
+// A batch value is at most BatchMaxBytes (64 KiB, about 970 entries).
 //
 // A nil value is a tombstone: "forget this ID". Compaction keeps the newest
 // record per ID; retention deletes records older than the window. Decoding

@@ -71,13 +71,27 @@ func testContext(t testing.TB) context.Context {
 // Pins the values TuneRestoreConfig documents, and that they validate.
 func TestTuneRestoreConfig(t *testing.T) {
 	cfg := sarama.NewConfig()
-	cfg.Consumer.Fetch.Max = 1 << 20
+	def := cfg.Consumer.Fetch.Default
 	TuneRestoreConfig(cfg)
-	if cfg.Consumer.Fetch.Default != 4<<20 || cfg.Consumer.Fetch.Max != 4<<20 ||
-		cfg.Consumer.Fetch.Min != 1 || cfg.Consumer.MaxWaitTime != 250*time.Millisecond {
+	// The source consumer shares this config: its fetch size stays
+	// sarama's, or a worker holds 4 MiB per partition of fetch responses.
+	if cfg.Consumer.Fetch.Default != def || cfg.Consumer.Fetch.Min != 1 || cfg.Consumer.MaxWaitTime != 250*time.Millisecond {
 		t.Fatalf("%+v, wait %v", cfg.Consumer.Fetch, cfg.Consumer.MaxWaitTime)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	for _, tc := range []struct{ def, max, maxBytes, want int32 }{
+		{1 << 20, 0, 50 << 20, RestoreFetchSize},
+		{8 << 20, 0, 50 << 20, 8 << 20},
+		{1 << 20, 2 << 20, 50 << 20, 2 << 20},
+		{1 << 20, 0, 3 << 20, 3 << 20},
+	} {
+		c := sarama.NewConfig()
+		c.Consumer.Fetch.Default, c.Consumer.Fetch.Max, c.Consumer.Fetch.MaxBytes = tc.def, tc.max, tc.maxBytes
+		r := restorer{cfg: c}
+		if got := r.initialFetchSize(); got != tc.want {
+			t.Errorf("%+v: restore fetch size %d, want %d", tc, got, tc.want)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/cdcsync/cdcsync/processor/cdc"
 )
 
 // RestoreStats describes one Restore.
@@ -16,6 +18,8 @@ type RestoreStats struct {
 	Keys       int // IDs added to the index
 	Rows       int // row states added to the index (version-3 records; a later state of a row replaces the earlier)
 	Records    int // data records read (tombstones included, transaction markers and aborted records not)
+	Batches    int // batch records read (version 4, group commit); each holds many entries
+	Entries    int // event entries read: one per single-ID record, one per entry of a batch
 	Tombstones int // records with a nil value: IDs forgotten
 	Expired    int // records first seen before the dedup window: skipped
 	Invalid    int // records with a bad key or value: skipped
@@ -48,28 +52,22 @@ func (s RestoreStats) RecordsPerSecond() float64 {
 // TuneRestoreConfig sets the sarama options Restore reads to values that
 // suit reading a ledger partition end to end. Call it on the config of the
 // client passed to Restore; the values also suit the source consumer. It
-// sets:
+// sets Consumer.Fetch.Min = 1 byte and Consumer.MaxWaitTime = 250 ms
+// (Kafka fetch.min.bytes and fetch.max.wait.ms): Restore only fetches
+// below the end offset, where data is there at once, and a shorter wait
+// bounds how long a cancelled Restore can take.
 //
-//   - Consumer.Fetch.Default = 4 MiB: bytes asked per partition per fetch
-//     (Kafka max.partition.fetch.bytes; sarama's default is 1 MiB), about
-//     120k ledger records. Restore doubles it when a record batch does not
-//     fit, up to Consumer.Fetch.Max (0 means no limit) and
-//     Consumer.Fetch.MaxBytes (Kafka fetch.max.bytes, left at sarama's
-//     50 MiB).
-//   - Consumer.Fetch.Min = 1 byte and Consumer.MaxWaitTime = 250 ms
-//     (Kafka fetch.min.bytes and fetch.max.wait.ms): Restore only fetches
-//     below the end offset, where data is there at once, and a shorter wait
-//     bounds how long a cancelled Restore can take.
-//
+// Restore asks for at least RestoreFetchSize (4 MiB) per fetch, or
+// Consumer.Fetch.Default if larger, within Consumer.Fetch.Max and
+// Consumer.Fetch.MaxBytes, and doubles it when a record batch does not
+// fit. It no longer raises Consumer.Fetch.Default itself: the source
+// consumer shares the config, and 4 MiB per partition held about 100 MB of
+// fetch responses in a worker on 8 partitions (docs/bench-findings.md).
 // On the in-process broker the fetch size makes no measurable difference
-// (about 4.5M keys/s with 1 MiB and with 8 MiB fetches, see
+// to restore (about 4.5M keys/s with 1 MiB and with 8 MiB fetches, see
 // BenchmarkRestore500k); over a real network, larger fetches save round
 // trips.
 func TuneRestoreConfig(cfg *sarama.Config) {
-	cfg.Consumer.Fetch.Default = 4 << 20
-	if cfg.Consumer.Fetch.Max > 0 && cfg.Consumer.Fetch.Max < cfg.Consumer.Fetch.Default {
-		cfg.Consumer.Fetch.Max = cfg.Consumer.Fetch.Default
-	}
 	cfg.Consumer.Fetch.Min = 1
 	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
 }
@@ -140,6 +138,7 @@ type restorer struct {
 	fetchSize int32
 	aborted   map[int64]struct{} // producer IDs inside an aborted transaction
 	pending   []*sarama.AbortedTransaction
+	entries   []BatchEntry // a batch's entries, reused
 }
 
 func (r *restorer) run(ctx context.Context) error {
@@ -165,7 +164,7 @@ func (r *restorer) run(ctx context.Context) error {
 		return fmt.Errorf("end offset: %w", err)
 	}
 	r.stats.StartOffset, r.stats.EndOffset = r.next, r.end
-	r.fetchSize = r.cfg.Consumer.Fetch.Default
+	r.fetchSize = r.initialFetchSize()
 	r.aborted = make(map[int64]struct{})
 
 	failures := 0
@@ -300,7 +299,7 @@ func (r *restorer) fetch(ctx context.Context) (bool, error) {
 		}
 	}
 	if r.next > before {
-		r.fetchSize = r.cfg.Consumer.Fetch.Default
+		r.fetchSize = r.initialFetchSize()
 		return true, nil
 	}
 	if partial {
@@ -404,6 +403,10 @@ func (r *restorer) advance(next int64) {
 
 func (r *restorer) fold(key, value []byte) {
 	r.stats.Records++
+	if IsBatchKey(key) {
+		r.foldBatch(key, value)
+		return
+	}
 	id, err := DecodeKey(key)
 	if err != nil {
 		r.invalid(err)
@@ -419,6 +422,28 @@ func (r *restorer) fold(key, value []byte) {
 		r.invalid(fmt.Errorf("key %s: %w", id, err))
 		return
 	}
+	r.apply(id, &e)
+}
+
+// foldBatch folds a batch record's entries in their order, as if each had
+// been a single-ID record at the batch's place in the log. A batch that
+// does not decode is skipped whole and counted once in Invalid.
+func (r *restorer) foldBatch(key, value []byte) {
+	var err error
+	r.entries, err = DecodeBatch(r.entries[:0], value)
+	if err != nil {
+		r.invalid(fmt.Errorf("batch key %x: %w", key, err))
+		return
+	}
+	r.stats.Batches++
+	for i := range r.entries {
+		r.apply(r.entries[i].ID, &r.entries[i].Entry)
+	}
+}
+
+// apply folds the entry of one event.
+func (r *restorer) apply(id cdc.ID, e *Entry) {
+	r.stats.Entries++
 	seen := toSeconds(e.FirstSeen)
 	if r.idx.expired(seen, r.cutoff) {
 		r.stats.Expired++
@@ -444,6 +469,25 @@ func (r *restorer) invalid(err error) {
 	if r.stats.FirstInvalid == nil {
 		r.stats.FirstInvalid = err
 	}
+}
+
+// RestoreFetchSize is the least number of bytes Restore asks for per
+// fetch (Kafka max.partition.fetch.bytes), about 60k version-3 entries in
+// single-ID records: more than the source consumer's
+// Consumer.Fetch.Default, which stays small to bound the worker's memory.
+const RestoreFetchSize = 4 << 20
+
+// initialFetchSize is Consumer.Fetch.Default, at least RestoreFetchSize,
+// within Consumer.Fetch.Max (0: no limit) and Consumer.Fetch.MaxBytes.
+func (r *restorer) initialFetchSize() int32 {
+	n := max(r.cfg.Consumer.Fetch.Default, RestoreFetchSize)
+	if m := r.cfg.Consumer.Fetch.Max; m > 0 && m < n {
+		n = m
+	}
+	if m := r.cfg.Consumer.Fetch.MaxBytes; m > 0 && m < n {
+		n = m
+	}
+	return n
 }
 
 func (r *restorer) growFetchSize() {
