@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -358,11 +359,20 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	lag := a.p.newClaimLag(claim, nil, c.marked.Load) // cdcsync_lag_records and _seconds (lag.go)
 	defer lag.revoke()
 	defer c.setPaused(false)
+	// A batch read before the session ended is still applied, for up to
+	// applyDrainGrace, as a Connect sink task flushes on revocation: its
+	// offsets are marked and committed with the session, so the next owner
+	// does not deliver it to the target a second time.
+	work, stopWork := drainContext(ctx, applyDrainGrace)
+	defer stopWork()
 	msgs := claim.Messages()
 	batch := make([]*sarama.ConsumerMessage, 0, a.cfg.Batch.MaxEvents)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
+		if ctx.Err() != nil {
+			return nil
+		}
 		select {
 		case m, ok := <-msgs:
 			if !ok {
@@ -386,16 +396,41 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			case <-timer.C:
 				break fill
 			case <-ctx.Done():
-				timer.Stop()
-				return nil
+				break fill
 			}
 		}
 		timer.Stop()
-		if !c.process(ctx, batch) {
+		if !c.process(work, batch) {
 			return nil
 		}
 		clear(batch)
 		batch = batch[:0]
+	}
+}
+
+// applyDrainGrace bounds how long a claim keeps applying its batch after
+// its session ended (a rebalance, a pause or a shutdown); sarama waits for
+// it up to Consumer.Group.Rebalance.Timeout (60 s).
+const applyDrainGrace = 10 * time.Second
+
+// drainContext is parent, kept alive for grace after parent ends.
+func drainContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	var mu sync.Mutex
+	var t *time.Timer
+	stop := context.AfterFunc(parent, func() {
+		mu.Lock()
+		t = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return ctx, func() {
+		stop()
+		mu.Lock()
+		if t != nil {
+			t.Stop()
+		}
+		mu.Unlock()
+		cancel()
 	}
 }
 
