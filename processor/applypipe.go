@@ -451,15 +451,23 @@ func (c *applyClaim) mark(next int64) {
 }
 
 // process reads a batch and applies its events; false when the session
-// ended (or the pipeline stopped) before the batch was done.
+// ended (or the pipeline stopped) before the batch was done. The work
+// (Apply, waiting for a max_concurrency slot) runs on ctx, which outlives
+// the session by the drain grace; the waits between attempts (backoff,
+// Retry-After, an open breaker, the registry or the DLQ down) end with the
+// session: a drain applies what the target takes but does not wait out a
+// failure, which would hold the group's rebalance or the shutdown for the
+// whole grace. The next owner resumes at the first event not done (the
+// target refused it for now, or did not answer).
 func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessage) bool {
 	a, p := c.a, c.a.p
+	wait := c.sess.Context()
 	p.stats.In.Add(int64(len(batch)))
 	events := make([]apply.Event, 0, len(batch))
 	srcs := make([]*sarama.ConsumerMessage, 0, len(batch))
 	skipped := 0
 	for _, m := range batch {
-		ev, err := c.read(ctx, m)
+		ev, err := c.read(wait, m)
 		switch {
 		case err == nil && ev.Op == 't' && a.cfg.Truncate == topology.ApplyTruncateIgnore:
 			skipped++
@@ -472,7 +480,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 		case errors.Is(err, apply.ErrMessage):
 			skipped++
 		case errors.Is(err, apply.ErrBadRecord):
-			if !c.reject(ctx, m, dlq.StageDecode, err, "", nil) {
+			if !c.reject(wait, m, dlq.StageDecode, err, "", nil) {
 				return false
 			}
 		default: // the session ended while the registry was down
@@ -483,7 +491,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 		a.events.WithLabelValues(applySkipped).Add(float64(skipped))
 	}
 	for attempt := 0; len(events) > 0; {
-		probe, ok := c.gate(ctx)
+		probe, ok := c.gate(wait)
 		if !ok {
 			return false
 		}
@@ -511,7 +519,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 				rej = &apply.Rejected{Reason: outs[i].Error(), Err: outs[i]}
 			}
 			a.events.WithLabelValues(applyRejected).Inc()
-			if !c.reject(ctx, srcs[i], stageApply, rej, events[i].ID, rej.Headers) {
+			if !c.reject(wait, srcs[i], stageApply, rej, events[i].ID, rej.Headers) {
 				return false
 			}
 		}
@@ -532,7 +540,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 			attempt = 0
 			continue
 		}
-		if ctx.Err() != nil {
+		if wait.Err() != nil {
 			if probe {
 				a.brk.release()
 			}
@@ -552,7 +560,7 @@ func (c *applyClaim) process(ctx context.Context, batch []*sarama.ConsumerMessag
 			zap.Error(err), zap.Int("pending", len(events)), zap.Int64("offset", srcs[0].Offset),
 			zap.Duration("backoff", d), zap.Int("attempt", attempt))
 		c.setPaused(true)
-		if !sleep(ctx, d) {
+		if !sleep(wait, d) {
 			return false
 		}
 	}
