@@ -81,6 +81,20 @@ func (r *drainRig) waitMidBatch(t *testing.T) {
 	}
 }
 
+// startNext starts a worker after the first stopped, and waits until the
+// group settled with it alone.
+func (r *drainRig) startNext(t *testing.T) *worker {
+	t.Helper()
+	wk := startWorker(t, r.st.Brokers(), "apply-2", r.plan)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := r.st.Kafka.WaitGroupStable(ctx, string(r.plan.Group()), 1); err != nil {
+		gi := r.st.Kafka.GroupInfo(string(r.plan.Group()))
+		t.Fatalf("the apply group did not settle with the new worker alone: %v; %s, members %+v", err, gi.State, gi.Members)
+	}
+	return wk
+}
+
 // checkOnce asserts every event reached the endpoint, in per-key order,
 // and that the endpoint received exactly one request per Idempotency-Key:
 // no session end in these tests outlasts the grace, so at_least_once
@@ -164,7 +178,7 @@ func TestKfakeApplyDrainShutdown(t *testing.T) {
 	if sa.Out == 0 || sa.Out >= int64(r.w.Unique) {
 		t.Fatalf("apply-1 applied %d of %d events before it stopped: not a mid-stream shutdown", sa.Out, r.w.Unique)
 	}
-	b := startWorker(t, r.st.Brokers(), "apply-2", r.plan)
+	b := r.startNext(t)
 	r.checkOnce(t)
 	if sb := b.w.Stats("crm-apply"); sa.Out+sb.Out != int64(r.w.Unique) {
 		t.Errorf("the workers applied %d + %d events, want %d in all", sa.Out, sb.Out, r.w.Unique)
@@ -217,7 +231,7 @@ func TestKfakeApplyDrainTargetRefusing(t *testing.T) {
 		t.Errorf("soft shutdown took %v with the target refusing an event: the drain waited out the failure", took)
 	}
 	accept.Store(true)
-	startWorker(t, r.st.Brokers(), "apply-2", r.plan)
+	r.startNext(t)
 	mu.Lock()
 	id := heldID
 	mu.Unlock()
