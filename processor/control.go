@@ -181,14 +181,27 @@ func (c *controller) ensureTopic() error {
 // start and applies what it holds; the partition consumer then stays
 // open for follow.
 func (c *controller) replay(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := c.replayOnce(ctx)
+		if err == nil || ctx.Err() != nil || IsAccessFailure(err) {
+			return err
+		}
+		// A broker that does not answer, or a log start that moved
+		// while it was read: retried, never a reason to stop the worker.
+		d := backoff(attempt, 200*time.Millisecond, 10*time.Second)
+		c.log.Warn("reading the control topic failed, retrying", zap.Error(err), zap.Duration("backoff", d))
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *controller) replayOnce(ctx context.Context) error {
 	hwm, err := c.client.GetOffset(c.topic, 0, sarama.OffsetNewest)
 	if err != nil {
 		return err
 	}
-	if c.consumer, err = sarama.NewConsumerFromClient(c.client); err != nil {
-		return err
-	}
-	if c.pc, err = c.consumer.ConsumePartition(c.topic, 0, sarama.OffsetOldest); err != nil {
+	if err := c.openPartition(); err != nil {
 		return err
 	}
 	idle := time.NewTimer(10 * time.Second)
@@ -219,6 +232,36 @@ func (c *controller) replay(ctx context.Context) error {
 	return nil
 }
 
+// openPartition (re)opens the partition consumer at the next offset not
+// read yet, or at the oldest one when that offset is gone (compaction or
+// retention moved the log start). Re-reading a record is harmless: the
+// desired states and restart counters it holds are applied idempotently.
+func (c *controller) openPartition() error {
+	if c.pc != nil {
+		_ = c.pc.Close()
+		c.pc = nil
+	}
+	if c.consumer == nil {
+		var err error
+		if c.consumer, err = sarama.NewConsumerFromClient(c.client); err != nil {
+			return err
+		}
+	}
+	from := c.position()
+	if from <= 0 {
+		from = sarama.OffsetOldest
+	}
+	pc, err := c.consumer.ConsumePartition(c.topic, 0, from)
+	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+		pc, err = c.consumer.ConsumePartition(c.topic, 0, sarama.OffsetOldest)
+	}
+	if err != nil {
+		return err
+	}
+	c.pc = pc
+	return nil
+}
+
 func (c *controller) position() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -227,19 +270,43 @@ func (c *controller) position() int64 {
 
 // follow applies the control topic's records until ctx is done.
 func (c *controller) follow(ctx context.Context) {
-	for {
+	for c.pc != nil {
 		select {
 		case <-ctx.Done():
 			return
 		case m, ok := <-c.pc.Messages():
 			if !ok {
-				return
+				// The partition consumer stopped (an offset that
+				// went out of range, say): reopen it, or this worker
+				// would silently stop following pause and resume.
+				c.reopen(ctx)
+				continue
 			}
 			c.handle(m, false)
 		case err, ok := <-c.pc.Errors():
 			if ok {
 				c.log.Warn("reading the control topic", zap.Error(err))
+				if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+					c.reopen(ctx)
+				}
 			}
+		}
+	}
+}
+
+// reopen reopens the partition consumer for follow, retrying until it
+// works or ctx ends.
+func (c *controller) reopen(ctx context.Context) {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		err := c.openPartition()
+		if err == nil {
+			c.log.Info("following the control topic again", zap.Int64("from", c.position()))
+			return
+		}
+		d := backoff(attempt, 200*time.Millisecond, 10*time.Second)
+		c.log.Warn("reopening the control topic failed, retrying", zap.Error(err), zap.Duration("backoff", d))
+		if !sleep(ctx, d) {
+			return
 		}
 	}
 }
