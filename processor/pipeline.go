@@ -41,7 +41,7 @@ type pipeline struct {
 	metrics *metrics
 	dec     cdc.Decoder
 	outbox  *cdc.OutboxDecoder // source.format debezium-outbox (outbox.go)
-	enc     *schemas.Encoder // sink.format avro; nil for JSON
+	enc     *schemas.Encoder   // sink.format avro; nil for JSON
 
 	nameBytes   []byte // the topology name, shared by every sink record's header
 	ledgerTopic string
