@@ -86,7 +86,8 @@ type Header struct {
 //     the "aggregatetype" header when the SMT places it there
 //     (table.fields.additional.placement) or else the topic name after its
 //     last dot (outbox.event.order -> order), the type the "type" or
-//     "eventType" header.
+//     "eventType" header, and the headers column's entries from a
+//     "headers" header when the SMT places the column there.
 //
 // Each record is told JSON or Avro by its first byte: a JSON document
 // never starts with 0, the Confluent wire format always does.
@@ -223,6 +224,14 @@ func (d *OutboxDecoder) transformed(topic string, key, value []byte, headers []H
 			typeHdr, hasType = headerText(h.Value), true
 		case "eventType":
 			eventTypeHdr = headerText(h.Value)
+		case OutboxColHeaders:
+			// The headers column placed as a header
+			// (table.fields.additional.placement=headers:header:headers).
+			hs, err := d.headersOf(headerText(h.Value))
+			if err != nil {
+				return nil, err
+			}
+			ob.Headers = hs
 		}
 	}
 	if len(value) == 0 {
