@@ -9,8 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,6 +284,22 @@ func TestKfakeOutboxRelaySIGKILL(t *testing.T) {
 		dups += published[id] - 1
 	}
 	t.Logf("%d events, %d republished copies after 3 SIGKILLs", n, dups)
+	// The relay's own promise: the first copies keep each aggregate's order.
+	firstSeen := map[string]bool{}
+	lastFirst := map[string]int{}
+	for _, m := range readAll(t, brokers, relayTopic) {
+		var body struct{ Seq int }
+		_ = json.Unmarshal(m.Value, &body)
+		id := ids[body.Seq]
+		if firstSeen[id] {
+			continue
+		}
+		firstSeen[id] = true
+		if prev, ok := lastFirst[string(m.Key)]; ok && body.Seq <= prev {
+			t.Errorf("relay topic %d@%d: aggregate %s: first copy of seq %d after %d", m.Partition, m.Offset, m.Key, body.Seq, prev)
+		}
+		lastFirst[string(m.Key)] = body.Seq
+	}
 
 	plan := mustPlan(t, fmt.Sprintf(`name: outbox-relay-kill
 systems: [shop]

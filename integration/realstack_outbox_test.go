@@ -51,9 +51,9 @@ func realStackOutbox(t *testing.T, smt bool) {
 	if smt {
 		srcTopic = prefix + ".routed.order"
 		extra = map[string]string{"table.include.list": "public.outbox",
-			"transforms":                                         "outbox",
-			"transforms.outbox.type":                             "io.debezium.transforms.outbox.EventRouter",
-			"transforms.outbox.route.topic.replacement":          prefix + ".routed.${routedByValue}",
+			"transforms":             "outbox",
+			"transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+			"transforms.outbox.route.topic.replacement":           prefix + ".routed.${routedByValue}",
 			"transforms.outbox.table.fields.additional.placement": "type:header:type,aggregatetype:header:aggregatetype",
 		}
 	}
