@@ -261,3 +261,33 @@ func FuzzOutboxDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOutboxDecode decodes the same raw outbox change record (schema
+// envelope) with the outbox decoder and with the plain JSON decoder, the
+// decode stage of a debezium-outbox and of a debezium-json topology.
+func BenchmarkOutboxDecode(b *testing.B) {
+	var r outboxRecord
+	for _, x := range loadOutboxRecords(b) {
+		if x.name == "raw_insert.env" {
+			r = x
+		}
+	}
+	od := NewOutboxDecoder(Options{}, nil)
+	jd := NewJSONDecoder(Options{})
+	b.Run("debezium-outbox", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := od.DecodeRecord(r.topic, r.key, r.value, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("debezium-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := jd.Decode(r.topic, r.key, r.value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
