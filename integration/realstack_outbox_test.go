@@ -24,7 +24,8 @@ import (
 // with SIGKILL mid-stream and replaced. A read_committed reader of the
 // sink sees every committed event exactly once, none of the rolled-back
 // ones, in per-aggregate order, with the payload byte for byte as
-// PostgreSQL stored it. "raw" reads the outbox table's change records;
+// PostgreSQL stored it, and the traceparent the application wrote in the
+// headers column as a header. "raw" reads the outbox table's change records;
 // "eventrouter" puts Debezium's EventRouter SMT in front.
 func TestRealStackOutbox(t *testing.T) {
 	t.Run("raw", func(t *testing.T) { realStackOutbox(t, false) })
@@ -54,7 +55,7 @@ func realStackOutbox(t *testing.T, smt bool) {
 			"transforms":             "outbox",
 			"transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
 			"transforms.outbox.route.topic.replacement":           prefix + ".routed.${routedByValue}",
-			"transforms.outbox.table.fields.additional.placement": "type:header:type,aggregatetype:header:aggregatetype",
+			"transforms.outbox.table.fields.additional.placement": "type:header:type,aggregatetype:header:aggregatetype,headers:header:headers",
 		}
 	}
 	sink := prefix + ".outbox.event.{aggregatetype}"
@@ -97,7 +98,10 @@ commit_interval: 100ms
 	w, _ := outbox.New(outbox.Config{Cleanup: outbox.DeleteAfterInsert})
 
 	const orders, aggs = 5000, 200
-	type want struct{ agg, payload string }
+	type want struct {
+		agg, payload string
+		seq          int
+	}
 	committed := map[string]want{}
 	var rolledBack []string
 	payloadOf := func(i int) string {
@@ -108,6 +112,7 @@ commit_interval: 100ms
 	if got := s.psql(t, db, "SELECT '"+payloadOf(1)+"'::jsonb::text"); got != payloadOf(1) {
 		t.Fatalf("payload %s is not in jsonb's text form: %s", payloadOf(1), got)
 	}
+	traceparentOf := func(i int) string { return fmt.Sprintf("00-%032x-%016x-01", i+1, i+1) }
 	write := func(i int, id string, rollback bool) string {
 		tx, err := pool.Begin(ctx)
 		if err != nil {
@@ -121,7 +126,7 @@ commit_interval: 100ms
 			return ""
 		}
 		id, err = w.Write(ctx, outbox.PgxTx(tx), outbox.Event{ID: id, AggregateType: "order", AggregateID: agg, Type: "OrderPlaced",
-			Payload: []byte(payloadOf(i))})
+			Payload: []byte(payloadOf(i)), Headers: map[string]string{"traceparent": traceparentOf(i)}})
 		if err != nil {
 			t.Error(err)
 			return ""
@@ -146,7 +151,7 @@ commit_interval: 100ms
 				rolledBack = append(rolledBack, write(i, "", true))
 			}
 			id := write(i, "", false)
-			committed[id] = want{agg: fmt.Sprintf("order-%d", i%aggs), payload: payloadOf(i)}
+			committed[id] = want{agg: fmt.Sprintf("order-%d", i%aggs), payload: payloadOf(i), seq: i}
 			if i%40 == 7 { // a business retry after an unknown outcome: same ID
 				write(i, id, false)
 				retries++
@@ -189,13 +194,15 @@ commit_interval: 100ms
 	seen := map[string]bool{}
 	last := map[string]int{}
 	for _, m := range msgs {
-		var id, typ string
+		var id, typ, tp string
 		for _, h := range m.Headers {
 			switch string(h.Key) {
 			case "id":
 				id = string(h.Value)
 			case "type":
 				typ = string(h.Value)
+			case "traceparent":
+				tp = string(h.Value)
 			}
 		}
 		if rb[id] {
@@ -211,6 +218,9 @@ commit_interval: 100ms
 		seen[id] = true
 		if string(m.Value) != wt.payload {
 			t.Fatalf("event %s: value %s, want the payload as written %s", id, m.Value, wt.payload)
+		}
+		if tp != traceparentOf(wt.seq) {
+			t.Fatalf("event %s: traceparent %q, want the one the application wrote, %s", id, tp, traceparentOf(wt.seq))
 		}
 		if string(m.Key) != wt.agg || typ != "OrderPlaced" {
 			t.Fatalf("event %s: key %q type %q", id, m.Key, typ)
