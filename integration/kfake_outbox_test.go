@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/linkedin/goavro/v2"
 
 	"github.com/cdcsync/cdcsync/internal/embedded"
 	"github.com/cdcsync/cdcsync/outbox"
+	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/schemas"
 )
 
 // outboxRaw is a Debezium change record (JSON converter, no schemas) of
@@ -165,5 +168,91 @@ guarantee: exactly_once
 			t.Errorf("aggregate %s: seq %d after %d", e.agg, body.Seq, prev)
 		}
 		last[e.agg] = body.Seq
+	}
+}
+
+// TestKfakeOutboxEnvelope checks sink.format json and avro for an outbox
+// topology: the cdcsync event envelope, whose id is the outbox UUID, type
+// the outbox type, entity the aggregate type, key the aggregateid, and
+// whose payload field is the payload as JSON (json: an object, not a
+// quoted string; avro: the payload's JSON text, as the Avro form writes
+// every field).
+func TestKfakeOutboxEnvelope(t *testing.T) {
+	for _, format := range []string{"json", "avro"} {
+		t.Run(format, func(t *testing.T) {
+			const src = "dbz.public.outbox"
+			st, err := embedded.Start(embedded.Options{Topics: []string{src}, Partitions: 1, NoRegistry: format != "avro"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(st.Close)
+			brokers := st.Brokers()
+			plan := mustPlan(t, fmt.Sprintf(`name: outbox-env-%s
+systems: [shop]
+source: {topics: [%s], system: shop, format: debezium-outbox}
+sink:
+  topic: env.outbox.{aggregatetype}
+  format: %s
+`, format, src, format))
+			id := outbox.NewID()
+			payload := `{"id": 7, "lines": [{"qty": 2, "sku": "A-1"}], "total": 19.90}`
+			cfg := sarama.NewConfig()
+			cfg.Version = sarama.V2_8_0_0
+			cfg.Producer.Return.Successes = true
+			p, err := sarama.NewSyncProducer(brokers, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: src, Key: sarama.StringEncoder(fmt.Sprintf(`{"id":%q}`, id)),
+				Value: sarama.ByteEncoder(outboxRaw("c", id, "order-7", "OrderPlaced", payload, 1))}); err != nil {
+				t.Fatal(err)
+			}
+			p.Close()
+			registry := ""
+			if format == "avro" {
+				registry = st.RegistryURL()
+			}
+			wk := startWorkerWithRegistry(t, brokers, registry, "w1", plan)
+			waitProcessed(t, brokers, time.Minute, plan)
+			if err := wk.stop(); err != nil {
+				t.Fatal(err)
+			}
+			msgs := readAll(t, brokers, "env.outbox.order")
+			if len(msgs) != 1 {
+				t.Fatalf("%d sink records, want 1", len(msgs))
+			}
+			m := msgs[0]
+			if string(m.Key) != "order-7" {
+				t.Errorf("key %q, want the aggregateid", m.Key)
+			}
+			wantID := strings.ReplaceAll(id, "-", "")
+			if format == "json" {
+				r := decodeSink(t, m)
+				if r.ID != wantID || r.Type != "OrderPlaced" || r.Op != "c" {
+					t.Errorf("envelope id %q type %q op %q, want %s OrderPlaced c", r.ID, r.Type, r.Op, wantID)
+				}
+				if string(r.Fields["payload"]) != payload {
+					t.Errorf("fields.payload %s, want the payload as JSON %s", r.Fields["payload"], payload)
+				}
+				return
+			}
+			_, body, err := cdc.SplitWire(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			codec, err := goavro.NewCodec(schemas.EventSchema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			native, _, err := codec.NativeFromBinary(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, _ := codec.TextualFromNative(nil, native)
+			quoted, _ := json.Marshal(payload)
+			if !strings.Contains(string(js), wantID) || !strings.Contains(string(js), "OrderPlaced") || !strings.Contains(string(js), string(quoted)) {
+				t.Errorf("avro event %s lacks the id %s, the type or the payload text %s", js, wantID, quoted)
+			}
+		})
 	}
 }
