@@ -112,6 +112,7 @@ guarantee: exactly_once
 			}})
 	}
 	const aggs, n = 7, 60
+	redelivered := 0
 	for i := 0; i < n; i++ {
 		e := ev{id: outbox.NewID(), agg: fmt.Sprintf("order-%d", i%aggs),
 			payload: fmt.Sprintf(`{"seq": %d, "agg": "order-%d", "note": "caf\u00e9 \"q\""}`, i, i%aggs)}
@@ -123,12 +124,24 @@ guarantee: exactly_once
 		}
 		if i%10 == 3 {
 			put(e, "c") // a business retry reusing the ID, or a redelivery
+			redelivered++
 		}
 	}
 	wk := startWorker(t, brokers, "w1", plan)
 	waitProcessed(t, brokers, time.Minute, plan)
+	stats := wk.w.Stats(plan.Name())
 	if err := wk.stop(); err != nil {
 		t.Fatal(err)
+	}
+	// Each raw event's delete and tombstone are the cleanup: ignored and
+	// counted, never an output. (At least: a record handled again after
+	// an aborted transaction counts again.)
+	wantIgnored := int64(0)
+	if !transformed {
+		wantIgnored = 2 * n
+	}
+	if stats.OutboxIgnored < wantIgnored || (transformed && stats.OutboxIgnored != 0) || stats.Duplicates < int64(redelivered) {
+		t.Errorf("ignored %d (want %d), duplicates %d (want %d)", stats.OutboxIgnored, wantIgnored, stats.Duplicates, redelivered)
 	}
 
 	msgs := readOutputs(t, brokers, "outbox.event.order", "exactly_once")
