@@ -45,6 +45,7 @@
 //	cdcsync_authority_dropped_fields_total  counter    topology                     changed fields dropped because the source system does not own them
 //	cdcsync_authority_dropped_events_total  counter    topology                     events dropped because no owned field changed
 //	cdcsync_tombstones_total                counter    topology                     tombstones consumed (passed or dropped)
+//	cdcsync_outbox_ignored_total            counter    topology                     debezium-outbox records that are not events (updates, deletes, tombstones of outbox rows)
 //	cdcsync_dlq_records_total               counter    topology,stage               DLQ records acknowledged or committed, by the stage that failed: decode, authority, route, encode, produce, apply
 //	cdcsync_ledger_writes_total             counter    topology                     ledger entries acknowledged
 //	cdcsync_rebalances_total                counter    topology                     consumer group sessions started by this worker: one per rebalance it took part in

@@ -30,12 +30,14 @@ type Stats struct {
 	Completed       atomic.Int64 // records fully done: outputs and ledger entry acknowledged
 	TxnCommits      atomic.Int64 // exactly_once transactions committed
 	TxnAborts       atomic.Int64 // exactly_once transactions aborted
+	OutboxIgnored   atomic.Int64 // debezium-outbox records that are not events (outbox.go)
 }
 
 // StatsSnapshot is a copy of Stats at one moment.
 type StatsSnapshot struct {
 	In, Out, Duplicates, AuthorityFields, AuthorityEvents, DLQ, Tombstones, LedgerWrites, Restarts, Completed int64
 	TxnCommits, TxnAborts, Rebalances                                                                         int64
+	OutboxIgnored                                                                                             int64
 }
 
 // Snapshot copies the counters.
@@ -46,6 +48,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		DLQ: s.DLQ.Load(), Tombstones: s.Tombstones.Load(), LedgerWrites: s.LedgerWrites.Load(),
 		Restarts: s.Restarts.Load(), Completed: s.Completed.Load(),
 		TxnCommits: s.TxnCommits.Load(), TxnAborts: s.TxnAborts.Load(), Rebalances: s.Rebalances.Load(),
+		OutboxIgnored: s.OutboxIgnored.Load(),
 	}
 }
 
@@ -169,6 +172,7 @@ func (m *metrics) forTopology(name string) *Stats {
 	counter("cdcsync_authority_dropped_fields_total", "Changed fields dropped because the source system does not own them.", &s.AuthorityFields)
 	counter("cdcsync_authority_dropped_events_total", "Events dropped because no owned field changed.", &s.AuthorityEvents)
 	counter("cdcsync_tombstones_total", "Tombstones consumed (passed or dropped by source.tombstones).", &s.Tombstones)
+	counter("cdcsync_outbox_ignored_total", "debezium-outbox records that are not events: updates, deletes and tombstones of outbox rows (the cleanup).", &s.OutboxIgnored)
 	counter("cdcsync_rebalances_total", "Consumer group sessions this worker started: one per rebalance (join or leave of a member, or a session restart).", &s.Rebalances)
 	for _, stage := range dlqStages {
 		m.dlq.WithLabelValues(name, stage)

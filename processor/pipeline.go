@@ -40,7 +40,8 @@ type pipeline struct {
 	stats   *Stats
 	metrics *metrics
 	dec     cdc.Decoder
-	enc     *schemas.Encoder // sink.format avro; nil for JSON
+	outbox  *cdc.OutboxDecoder // source.format debezium-outbox (outbox.go)
+	enc     *schemas.Encoder   // sink.format avro; nil for JSON
 
 	nameBytes   []byte // the topology name, shared by every sink record's header
 	ledgerTopic string
@@ -116,6 +117,7 @@ func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry
 		nameBytes:   []byte(plan.Name()),
 		ledgerTopic: string(plan.LedgerTopic()),
 	}
+	p.outbox, _ = dec.(*cdc.OutboxDecoder)
 	if plan.SinkFormat() == topology.SinkAvro {
 		p.enc = schemas.NewEncoder(registry, schemas.EncoderOptions{Strategy: plan.SubjectStrategy()})
 	}
@@ -155,6 +157,12 @@ func newDecoder(plan *topology.Plan, registry *schemas.Client) (cdc.Decoder, err
 		return cdc.NewAvroDecoder(opts, registry), nil
 	case topology.WebhookJSON:
 		return cdc.NewWebhookDecoder(opts, WebhookMap(plan)), nil
+	case topology.DebeziumOutbox:
+		var src cdc.SchemaSource // Avro records need the registry, JSON ones not
+		if registry != nil {
+			src = registry
+		}
+		return cdc.NewOutboxDecoder(opts, src), nil
 	}
 	return nil, fmt.Errorf("%w: topology %s: source.format %s is not supported by this worker yet", ErrConfig, plan.Name(), plan.Format())
 }

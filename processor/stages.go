@@ -98,6 +98,7 @@ const (
 	skipTombstoneDrop                        // source.tombstones: drop
 	skipTombstoneNoKey                       // the sink key is not part of the record key
 	skipTruncateDrop                         // source.truncate: drop
+	skipOutboxIgnored                        // debezium-outbox: not an event (outbox.go)
 )
 
 // decision is what the stages make of one consumed record. They compute
@@ -174,6 +175,8 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) error {
 			p.stats.Duplicates.Add(1)
 		case skipAuthority:
 			p.stats.AuthorityEvents.Add(1)
+		case skipOutboxIgnored:
+			p.stats.OutboxIgnored.Add(1)
 		case skipTruncateDrop:
 			c.log.Info("truncate dropped (source.truncate: drop)", zap.Int64("offset", msg.Offset),
 				zap.String("table", d.ev.Source.Table))
@@ -207,6 +210,9 @@ func (c *claimCtx) stages(msg *sarama.ConsumerMessage) decision {
 	p := c.p
 	if rj, ok := p.rejectedBefore(msg); ok {
 		return c.rejectedBefore(msg, rj)
+	}
+	if p.outbox != nil {
+		return c.outboxStages(msg) // outbox.go
 	}
 
 	ev, err := p.decode(msg)

@@ -66,6 +66,9 @@ func New(cfg Config, plans []*topology.Plan, log *zap.Logger) (*Worker, error) {
 	regOpts.Timeout = cfg.RegistryTimeout
 	var registry *schemas.Client
 	for _, plan := range plans {
+		if plan.IsOutbox() && cfg.RegistryURL != "" && registry == nil {
+			registry = schemas.NewClient(cfg.RegistryURL, regOpts) // for Avro outbox records
+		}
 		if plan.Format() == topology.DebeziumAvro || plan.Format() == topology.CdcsyncAvro || plan.SinkFormat() == topology.SinkAvro {
 			if cfg.RegistryURL == "" {
 				return nil, fmt.Errorf("%w: registry_url: topology %s (%s) uses Avro and needs a schema registry",

@@ -262,6 +262,7 @@ func (c *Config) validate() Errors {
 		v.dedup()
 		v.authority(declared)
 		v.sink()
+		v.outbox() // outbox.go
 	}
 	v.dlq()
 	v.errorPolicy()
@@ -429,7 +430,7 @@ func (v *validator) sink() {
 	} else if ok {
 		v.sinkClashes(lit)
 	}
-	if len(s.Key) == 0 {
+	if len(s.Key) == 0 && v.c.Source.Format != DebeziumOutbox {
 		v.add("sink.key", ErrMissing, "required: at least one partition-key field, e.g. [id]")
 	}
 	seen := make(map[string]int, len(s.Key))

@@ -122,7 +122,7 @@ func TestBreakOneField(t *testing.T) {
 		{"zero window", withLine(10, "  window: 0s"),
 			"dedup.window", 10, ErrInvalid, "must be greater than 0"},
 		{"bad enum", withLine(6, "  format: debezium-protobuf"),
-			"source.format", 6, ErrInvalid, `"debezium-protobuf" is not one of "debezium-json", "debezium-avro", "cdcsync-json", "cdcsync-avro" or "webhook"`},
+			"source.format", 6, ErrInvalid, `"debezium-protobuf" is not one of "debezium-json", "debezium-avro", "cdcsync-json", "cdcsync-avro", "webhook" or "debezium-outbox"`},
 		{"bad guarantee", withLine(27, "guarantee: exactly-once"),
 			"guarantee", 27, ErrInvalid, `"exactly-once" is not one of "at_least_once" or "exactly_once"`},
 		{"bad tombstones", withLine(7, "  tombstones: keep"),

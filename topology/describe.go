@@ -76,7 +76,11 @@ func (p *Plan) Options() []Option {
 		describeWebhook(c, line, def)
 	}
 
-	line("dedup.key", c.Dedup.Key.String(), def("dedup.key", c.Dedup.Key == DedupPosition), "")
+	if c.Source.Format == DebeziumOutbox { // outbox.go
+		line("dedup.key", "the outbox id", false, "")
+	} else {
+		line("dedup.key", c.Dedup.Key.String(), def("dedup.key", c.Dedup.Key == DedupPosition), "")
+	}
 	if c.Dedup.Key == DedupField {
 		line("dedup.field", c.Dedup.Field, false, "")
 	}
@@ -99,7 +103,11 @@ func (p *Plan) Options() []Option {
 		def("authority.on_violation", c.Authority.OnViolation == ViolationDropField), "")
 
 	line("sink.topic", c.Sink.Topic, false, "")
-	line("sink.key", strings.Join(c.Sink.Key, ", "), false, "")
+	if c.Source.Format == DebeziumOutbox {
+		line("sink.key", "the aggregateid", false, "")
+	} else {
+		line("sink.key", strings.Join(c.Sink.Key, ", "), false, "")
+	}
 	line("sink.format", c.Sink.Format.String(), def("sink.format", c.Sink.Format == SinkJSON), "")
 	if c.Sink.Format == SinkAvro {
 		line("sink.subject_strategy", c.Sink.SubjectStrategy.String(),

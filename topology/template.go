@@ -14,6 +14,7 @@ const (
 	phSchema
 	phTable
 	phEntity
+	phAggregateType // source.format debezium-outbox; expands like {entity}
 )
 
 var placeholderNames = map[string]placeholder{
@@ -21,6 +22,8 @@ var placeholderNames = map[string]placeholder{
 	"schema": phSchema,
 	"table":  phTable,
 	"entity": phEntity,
+	// The outbox event's aggregate type, which is its entity (outbox.go).
+	"aggregatetype": phAggregateType,
 }
 
 // templatePart is a literal or a placeholder.
@@ -59,7 +62,7 @@ func parseTemplate(s string) (template, string) {
 		name := rest[open+1 : open+1+end]
 		ph, ok := placeholderNames[name]
 		if !ok {
-			return template{}, fmt.Sprintf("unknown placeholder \"{%s}\" in %q (known: {db}, {schema}, {table}, {entity})", name, s)
+			return template{}, fmt.Sprintf("unknown placeholder \"{%s}\" in %q (known: {db}, {schema}, {table}, {entity}, {aggregatetype})", name, s)
 		}
 		t.parts = append(t.parts, templatePart{ph: ph})
 		rest = rest[open+1+end+1:]
@@ -132,7 +135,7 @@ func (t template) expand(db, schema, table, entity string) string {
 			n += len(schema)
 		case phTable:
 			n += len(table)
-		case phEntity:
+		case phEntity, phAggregateType:
 			n += len(entity)
 		}
 	}
@@ -148,7 +151,7 @@ func (t template) expand(db, schema, table, entity string) string {
 			b.WriteString(schema)
 		case phTable:
 			b.WriteString(table)
-		case phEntity:
+		case phEntity, phAggregateType:
 			b.WriteString(entity)
 		}
 	}

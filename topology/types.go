@@ -32,6 +32,9 @@ const (
 	// WebhookJSON is the raw topic of a webhook ingress (source.webhook):
 	// each record's value is a verified delivery's body.
 	WebhookJSON
+	// DebeziumOutbox is a transactional outbox table through Debezium, JSON
+	// or Avro, raw or transformed by the EventRouter SMT (outbox.go).
+	DebeziumOutbox
 )
 
 // Tombstones says what happens to a tombstone (a record with a null value,
@@ -95,6 +98,9 @@ const (
 	SinkJSON SinkFormat = iota
 	// SinkAvro writes Avro in Confluent wire format, registering the schema.
 	SinkAvro
+	// SinkPayload writes an outbox event's payload itself as the value
+	// (source.format debezium-outbox only; outbox.go).
+	SinkPayload
 )
 
 // SubjectStrategy is the schema registry subject naming strategy for Avro
@@ -141,12 +147,12 @@ const (
 // The spellings of each enum in topology files, indexed by value. The first
 // spelling of each table is the default unless the zero value is "unset".
 var (
-	formatNames          = []string{"", "debezium-json", "debezium-avro", "cdcsync-json", "cdcsync-avro", "webhook"}
+	formatNames          = []string{"", "debezium-json", "debezium-avro", "cdcsync-json", "cdcsync-avro", "webhook", "debezium-outbox"}
 	tombstonesNames      = []string{"pass", "drop"}
 	truncateNames        = []string{"dlq", "pass", "drop"}
 	dedupKeyNames        = []string{"position", "content", "field"}
 	onViolationNames     = []string{"drop_field", "dlq"}
-	sinkFormatNames      = []string{"json", "avro"}
+	sinkFormatNames      = []string{"json", "avro", "payload"}
 	subjectStrategyNames = []string{"topic", "record", "topic-record"}
 	toleranceNames       = []string{"all", "none"}
 	guaranteeNames       = []string{"at_least_once", "exactly_once"}

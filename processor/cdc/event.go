@@ -140,4 +140,5 @@ type Event struct {
 	Tombstone   bool      // a null value: the delete marker that follows a delete
 	Transaction *Transaction
 	Message     *Message
+	Outbox      *OutboxEvent // source.format debezium-outbox (outbox.go)
 }
