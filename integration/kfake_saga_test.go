@@ -1,0 +1,589 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cdcsync/cdcsync/processor/saga"
+)
+
+// The chaos saga: three steps a, b, c, each with its own command topic,
+// all replying on one reply topic. Step b fails for 10% of the sagas and
+// is left unanswered for 2% (those time out); a and b have
+// compensations, c (the last step) needs none.
+const (
+	chaosTrigger = "orders"
+	chaosReplies = "saga.replies"
+)
+
+func chaosDefinition(name string) *saga.Definition {
+	step := func(n string, comp bool) saga.Step {
+		s := saga.Step{
+			Name: n, ReplyTopic: chaosReplies, Timeout: 3 * time.Second,
+			Command:              saga.Command{Topic: "saga." + n + ".cmd", Type: "Do-" + n, Payload: map[string]string{"order": "{trigger.id}", "prev": "{steps.a.ref}"}},
+			CompensationAttempts: 20, CompensationBackoff: 100 * time.Millisecond,
+		}
+		if comp {
+			s.Compensation = &saga.Command{Topic: "saga." + n + ".cmd", Type: "Undo-" + n, Payload: map[string]string{"ref": "{steps." + n + ".ref}"}}
+		}
+		return s
+	}
+	return &saga.Definition{
+		Name:      name,
+		Trigger:   saga.Trigger{Topic: chaosTrigger, Type: "OrderPlaced"},
+		Steps:     []saga.Step{step("a", true), step("b", true), step("c", false)},
+		Retention: time.Hour,
+	}
+}
+
+// fate is what the participants do with a saga: deterministic in its ID,
+// so a participant's answer never depends on which attempt it sees.
+type fate int
+
+const (
+	fateOK fate = iota
+	fateFailB
+	fateSilentB
+)
+
+func fateOf(id string) fate {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	switch v := h.Sum32() % 100; {
+	case v < 10:
+		return fateFailB
+	case v < 12:
+		return fateSilentB
+	}
+	return fateOK
+}
+
+// flakyComp: the first attempt of these sagas' compensations fails, so
+// compensations are retried.
+func flakyComp(id string) bool {
+	h := fnv.New32a()
+	h.Write([]byte("comp" + id))
+	return h.Sum32()%4 == 0
+}
+
+// participants answers the commands of the chaos saga until ctx ends:
+// one consumer per command partition (read_committed), replying on the
+// same partition of the reply topic with the correlation headers.
+func participants(ctx context.Context, t *testing.T, brokers []string, parts int32) *sync.WaitGroup {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Idempotent = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Net.MaxOpenRequests = 1
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // acks
+		defer wg.Done()
+		for {
+			select {
+			case <-prod.Successes():
+			case e := <-prod.Errors():
+				t.Errorf("participant reply: %v", e.Err)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for _, step := range []string{"a", "b", "c"} {
+		for p := range parts {
+			pc, err := cons.ConsumePartition("saga."+step+".cmd", p, sarama.OffsetOldest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer pc.Close()
+				for {
+					var m *sarama.ConsumerMessage
+					select {
+					case m = <-pc.Messages():
+					case <-ctx.Done():
+						return
+					}
+					hdr := map[string]string{}
+					var hs []sarama.RecordHeader
+					for _, h := range m.Headers {
+						hdr[string(h.Key)] = string(h.Value)
+						if strings.HasPrefix(string(h.Key), "cdcsync.saga.") {
+							hs = append(hs, *h)
+						}
+					}
+					id, kind := hdr[saga.HeaderID], hdr[saga.HeaderKind]
+					out := `{"outcome":"success","result":{"ref":"` + step + `-` + id + `"}}`
+					switch {
+					case kind == "compensation" && flakyComp(id) && hdr[saga.HeaderAttempt] == "1":
+						out = `{"outcome":"failure","error":"try again"}`
+					case kind == "compensation":
+						out = `{"outcome":"success"}`
+					case step == "b" && fateOf(id) == fateFailB:
+						out = `{"outcome":"failure","error":"card declined"}`
+					case step == "b" && fateOf(id) == fateSilentB:
+						continue // never answered: the saga times out
+					}
+					select {
+					case prod.Input() <- &sarama.ProducerMessage{Topic: chaosReplies, Partition: m.Partition, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(out), Headers: hs}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+		}
+	}
+	t.Cleanup(func() { wg.Wait(); prod.Close(); cons.Close(); client.Close() })
+	return &wg
+}
+
+// produceTriggers writes OrderPlaced triggers o-from..o-to-1, keyed by
+// order ID, plus records of another type that start nothing.
+func produceTriggers(t *testing.T, brokers []string, ids []string) {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	msgs := make([]*sarama.ProducerMessage, 0, len(ids))
+	for i, id := range ids {
+		v := fmt.Sprintf(`{"id":%q,"type":"OrderPlaced","amount":%d}`, id, i%500)
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: chaosTrigger, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(v)})
+		if i%50 == 0 {
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: chaosTrigger, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(`{"id":"x` + id + `","type":"OrderViewed"}`)})
+		}
+	}
+	for i := 0; i < len(msgs); i += 500 {
+		if err := p.SendMessages(msgs[i:min(i+500, len(msgs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSagaHelperProcess is not a test: it is the orchestrator worker
+// process of TestKfakeSagaChaos (the test binary runs itself with
+// CDCSYNC_SAGA_HELPER set), killed with SIGKILL at random moments.
+func TestSagaHelperProcess(t *testing.T) {
+	if os.Getenv("CDCSYNC_SAGA_HELPER") == "" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	log, _ := zap.NewDevelopment()
+	rt, err := saga.New(saga.Config{
+		Def: chaosDefinition(os.Getenv("CDCSYNC_SAGA_NAME")), Brokers: strings.Split(os.Getenv("CDCSYNC_SAGA_BROKERS"), ","),
+		Log: log.With(zap.String("worker", os.Getenv("CDCSYNC_SAGA_WORKER"))),
+		Sarama: func(purpose string) (*sarama.Config, error) {
+			c, _ := saga.DefaultSaramaConfig(purpose)
+			c.Consumer.Group.Session.Timeout = 6 * time.Second
+			c.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+			return c, nil
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := rt.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func startSagaWorker(t *testing.T, brokers []string, name string, n int) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSagaHelperProcess$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "CDCSYNC_SAGA_HELPER=1", "CDCSYNC_SAGA_NAME="+name,
+		"CDCSYNC_SAGA_BROKERS="+strings.Join(brokers, ","), "CDCSYNC_SAGA_WORKER="+strconv.Itoa(n))
+	p := &proc{t: t, cmd: cmd, log: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("log of saga worker %d:\n%s", n, tail(p.log.String(), 40))
+		}
+	})
+	return p
+}
+
+// TestKfakeSagaChaos: 10,000 sagas of three steps (2,000 with -short),
+// with participants failing step b for 10% and leaving it unanswered for
+// 2%, run by three orchestrator processes while five SIGKILLs land at
+// random moments, one worker is added and one removed, and 5% of the
+// triggers are delivered twice. At the end, read_committed:
+//   - every saga is terminal: completed, or compensated;
+//   - a completed saga sent a, b and c once each and compensated nothing;
+//   - a compensated saga compensated exactly the steps that happened (a;
+//     and b too when it timed out, since it may have happened), in
+//     reverse;
+//   - every command and compensation record (saga, step, kind, attempt)
+//     appears exactly once;
+//   - the redelivered triggers started nothing.
+func TestKfakeSagaChaos(t *testing.T) {
+	sagas := 10_000
+	if testing.Short() {
+		sagas = 2_000
+	}
+	const parts = 4
+	st := cluster(t, parts, chaosTrigger)
+	brokers := st.Brokers()
+	name := "chaos-orders"
+	def := chaosDefinition(name)
+	ids := make([]string, sagas)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("o-%05d", i)
+	}
+	rng := rand.New(rand.NewPCG(17, 17))
+	var dups []string
+	for _, id := range ids {
+		if rng.IntN(100) < 5 {
+			dups = append(dups, id)
+		}
+	}
+
+	n := 0
+	start := func() *proc { n++; return startSagaWorker(t, brokers, name, n) }
+	workers := []*proc{start(), start(), start()}
+	// The workers create the reply and command topics; wait for them.
+	waitTopics(t, brokers, append(def.CommandTopics(), chaosReplies, def.StateTopic())...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	participants(ctx, t, brokers, parts)
+
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		chunk := len(ids) / 10
+		for i := 0; i < len(ids); i += chunk {
+			produceTriggers(t, brokers, ids[i:min(i+chunk, len(ids))])
+			time.Sleep(300 * time.Millisecond)
+		}
+		produceTriggers(t, brokers, dups) // redelivered triggers
+	}()
+
+	kills := 0
+	for i := 0; i < 7; i++ {
+		time.Sleep(time.Duration(1000+rng.IntN(2500)) * time.Millisecond)
+		switch i {
+		case 2:
+			workers = append(workers, start())
+			t.Logf("added a worker (%d running)", len(workers))
+		case 4:
+			j := rng.IntN(len(workers))
+			if err := workers[j].terminate(time.Minute); err != nil {
+				t.Errorf("SIGTERM: %v", err)
+			}
+			workers = append(workers[:j], workers[j+1:]...)
+			t.Logf("removed a worker (%d running)", len(workers))
+		default:
+			j := rng.IntN(len(workers))
+			workers[j].kill()
+			kills++
+			workers[j] = start()
+			t.Logf("killed worker %d with SIGKILL and restarted it (kill %d)", j, kills)
+		}
+	}
+	<-produced
+
+	// Wait until every saga is terminal.
+	client := newClient(t, brokers)
+	var states []*saga.State
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		var err error
+		states, _, err = saga.ReadStates(context.Background(), client, def.StateTopic())
+		if err != nil {
+			t.Fatal(err)
+		}
+		terminal := 0
+		for _, s := range states {
+			if s.Status.Terminal() {
+				terminal++
+			}
+		}
+		if len(states) == sagas && terminal == sagas {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 4 minutes: %d sagas, %d terminal, want %d", len(states), terminal, sagas)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	for _, p := range workers {
+		if err := p.terminate(time.Minute); err != nil {
+			t.Errorf("SIGTERM: %v", err)
+		}
+	}
+	cancel()
+
+	// Every command and compensation exactly once, read_committed.
+	type sent struct{ id, step, kind, attempt string }
+	count := map[sent]int{}
+	bySaga := map[string][]sent{}
+	for _, topic := range def.CommandTopics() {
+		for _, m := range readCommitted(t, brokers, topic) {
+			h := map[string]string{}
+			for _, x := range m.Headers {
+				h[string(x.Key)] = string(x.Value)
+			}
+			s := sent{h[saga.HeaderID], h[saga.HeaderStep], h[saga.HeaderKind], h[saga.HeaderAttempt]}
+			if count[s]++; count[s] == 1 {
+				bySaga[s.id] = append(bySaga[s.id], s)
+			}
+		}
+	}
+	dupSent := 0
+	for s, c := range count {
+		if c != 1 {
+			dupSent++
+			if dupSent <= 5 {
+				t.Errorf("%+v appears %d times to a read_committed reader", s, c)
+			}
+		}
+	}
+	if dupSent > 0 {
+		t.Fatalf("%d commands or compensations appear more than once", dupSent)
+	}
+
+	outcomes := map[saga.Status]int{}
+	for _, s := range states {
+		outcomes[s.Status]++
+		cmds := map[string]int{}
+		comps := map[string]int{}
+		for _, x := range bySaga[s.ID] {
+			if x.kind == "command" {
+				cmds[x.step]++
+			} else {
+				comps[x.step]++
+			}
+		}
+		stepSt := map[string]saga.StepState{}
+		for _, x := range s.Steps {
+			stepSt[x.Name] = x
+		}
+		switch f := fateOf(s.ID); {
+		case f == fateOK:
+			if s.Status != saga.Completed || cmds["a"] != 1 || cmds["b"] != 1 || cmds["c"] != 1 || len(comps) != 0 {
+				t.Errorf("saga %s (ok): %s, commands %v, compensations %v", s.ID, s.Status, cmds, comps)
+			}
+		case f == fateFailB:
+			// b refused: nothing of b to undo; a is undone.
+			if s.Status != saga.Compensated || cmds["a"] != 1 || cmds["b"] != 1 || cmds["c"] != 0 ||
+				comps["b"] != 0 || comps["a"] != stepSt["a"].CompAttempts || stepSt["a"].Status != saga.StepCompensated {
+				t.Errorf("saga %s (b fails): %s, commands %v, compensations %v, steps %+v", s.ID, s.Status, cmds, comps, s.Steps)
+			}
+		case f == fateSilentB:
+			// b timed out: it may have happened, so b then a are undone.
+			if s.Status != saga.Compensated || cmds["a"] != 1 || cmds["b"] != 1 || cmds["c"] != 0 ||
+				comps["b"] != stepSt["b"].CompAttempts || comps["a"] != stepSt["a"].CompAttempts ||
+				stepSt["b"].Status != saga.StepCompensated || stepSt["a"].Status != saga.StepCompensated ||
+				!stepSt["b"].CompDoneAt.Before(stepSt["a"].CompSentAt) && !stepSt["b"].CompDoneAt.Equal(stepSt["a"].CompSentAt) {
+				t.Errorf("saga %s (b unanswered): %s, commands %v, compensations %v, steps %+v", s.ID, s.Status, cmds, comps, s.Steps)
+			}
+		}
+		if t.Failed() && outcomes[saga.Completed]+outcomes[saga.Compensated] > 20 {
+			break
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// Every trigger ID has exactly one saga: the redelivered ones (and
+	// those replayed after a kill) started no second one, since each
+	// saga's first command was sent exactly once.
+	if len(states) != sagas || len(bySaga) != sagas {
+		t.Fatalf("%d sagas and %d with commands, want %d", len(states), len(bySaga), sagas)
+	}
+	t.Logf("%d sagas (%d triggers redelivered): %d completed, %d compensated, %d failed; %d commands and compensations, each once; %d kills",
+		sagas, len(dups), outcomes[saga.Completed], outcomes[saga.Compensated], outcomes[saga.Failed], len(count), kills)
+}
+
+// waitTopics waits until every topic exists.
+func waitTopics(t *testing.T, brokers []string, topics ...string) {
+	t.Helper()
+	c := newClient(t, brokers)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, topic := range topics {
+		for {
+			_ = c.RefreshMetadata(topic)
+			if ps, err := c.Partitions(topic); err == nil && len(ps) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("topic %s was not created", topic)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// An in-process runtime over kfake: the order of a saga's records, the
+// participant contract end to end, the state topic's content after
+// completion and compensation, and a restart that resumes a saga in
+// flight from the state topic and times it out after the restore.
+func TestKfakeSagaResumesAfterRestart(t *testing.T) {
+	st := cluster(t, 2, chaosTrigger)
+	brokers := st.Brokers()
+	def := chaosDefinition("resume")
+	run := func() (context.CancelFunc, chan error) {
+		rt, err := saga.New(saga.Config{Def: chaosDefinition("resume"), Brokers: brokers, Log: zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(ctx) }()
+		return cancel, done
+	}
+	stop1, done1 := run()
+	waitTopics(t, brokers, append(def.CommandTopics(), chaosReplies, def.StateTopic())...)
+	// Find IDs of each fate.
+	var ok, failB, silent string
+	for i := 0; ok == "" || failB == "" || silent == ""; i++ {
+		id := fmt.Sprintf("r-%d", i)
+		switch fateOf(id) {
+		case fateOK:
+			ok = cmp(ok, id)
+		case fateFailB:
+			failB = cmp(failB, id)
+		case fateSilentB:
+			silent = cmp(silent, id)
+		}
+	}
+	produceTriggers(t, brokers, []string{ok, failB, silent})
+	pctx, pcancel := context.WithCancel(context.Background())
+	defer pcancel()
+	participants(pctx, t, brokers, 2)
+	client := newClient(t, brokers)
+	waitStatus := func(id string, want saga.Status) *saga.State {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			states, _, err := saga.ReadStates(context.Background(), client, def.StateTopic())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range states {
+				if s.ID == id && s.Status == want {
+					return s
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("saga %s never became %s", id, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitStatus(ok, saga.Completed)
+	waitStatus(failB, saga.Compensated)
+	// The silent saga waits for b's reply; the orchestrator stops before
+	// its 3 s deadline, and the next one re-arms it from the state.
+	s := waitStatus(silent, saga.Running)
+	stop1()
+	if err := <-done1; err != nil {
+		t.Fatal(err)
+	}
+	if time.Now().After(s.Deadline) {
+		t.Log("the deadline passed before the restart; the re-armed deadline fires at once")
+	}
+	stop2, done2 := run()
+	defer func() { stop2(); <-done2 }()
+	got := waitStatus(silent, saga.Compensated)
+	if got.Steps[1].Status != saga.StepCompensated || got.Steps[0].Status != saga.StepCompensated {
+		t.Fatalf("steps %+v", got.Steps)
+	}
+	// A late reply for the compensated step b: recorded, ignored.
+	pcfg := sarama.NewConfig()
+	pcfg.Version = sarama.V2_8_0_0
+	pcfg.Producer.Return.Successes = true
+	pcfg.Producer.Partitioner = sarama.NewManualPartitioner
+	prod, err := sarama.NewSyncProducer(brokers, pcfg)
+	if err == nil {
+		_, _, err = prod.SendMessage(&sarama.ProducerMessage{Topic: chaosReplies, Partition: got.Partition, Key: sarama.StringEncoder(silent),
+			Value: sarama.StringEncoder(`{"outcome":"success","result":{"ref":"late"}}`),
+			Headers: []sarama.RecordHeader{{Key: []byte(saga.HeaderID), Value: []byte(silent)}, {Key: []byte(saga.HeaderStep), Value: []byte("b")},
+				{Key: []byte(saga.HeaderKind), Value: []byte("command")}, {Key: []byte(saga.HeaderAttempt), Value: []byte("1")}}})
+		prod.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		states, _, err := saga.ReadStates(context.Background(), client, def.StateTopic())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cur *saga.State
+		for _, x := range states {
+			if x.ID == silent {
+				cur = x
+			}
+		}
+		if cur != nil && len(cur.Late) == 1 {
+			if cur.Status != saga.Compensated || cur.Late[0].Step != "b" {
+				t.Fatalf("late reply changed the saga: %+v", cur)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the late reply was not recorded")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var raw json.RawMessage = got.Encode()
+	t.Logf("compensated saga state: %s", raw)
+}
+
+func cmp(have, id string) string {
+	if have != "" {
+		return have
+	}
+	return id
+}
