@@ -207,7 +207,7 @@ func TestSagaHelperProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	log, _ := zap.NewDevelopment()
+	log, _ := zap.NewProduction()
 	rt, err := saga.New(saga.Config{
 		Def: chaosDefinition(os.Getenv("CDCSYNC_SAGA_NAME")), Brokers: strings.Split(os.Getenv("CDCSYNC_SAGA_BROKERS"), ","),
 		Log: log.With(zap.String("worker", os.Getenv("CDCSYNC_SAGA_WORKER"))),
@@ -241,12 +241,16 @@ func startSagaWorker(t *testing.T, brokers []string, name string, n int) *proc {
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Signal(syscall.SIGQUIT) // goroutine dump: where it is stuck
+				<-p.done
+			}
+			t.Logf("log of saga worker %d:\n%s", n, tail(p.log.String(), 400))
+		}
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
 			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("log of saga worker %d:\n%s", n, tail(p.log.String(), 40))
 		}
 	})
 	return p
@@ -266,6 +270,10 @@ func startSagaWorker(t *testing.T, brokers []string, name string, n int) *proc {
 //     appears exactly once;
 //   - the redelivered triggers started nothing.
 func TestKfakeSagaChaos(t *testing.T) {
+	sagaWait := 4 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("CDCSYNC_SAGA_WAIT")); err == nil {
+		sagaWait = d
+	}
 	sagas := 10_000
 	if testing.Short() {
 		sagas = 2_000
@@ -334,7 +342,7 @@ func TestKfakeSagaChaos(t *testing.T) {
 	// Wait until every saga is terminal.
 	client := newClient(t, brokers)
 	var states []*saga.State
-	deadline := time.Now().Add(4 * time.Minute)
+	deadline := time.Now().Add(sagaWait)
 	for {
 		var err error
 		states, _, err = saga.ReadStates(context.Background(), client, def.StateTopic())
@@ -351,7 +359,7 @@ func TestKfakeSagaChaos(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 4 minutes: %d sagas, %d terminal, want %d", len(states), terminal, sagas)
+			t.Fatalf("after %v: %d sagas, %d terminal, want %d", sagaWait, len(states), terminal, sagas)
 		}
 		time.Sleep(2 * time.Second)
 	}

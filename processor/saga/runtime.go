@@ -29,6 +29,8 @@ var (
 const (
 	DefaultTick     = 50 * time.Millisecond
 	DefaultMaxBatch = 500
+
+	DefaultTransactionTimeout = 10 * time.Second
 )
 
 // Config configures a Runtime.
@@ -46,7 +48,10 @@ type Config struct {
 	Metrics  *Metrics // nil: not counted
 	Now      func() time.Time
 	Tick     time.Duration // how often deadlines are checked, default DefaultTick
-	MaxBatch int           // records per transaction, default DefaultMaxBatch
+	// TransactionTimeout is the transactions' timeout (Kafka
+	// transaction.timeout.ms), default DefaultTransactionTimeout.
+	TransactionTimeout time.Duration
+	MaxBatch           int // records per transaction, default DefaultMaxBatch
 	// OnSetup, when set, is called after each session's partitions are
 	// restored (tests wait on it).
 	OnSetup func(partitions []int32)
@@ -116,6 +121,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = DefaultTick
 	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = DefaultTransactionTimeout
+	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
@@ -146,6 +154,12 @@ func (r *Runtime) Run(ctx context.Context) error {
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	sc.Consumer.Return.Errors = true
+	// A member killed without leaving holds up a rebalance for the
+	// rebalance timeout, and a broker restarts that wait on every join. With
+	// sarama's 60 s default, longer than its 30 s read timeout, the live
+	// members' JoinGroup requests time out and rejoin for ever. The claims
+	// end within a transaction's commit, so 15 s is ample.
+	sc.Consumer.Group.Rebalance.Timeout = min(sc.Consumer.Group.Rebalance.Timeout, 15*time.Second)
 	client, err := sarama.NewClient(r.cfg.Brokers, sc)
 	if err != nil {
 		return err
@@ -356,6 +370,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		tick = t.C
 	}
 	msgs := claim.Messages()
+	var rc *replyClaim
+	if !ticks {
+		rc = s.addReplyClaim(claim)
+	}
 	batch := make([]*sarama.ConsumerMessage, 0, r.cfg.MaxBatch)
 	for {
 		select {
@@ -385,9 +403,15 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				break fill
 			}
 		}
+		if rc != nil {
+			rc.lastMsg.Store(time.Now().UnixNano())
+		}
 		if err := s.process(sess, claim.Topic(), batch); err != nil {
 			r.stop(err)
 			return nil
+		}
+		if rc != nil {
+			rc.next.Store(batch[len(batch)-1].Offset + 1)
 		}
 		clear(batch)
 		batch = batch[:0]
@@ -402,6 +426,9 @@ type shard struct {
 	client sarama.Client
 	prod   sarama.AsyncProducer
 	log    *zap.Logger
+
+	replyMu sync.Mutex
+	replies map[string]*replyClaim // by reply topic: the session's reply claims of this partition
 
 	mu       sync.Mutex
 	states   map[string]*State
@@ -420,7 +447,11 @@ func (r *Runtime) openShard(ctx context.Context, p int32) (*shard, error) {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Transaction.ID = txid
-	sc.Producer.Transaction.Timeout = 30 * time.Second
+	// A worker killed inside a transaction leaves it open until the next
+	// owner initialises the ID, or until this timeout: the group's offset
+	// fetch refuses (UNSTABLE_OFFSET_COMMIT) the partitions it had in the
+	// transaction until then, so it bounds the failover time.
+	sc.Producer.Transaction.Timeout = r.cfg.TransactionTimeout
 	sc.Producer.Transaction.Retry.BackoffFunc = func(retries, _ int) time.Duration {
 		return min(5*time.Millisecond<<min(retries, 5), 100*time.Millisecond)
 	}
@@ -442,7 +473,7 @@ func (r *Runtime) openShard(ctx context.Context, p int32) (*shard, error) {
 		client.Close()
 		return nil, fmt.Errorf("initialising transactional producer %s: %w", txid, err)
 	}
-	s := &shard{r: r, p: p, txid: txid, client: client, prod: prod, states: map[string]*State{},
+	s := &shard{r: r, p: p, txid: txid, client: client, prod: prod, states: map[string]*State{}, replies: map[string]*replyClaim{},
 		log: r.log.With(zap.Int32("partition", p))}
 	began := time.Now()
 	invalid := 0
@@ -578,7 +609,7 @@ func (s *shard) tick(sess sarama.ConsumerGroupSession) error {
 		return s.broken
 	}
 	now := s.r.cfg.Now()
-	if now.Before(s.nextDue) {
+	if now.Before(s.nextDue) || !s.caughtUp() {
 		return nil
 	}
 	w := newWork(now)
@@ -612,6 +643,63 @@ func (s *shard) tick(sess sarama.ConsumerGroupSession) error {
 		}
 	}
 	return nil
+}
+
+// replyClaim tracks how far a reply claim has read, so that no deadline
+// fires while replies wait unread on the saga's partition: after a
+// failover, or while the orchestrator lags, the reply that arrived in time
+// must win over the timeout.
+type replyClaim struct {
+	claim   sarama.ConsumerGroupClaim
+	started time.Time
+	next    atomic.Int64 // the offset after the last record processed
+	lastMsg atomic.Int64 // unix nanos when records last arrived
+}
+
+// replyQuiet is how long a reply claim must have received nothing to count
+// as caught up when its position cannot be compared with the high-water
+// mark (under read_committed, aborted records and markers sit below it).
+const (
+	replyQuiet      = time.Second
+	replyFirstFetch = 5 * time.Second
+)
+
+func (s *shard) addReplyClaim(c sarama.ConsumerGroupClaim) *replyClaim {
+	rc := &replyClaim{claim: c, started: time.Now()}
+	rc.next.Store(c.InitialOffset())
+	s.replyMu.Lock()
+	s.replies[c.Topic()] = rc
+	s.replyMu.Unlock()
+	return rc
+}
+
+// caughtUp reports whether every reply topic's claim of this partition has
+// read everything there is: its buffer is empty and its position is at the
+// high-water mark (one transaction marker allowed), or nothing has come
+// for replyQuiet. Before the claim's first fetch answer (high-water mark
+// still 0) it waits replyFirstFetch: an empty partition never answers with
+// more.
+func (s *shard) caughtUp() bool {
+	s.replyMu.Lock()
+	defer s.replyMu.Unlock()
+	now := time.Now()
+	for _, t := range s.r.topics[1:] {
+		rc := s.replies[t]
+		if rc == nil || len(rc.claim.Messages()) > 0 {
+			return false
+		}
+		hwm, next := rc.claim.HighWaterMarkOffset(), rc.next.Load()
+		switch {
+		case hwm == 0:
+			if now.Sub(rc.started) < replyFirstFetch {
+				return false
+			}
+		case next >= hwm-1:
+		case now.Sub(time.Unix(0, max(rc.lastMsg.Load(), rc.started.UnixNano()))) < replyQuiet:
+			return false
+		}
+	}
+	return true
 }
 
 // trigger starts a saga, unless one with the trigger's ID exists.
