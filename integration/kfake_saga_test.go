@@ -7,17 +7,12 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cdcsync/cdcsync/processor/saga"
@@ -32,24 +27,36 @@ const (
 	chaosReplies = "saga.replies"
 )
 
-func chaosDefinition(name string) *saga.Definition {
-	step := func(n string, comp bool) saga.Step {
-		s := saga.Step{
-			Name: n, ReplyTopic: chaosReplies, Timeout: 3 * time.Second,
-			Command:              saga.Command{Topic: "saga." + n + ".cmd", Type: "Do-" + n, Payload: map[string]string{"order": "{trigger.id}", "prev": "{steps.a.ref}"}},
-			CompensationAttempts: 20, CompensationBackoff: 100 * time.Millisecond,
-		}
-		if comp {
-			s.Compensation = &saga.Command{Topic: "saga." + n + ".cmd", Type: "Undo-" + n, Payload: map[string]string{"ref": "{steps." + n + ".ref}"}}
-		}
-		return s
-	}
-	return &saga.Definition{
-		Name:      name,
-		Trigger:   saga.Trigger{Topic: chaosTrigger, Type: "OrderPlaced"},
-		Steps:     []saga.Step{step("a", true), step("b", true), step("c", false)},
-		Retention: time.Hour,
-	}
+const chaosSagaDoc = `name: %s
+saga:
+  trigger: {topic: orders, type: OrderPlaced}
+  retention: 1h
+  steps:
+    - name: a
+      command: {topic: saga.a.cmd, type: Do-a, payload: {order: "{trigger.id}"}}
+      reply_topic: saga.replies
+      timeout: 3s
+      compensation: {topic: saga.a.cmd, type: Undo-a, payload: {ref: "{steps.a.ref}"}}
+      compensation_attempts: 20
+      compensation_backoff: 100ms
+    - name: b
+      command: {topic: saga.b.cmd, type: Do-b, payload: {order: "{trigger.id}", prev: "{steps.a.ref}"}}
+      reply_topic: saga.replies
+      timeout: 3s
+      compensation: {topic: saga.b.cmd, type: Undo-b, payload: {ref: "{steps.b.ref}"}}
+      compensation_attempts: 20
+      compensation_backoff: 100ms
+    - name: c
+      command: {topic: saga.c.cmd, type: Do-c, payload: {order: "{trigger.id}", prev: "{steps.b.ref}"}}
+      reply_topic: saga.replies
+      timeout: 3s
+`
+
+// chaosDefinition is the chaos saga as the runtime runs it, compiled from
+// the topology file the worker processes load.
+func chaosDefinition(t *testing.T, name string) *saga.Definition {
+	t.Helper()
+	return mustPlan(t, fmt.Sprintf(chaosSagaDoc, name)).SagaDefinition()
 }
 
 // fate is what the participants do with a saga: deterministic in its ID,
@@ -198,66 +205,9 @@ func produceTriggers(t *testing.T, brokers []string, ids []string) {
 	}
 }
 
-// TestSagaHelperProcess is not a test: it is the orchestrator worker
-// process of TestKfakeSagaChaos (the test binary runs itself with
-// CDCSYNC_SAGA_HELPER set), killed with SIGKILL at random moments.
-func TestSagaHelperProcess(t *testing.T) {
-	if os.Getenv("CDCSYNC_SAGA_HELPER") == "" {
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	log, _ := zap.NewProduction()
-	rt, err := saga.New(saga.Config{
-		Def: chaosDefinition(os.Getenv("CDCSYNC_SAGA_NAME")), Brokers: strings.Split(os.Getenv("CDCSYNC_SAGA_BROKERS"), ","),
-		Log: log.With(zap.String("worker", os.Getenv("CDCSYNC_SAGA_WORKER"))),
-		Sarama: func(purpose string) (*sarama.Config, error) {
-			c, _ := saga.DefaultSaramaConfig(purpose)
-			c.Consumer.Group.Session.Timeout = 6 * time.Second
-			c.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
-			return c, nil
-		},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	if err := rt.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-func startSagaWorker(t *testing.T, brokers []string, name string, n int) *proc {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSagaHelperProcess$", "-test.v=false")
-	cmd.Env = append(os.Environ(), "CDCSYNC_SAGA_HELPER=1", "CDCSYNC_SAGA_NAME="+name,
-		"CDCSYNC_SAGA_BROKERS="+strings.Join(brokers, ","), "CDCSYNC_SAGA_WORKER="+strconv.Itoa(n))
-	p := &proc{t: t, cmd: cmd, log: &lockedBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Signal(syscall.SIGQUIT) // goroutine dump: where it is stuck
-				<-p.done
-			}
-			t.Logf("log of saga worker %d:\n%s", n, tail(p.log.String(), 400))
-		}
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
 // TestKfakeSagaChaos: 10,000 sagas of three steps (2,000 with -short),
-// with participants failing step b for 10% and leaving it unanswered for
+// run by `cdcsync run` worker processes loading a saga topology, with
+// participants failing step b for 10% and leaving it unanswered for
 // 2%, run by three orchestrator processes while five SIGKILLs land at
 // random moments, one worker is added and one removed, and 5% of the
 // triggers are delivered twice. At the end, read_committed:
@@ -282,7 +232,8 @@ func TestKfakeSagaChaos(t *testing.T) {
 	st := cluster(t, parts, chaosTrigger)
 	brokers := st.Brokers()
 	name := "chaos-orders"
-	def := chaosDefinition(name)
+	def := chaosDefinition(t, name)
+	dir := writeTopology(t, fmt.Sprintf(chaosSagaDoc, name))
 	ids := make([]string, sagas)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("o-%05d", i)
@@ -296,7 +247,7 @@ func TestKfakeSagaChaos(t *testing.T) {
 	}
 
 	n := 0
-	start := func() *proc { n++; return startSagaWorker(t, brokers, name, n) }
+	start := func() *proc { n++; return startProcess(t, fmt.Sprintf("%s-%d", name, n), brokers, dir) }
 	workers := []*proc{start(), start(), start()}
 	// The workers create the reply and command topics; wait for them.
 	waitTopics(t, brokers, append(def.CommandTopics(), chaosReplies, def.StateTopic())...)
@@ -478,9 +429,9 @@ func waitTopics(t *testing.T, brokers []string, topics ...string) {
 func TestKfakeSagaResumesAfterRestart(t *testing.T) {
 	st := cluster(t, 2, chaosTrigger)
 	brokers := st.Brokers()
-	def := chaosDefinition("resume")
+	def := chaosDefinition(t, "resume")
 	run := func() (context.CancelFunc, chan error) {
-		rt, err := saga.New(saga.Config{Def: chaosDefinition("resume"), Brokers: brokers, Log: zaptest.NewLogger(t)})
+		rt, err := saga.New(saga.Config{Def: chaosDefinition(t, "resume"), Brokers: brokers, Log: zaptest.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

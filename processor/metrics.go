@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cdcsync/cdcsync/processor/dlq"
+	"github.com/cdcsync/cdcsync/processor/saga"
 )
 
 // Stats are one topology's counters in this worker. They are the single
@@ -62,6 +63,7 @@ type metrics struct {
 	dlq        *prometheus.CounterVec
 	breaker    *breakerMetrics // cdcsync_breaker_* (breaker.go)
 	apply      *applyMetrics   // cdcsync_apply_* (applypipe.go)
+	saga       *saga.Metrics   // cdcsync_saga_* (sagapipe.go)
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -103,6 +105,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.process, m.ack, m.lag, m.lagSeconds, m.ledgerKeys, m.restore, m.dlq, buildInfo)
 	m.breaker = newBreakerMetrics(reg)
 	m.apply = newApplyMetrics(reg)
+	m.saga = saga.NewMetrics(reg)
 	return m
 }
 
