@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cdcsync/cdcsync/processor/saga"
+	"github.com/cdcsync/cdcsync/topology"
 )
 
 // The chaos saga: three steps a, b, c, each with its own command topic,
@@ -54,9 +55,13 @@ saga:
 
 // chaosDefinition is the chaos saga as the runtime runs it, compiled from
 // the topology file the worker processes load.
-func chaosDefinition(t *testing.T, name string) *saga.Definition {
+func chaosDefinition(t testing.TB, name string) *saga.Definition {
 	t.Helper()
-	return mustPlan(t, fmt.Sprintf(chaosSagaDoc, name)).SagaDefinition()
+	p, err := topology.Parse(name+".yaml", []byte(fmt.Sprintf(chaosSagaDoc, name)))
+	if err != nil {
+		t.Fatalf("topology: %v", err)
+	}
+	return p.SagaDefinition()
 }
 
 // fate is what the participants do with a saga: deterministic in its ID,
@@ -92,7 +97,7 @@ func flakyComp(id string) bool {
 // participants answers the commands of the chaos saga until ctx ends:
 // one consumer per command partition (read_committed), replying on the
 // same partition of the reply topic with the correlation headers.
-func participants(ctx context.Context, t *testing.T, brokers []string, parts int32) *sync.WaitGroup {
+func participants(ctx context.Context, t testing.TB, brokers []string, parts int32) *sync.WaitGroup {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
@@ -179,7 +184,7 @@ func participants(ctx context.Context, t *testing.T, brokers []string, parts int
 
 // produceTriggers writes OrderPlaced triggers o-from..o-to-1, keyed by
 // order ID, plus records of another type that start nothing.
-func produceTriggers(t *testing.T, brokers []string, ids []string) {
+func produceTriggers(t testing.TB, brokers []string, ids []string) {
 	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
@@ -192,7 +197,7 @@ func produceTriggers(t *testing.T, brokers []string, ids []string) {
 	defer p.Close()
 	msgs := make([]*sarama.ProducerMessage, 0, len(ids))
 	for i, id := range ids {
-		v := fmt.Sprintf(`{"id":%q,"type":"OrderPlaced","amount":%d}`, id, i%500)
+		v := fmt.Sprintf(`{"id":%q,"type":"OrderPlaced","amount":%d,"at":%d}`, id, i%500, time.Now().UnixNano())
 		msgs = append(msgs, &sarama.ProducerMessage{Topic: chaosTrigger, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(v)})
 		if i%50 == 0 {
 			msgs = append(msgs, &sarama.ProducerMessage{Topic: chaosTrigger, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(`{"id":"x` + id + `","type":"OrderViewed"}`)})
