@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cdcsync/cdcsync/processor/api"
 	"github.com/cdcsync/cdcsync/processor/saga"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -550,4 +554,99 @@ func cmp(have, id string) string {
 		return have
 	}
 	return id
+}
+
+// A saga topology in a worker (the path of `cdcsync run`): the sagas are
+// visible on the REST API (/topologies/{name}/sagas and /{id}), in the
+// metrics, and with `cdcsync saga list|show` reading the state topic.
+func TestKfakeSagaWorkerViews(t *testing.T) {
+	st := cluster(t, 2, chaosTrigger)
+	brokers := st.Brokers()
+	name := "view-orders"
+	def := chaosDefinition(t, name)
+	_, base := startAPIWorker(t, brokers, "w1", mustPlan(t, fmt.Sprintf(chaosSagaDoc, name)))
+	waitTopics(t, brokers, append(def.CommandTopics(), chaosReplies, def.StateTopic())...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	participants(ctx, t, brokers, 2)
+	var ok, failB string
+	for i := 0; ok == "" || failB == ""; i++ {
+		id := fmt.Sprintf("v-%d", i)
+		switch fateOf(id) {
+		case fateOK:
+			ok = cmp(ok, id)
+		case fateFailB:
+			failB = cmp(failB, id)
+		}
+	}
+	produceTriggers(t, brokers, []string{ok, failB, ok}) // ok twice: a redelivery
+	var list api.SagaList
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, body := call(t, http.MethodGet, base+"/topologies/"+name+"/sagas", "", &list); code != http.StatusOK {
+			t.Fatalf("GET sagas: %d %s", code, body)
+		}
+		done := 0
+		for _, s := range list.Sagas {
+			if s.Status.Terminal() {
+				done++
+			}
+		}
+		if len(list.Sagas) == 2 && done == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sagas %+v", list)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var comp api.SagaList
+	call(t, http.MethodGet, base+"/topologies/"+name+"/sagas?state=compensated", "", &comp)
+	if len(comp.Sagas) != 1 || comp.Sagas[0].ID != failB || !strings.Contains(comp.Sagas[0].Error, "step b failed: card declined") {
+		t.Fatalf("compensated: %+v", comp)
+	}
+	var one saga.State
+	if code, body := call(t, http.MethodGet, base+"/topologies/"+name+"/sagas/"+ok, "", &one); code != http.StatusOK || one.Status != saga.Completed || len(one.Steps) != 3 {
+		t.Fatalf("GET saga: %d %s", code, body)
+	}
+	if code, _ := call(t, http.MethodGet, base+"/topologies/"+name+"/sagas/nope", "", nil); code != http.StatusNotFound {
+		t.Errorf("unknown saga: %d", code)
+	}
+	if code, _ := call(t, http.MethodGet, base+"/topologies/"+name+"/sagas?state=bogus", "", nil); code != http.StatusBadRequest {
+		t.Errorf("bad state: %d", code)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`cdcsync_saga_started_total{topology="view-orders"} 2`,
+		`cdcsync_saga_completed_total{topology="view-orders"} 1`,
+		`cdcsync_saga_compensated_total{topology="view-orders"} 1`,
+		`cdcsync_saga_in_flight{topology="view-orders"} 0`,
+		`cdcsync_saga_triggers_total{result="duplicate",topology="view-orders"} 1`,
+		`cdcsync_saga_step_seconds_count{step="b",topology="view-orders"} 2`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// The CLI reads the same state topic.
+	bin := cdcsyncBinary(t)
+	out, err := exec.Command(bin, "saga", "list", "--brokers", strings.Join(brokers, ","), "--state", "compensated", name).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), failB) || strings.Contains(string(out), ok+" ") {
+		t.Fatalf("saga list: %v\n%s", err, out)
+	}
+	dir := writeTopology(t, fmt.Sprintf(chaosSagaDoc, name))
+	out, err = exec.Command(bin, "saga", "show", "--brokers", strings.Join(brokers, ","), "--topologies", dir, name, failB).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "status     compensated") || !strings.Contains(string(out), "compensation  Undo-a to saga.a.cmd, 1 attempt(s)") {
+		t.Fatalf("saga show: %v\n%s", err, out)
+	}
+	t.Logf("cdcsync saga show:\n%s", out)
+	if out, err := exec.Command(bin, "saga", "show", "--brokers", strings.Join(brokers, ","), name, "nope").CombinedOutput(); err == nil {
+		t.Fatalf("saga show of an unknown saga succeeded:\n%s", out)
+	}
 }
