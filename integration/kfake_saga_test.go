@@ -18,7 +18,9 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cdcsync/cdcsync/internal/demo"
 	"github.com/cdcsync/cdcsync/processor/api"
+	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/saga"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -580,6 +582,7 @@ func TestKfakeSagaWorkerViews(t *testing.T) {
 		}
 	}
 	produceTriggers(t, brokers, []string{ok, failB, ok}) // ok twice: a redelivery
+	produce(t, brokers, []demo.Record{{Topic: chaosTrigger, Key: []byte("junk"), Value: []byte("not json")}})
 	var list api.SagaList
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -627,11 +630,25 @@ func TestKfakeSagaWorkerViews(t *testing.T) {
 		`cdcsync_saga_compensated_total{topology="view-orders"} 1`,
 		`cdcsync_saga_in_flight{topology="view-orders"} 0`,
 		`cdcsync_saga_triggers_total{result="duplicate",topology="view-orders"} 1`,
+		`cdcsync_saga_triggers_total{result="rejected",topology="view-orders"} 1`,
 		`cdcsync_saga_step_seconds_count{step="b",topology="view-orders"} 2`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+
+	// The trigger that is not JSON went to the DLQ, with the DLQ headers.
+	dl := readCommitted(t, brokers, "dlq."+name)
+	if len(dl) != 1 || string(dl[0].Value) != "not json" {
+		t.Fatalf("DLQ: %d records", len(dl))
+	}
+	hdr := map[string]string{}
+	for _, h := range dl[0].Headers {
+		hdr[string(h.Key)] = string(h.Value)
+	}
+	if hdr[dlq.HeaderStage] != "saga-trigger" || hdr[dlq.HeaderTopic] != chaosTrigger || hdr[dlq.HeaderTopology] != name {
+		t.Errorf("DLQ headers %v", hdr)
 	}
 
 	// The CLI reads the same state topic.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/cdcsync/cdcsync/processor/dlq"
 )
 
 var (
@@ -808,12 +810,15 @@ func (s *shard) reply(w *work, m *sarama.ConsumerMessage) {
 }
 
 func (s *shard) dlqRecord(m *sarama.ConsumerMessage, stage, reason string) *sarama.ProducerMessage {
+	// The DLQ headers of processor/dlq (Kafka Connect's), so that
+	// cdcsync dlq inspect and dlq replay read these records too.
 	hs := []sarama.RecordHeader{
-		{Key: []byte("cdcsync.dlq.stage"), Value: []byte(stage)},
-		{Key: []byte("cdcsync.dlq.reason"), Value: []byte(reason)},
-		{Key: []byte("cdcsync.dlq.topic"), Value: []byte(m.Topic)},
-		{Key: []byte("cdcsync.dlq.partition"), Value: []byte(strconv.Itoa(int(m.Partition)))},
-		{Key: []byte("cdcsync.dlq.offset"), Value: []byte(strconv.FormatInt(m.Offset, 10))},
+		{Key: []byte(dlq.HeaderTopic), Value: []byte(m.Topic)},
+		{Key: []byte(dlq.HeaderPartition), Value: []byte(strconv.Itoa(int(m.Partition)))},
+		{Key: []byte(dlq.HeaderOffset), Value: []byte(strconv.FormatInt(m.Offset, 10))},
+		{Key: []byte(dlq.HeaderStage), Value: []byte(stage)},
+		{Key: []byte(dlq.HeaderExceptionMessage), Value: []byte(reason)},
+		{Key: []byte(dlq.HeaderTopology), Value: []byte(s.r.def.Name)},
 	}
 	s.log.Warn("record sent to the DLQ", zap.String("stage", stage), zap.String("topic", m.Topic), zap.Int64("offset", m.Offset), zap.String("reason", reason))
 	return &sarama.ProducerMessage{Topic: s.r.cfg.DLQTopic, Partition: s.p, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(m.Value), Headers: hs}
