@@ -206,7 +206,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 			flows = append(flows, p)
 		}
 	}
-	parts, stopParts, err := RunParticipants(runCtx, brokers, o.Partitions, decline)
+	parts, stopParts, err := RunParticipants(runCtx, brokers, o.Partitions, decline, "")
 	if err != nil {
 		stop()
 		_ = g.Wait()

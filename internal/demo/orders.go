@@ -75,8 +75,10 @@ func (p *Participants) Stats() ParticipantStats {
 }
 
 // RunParticipants serves the order saga's commands until ctx ends. The
-// orders listed in decline are declined by the payment provider.
-func RunParticipants(ctx context.Context, brokers []string, partitions int32, decline map[string]bool) (*Participants, func(), error) {
+// orders listed in decline are declined by the payment provider. suffix
+// is appended to the command and reply topic names (the real-stack test
+// runs its own copy of the saga); the demo passes "".
+func RunParticipants(ctx context.Context, brokers []string, partitions int32, decline map[string]bool, suffix string) (*Participants, func(), error) {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Metadata.AllowAutoTopicCreation = false
@@ -91,7 +93,7 @@ func RunParticipants(ctx context.Context, brokers []string, partitions int32, de
 		return nil, nil, err
 	}
 	// The orchestrator creates the command topics; wait for them.
-	for _, t := range []string{"stock.commands", "payment.commands", "shipping.commands"} {
+	for _, t := range []string{"stock.commands" + suffix, "payment.commands" + suffix, "shipping.commands" + suffix} {
 		for deadline := time.Now().Add(30 * time.Second); ; {
 			_ = client.RefreshMetadata(t)
 			if ps, err := client.Partitions(t); err == nil && len(ps) == int(partitions) {
@@ -120,7 +122,7 @@ func RunParticipants(ctx context.Context, brokers []string, partitions int32, de
 	var wg sync.WaitGroup
 	for _, svc := range []string{"stock", "payment", "shipping"} {
 		for part := range partitions {
-			pc, err := cons.ConsumePartition(svc+".commands", part, sarama.OffsetOldest)
+			pc, err := cons.ConsumePartition(svc+".commands"+suffix, part, sarama.OffsetOldest)
 			if err != nil {
 				cons.Close()
 				client.Close()
@@ -134,6 +136,7 @@ func RunParticipants(ctx context.Context, brokers []string, partitions int32, de
 					select {
 					case m := <-pc.Messages():
 						reply := p.handle(svc, m)
+						reply.Topic += suffix
 						reply.Partition = m.Partition
 						if _, _, err := prod.SendMessage(reply); err != nil && ctx.Err() == nil {
 							return
