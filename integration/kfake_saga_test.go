@@ -667,3 +667,56 @@ func TestKfakeSagaWorkerViews(t *testing.T) {
 		t.Fatalf("saga show of an unknown saga succeeded:\n%s", out)
 	}
 }
+
+// A terminal saga's state is tombstoned after saga.retention: ReadStates
+// (the CLI's and the API's reader) no longer returns it. (The tombstone
+// record itself is not counted: the state topic is compacted with
+// delete.retention.ms=0, and kfake's cleaner may already have dropped it.)
+func TestKfakeSagaTombstonedAfterRetention(t *testing.T) {
+	st := cluster(t, 2, chaosTrigger)
+	brokers := st.Brokers()
+	doc := strings.Replace(fmt.Sprintf(chaosSagaDoc, "short"), "retention: 1h", "retention: 2s", 1)
+	def := mustPlan(t, doc).SagaDefinition()
+	rt, err := saga.New(saga.Config{Def: def, Brokers: brokers, Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitTopics(t, brokers, append(def.CommandTopics(), chaosReplies, def.StateTopic())...)
+	participants(ctx, t, brokers, 2)
+	var id string
+	for i := 0; id == ""; i++ {
+		if x := fmt.Sprintf("t-%d", i); fateOf(x) == fateOK {
+			id = x
+		}
+	}
+	produceTriggers(t, brokers, []string{id})
+	client := newClient(t, brokers)
+	var ended time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		states, _, err := saga.ReadStates(context.Background(), client, def.StateTopic())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(states) == 1 && states[0].Status == saga.Completed && ended.IsZero() {
+			ended = states[0].Ended
+			if !states[0].Retained.Equal(ended.Add(2 * time.Second)) {
+				t.Fatalf("retained %v, ended %v", states[0].Retained, ended)
+			}
+		}
+		if len(states) == 0 && !ended.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saga not completed and tombstoned: %d states", len(states))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if since := time.Since(ended); since < 2*time.Second {
+		t.Fatalf("tombstoned %v after it ended, before the 2s retention", since)
+	}
+}
