@@ -651,6 +651,37 @@ func TestKfakeSagaWorkerViews(t *testing.T) {
 		t.Errorf("DLQ headers %v", hdr)
 	}
 
+	// Pause (REST API): a trigger waits, no saga starts; resume: it starts.
+	if code, body := call(t, http.MethodPut, base+"/topologies/"+name+"/pause", apiToken, nil); code != http.StatusAccepted {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	time.Sleep(2 * time.Second) // the session ends and the next one holds its claims
+	var later string
+	for i := 1000; later == ""; i++ {
+		if x := fmt.Sprintf("v-%d", i); fateOf(x) == fateOK {
+			later = x
+		}
+	}
+	produceTriggers(t, brokers, []string{later})
+	time.Sleep(2 * time.Second)
+	call(t, http.MethodGet, base+"/topologies/"+name+"/sagas", "", &list)
+	if len(list.Sagas) != 2 {
+		t.Fatalf("a saga started while the topology was paused: %+v", list.Sagas)
+	}
+	if code, body := call(t, http.MethodPut, base+"/topologies/"+name+"/resume", apiToken, nil); code != http.StatusAccepted {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var one saga.State
+		if code, _ := call(t, http.MethodGet, base+"/topologies/"+name+"/sagas/"+later, "", &one); code == http.StatusOK && one.Status == saga.Completed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the saga triggered while paused did not complete after the resume")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// The CLI reads the same state topic.
 	bin := cdcsyncBinary(t)
 	out, err := exec.Command(bin, "saga", "list", "--brokers", strings.Join(brokers, ","), "--state", "compensated", name).CombinedOutput()

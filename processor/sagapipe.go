@@ -53,6 +53,19 @@ func newSagaPipeline(plan *topology.Plan, cfg Config, m *metrics, log *zap.Logge
 		Metrics:            m.saga,
 		TransactionTimeout: cfg.TransactionTimeout,
 		OnSetup:            func([]int32) { p.ready.Store(true) },
+		Hold: func(ctx context.Context) bool { // the REST API's pause (lifecycle.go)
+			for {
+				paused, changed := p.isPaused()
+				if !paused {
+					return true
+				}
+				select {
+				case <-ctx.Done():
+					return false
+				case <-changed:
+				}
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: topology %s: %v", ErrConfig, plan.Name(), err)
@@ -65,6 +78,12 @@ func newSagaPipeline(plan *topology.Plan, cfg Config, m *metrics, log *zap.Logge
 // co-partitioned refuse the start: a configuration error (exit 2).
 func (s *sagaPipe) run(ctx context.Context) error {
 	s.p.setPhase("preparing the saga topics, joining the consumer group and restoring the sagas")
+	// Pausing ends the session (lifecycle.go calls p.cancel); the claims
+	// of the next one wait in Config.Hold until resumed. Set on every run:
+	// a restart's reset clears it.
+	s.p.mu.Lock()
+	s.p.cancel = func(error) { s.rt.EndSession() }
+	s.p.mu.Unlock()
 	err := s.rt.Run(ctx)
 	s.p.ready.Store(false)
 	if errors.Is(err, saga.ErrPartitionMismatch) {

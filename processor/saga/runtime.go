@@ -57,6 +57,11 @@ type Config struct {
 	// OnSetup, when set, is called after each session's partitions are
 	// restored (tests wait on it).
 	OnSetup func(partitions []int32)
+	// Hold, when set, is called by each claim before it reads anything: it
+	// blocks while the topology is paused (the claim holds its partition,
+	// reads nothing and fires no deadline) and returns false when ctx
+	// ended first. Pausing calls EndSession, so that every claim meets it.
+	Hold func(ctx context.Context) bool
 }
 
 // DefaultSaramaConfig is the client configuration used when Config.Sarama
@@ -288,6 +293,10 @@ func (r *Runtime) prepare(client sarama.Client) error {
 	return nil
 }
 
+// EndSession ends the current session cleanly; Run joins the group again
+// at once (the worker's pause uses it, with Config.Hold).
+func (r *Runtime) EndSession() { r.stop(nil) }
+
 // stop ends the current session with cause.
 func (r *Runtime) stop(cause error) {
 	r.mu.Lock()
@@ -357,6 +366,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	s := r.shards[claim.Partition()]
 	r.mu.Unlock()
 	ctx := sess.Context()
+	if r.cfg.Hold != nil && !r.cfg.Hold(ctx) {
+		return nil
+	}
 	if s == nil {
 		// Not restored (Setup failed and the session is ending), or the
 		// balancer split the topics' partitions: never consume a reply
