@@ -137,6 +137,10 @@ func RequiredACLs(p *topology.Plan, create bool) []ACL {
 			out = append(out, ACL{Resource: res, Pattern: pattern, Name: name, Operation: op, Why: why})
 		}
 	}
+	if p.IsSaga() {
+		sagaACLs(p, add) // sagarest.go
+		return out
+	}
 	if pat := p.SourcePattern(); pat != "" {
 		prefix := regexpPrefix(pat)
 		add("Topic", "PREFIXED", prefix, "consume the source topics (the literal prefix of source.topic_pattern)", "Read")
@@ -228,6 +232,11 @@ func (p *pipeline) checkAccess() error {
 		return nil
 	}
 	plan := p.plan
+	if plan.IsSaga() {
+		// The saga runtime has its own group and topics (RequiredACLs
+		// lists them); an access failure stops it when it meets one.
+		return nil
+	}
 	deny := func(a ACL, err error) error {
 		return fatal(&AccessError{Topology: plan.Name(), ACL: a, Err: err})
 	}

@@ -4,6 +4,9 @@
 // ledger topic. DESIGN.md (at the repository root) draws the data path and
 // names the owner of every goroutine.
 //
+// A saga topology (one with a saga section, sagapipe.go) runs
+// processor/saga's orchestrator: see that package and docs/sagas.md.
+//
 // An apply topology (one with an apply section, applypipe.go) runs the
 // other way: it consumes sync topics and hands each partition's events,
 // in order and in batches, to an apply.Applier (PostgreSQL or HTTP),
@@ -68,6 +71,14 @@
 //	cdcsync_apply_conflicts_total           counter    topology,field               apply.kind postgres: fields the target changed itself since the event's before value, counted whatever on_conflict does
 //	cdcsync_ingress_rejected_total          counter    topology,reason              webhook requests answered with an error (topology empty for an unknown path), by reason: not_found, method, too_large, unauthorized, stale, bad_request, timeout, unavailable, overloaded
 //	cdcsync_ingress_accepted_total          counter    topology                     webhook deliveries acknowledged (2xx) after the broker acknowledged their raw record
+//	cdcsync_saga_started_total              counter    topology                     saga topologies: sagas started, one per trigger event ID
+//	cdcsync_saga_completed_total            counter    topology                     saga topologies: sagas whose every step succeeded
+//	cdcsync_saga_compensated_total          counter    topology                     saga topologies: sagas with a failed or timed-out step whose steps were all compensated
+//	cdcsync_saga_failed_total               counter    topology                     saga topologies: sagas left failed (a compensation failed past its policy): a human must resolve each
+//	cdcsync_saga_in_flight                  gauge      topology                     saga topologies: sagas running or compensating on the partitions this worker owns
+//	cdcsync_saga_step_seconds               histogram  topology,step                saga topologies: time from a step's first command to the reply that settled it
+//	cdcsync_saga_triggers_total             counter    topology,result              saga topologies: trigger records: started, duplicate (the saga exists), skipped (another type), rejected (to the DLQ)
+//	cdcsync_saga_replies_total              counter    topology,result              saga topologies: reply records: accepted, late (recorded and ignored), unknown (no such saga), rejected (to the DLQ)
 //	cdcsync_build_info                      gauge      version,go_version           always 1
 //
 // The per-partition series (lag, ledger keys) exist only while this worker

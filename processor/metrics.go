@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/ingress"
+	"github.com/cdcsync/cdcsync/processor/saga"
 )
 
 // Stats are one topology's counters in this worker. They are the single
@@ -67,6 +68,7 @@ type metrics struct {
 	breaker    *breakerMetrics  // cdcsync_breaker_* (breaker.go)
 	apply      *applyMetrics    // cdcsync_apply_* (applypipe.go)
 	ingress    *ingress.Metrics // cdcsync_ingress_* (processor/ingress)
+	saga       *saga.Metrics    // cdcsync_saga_* (sagapipe.go)
 
 	mu    sync.Mutex
 	stats map[string]*Stats
@@ -109,6 +111,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.ingress = ingress.NewMetrics(reg)
 	m.breaker = newBreakerMetrics(reg)
 	m.apply = newApplyMetrics(reg)
+	m.saga = saga.NewMetrics(reg)
 	return m
 }
 

@@ -52,6 +52,7 @@ type pipeline struct {
 	admin  sarama.ClusterAdmin
 	alo    *aloWriter           // at_least_once only; set in run
 	apply  *applyPipe           // apply topologies only (applypipe.go)
+	saga   *sagaPipe            // saga topologies only (sagapipe.go)
 	group  sarama.ConsumerGroup // for Pause and Resume; set in run
 
 	// Circuit breakers of the topology's dependencies (breaker.go), in the
@@ -97,6 +98,9 @@ var errSessionFailed = errors.New("processor: output failed")
 func newPipeline(plan *topology.Plan, cfg Config, client sarama.Client, registry *schemas.Client, m *metrics, log *zap.Logger) (*pipeline, error) {
 	if plan.IsApply() {
 		return newApplyPipeline(plan, cfg, registry, m, log)
+	}
+	if plan.IsSaga() {
+		return newSagaPipeline(plan, cfg, m, log)
 	}
 	dec, err := newDecoder(plan, registry)
 	if err != nil {
@@ -420,6 +424,9 @@ func (p *pipeline) warnPartitions(topic, kind string, have int32) {
 func (p *pipeline) run(ctx context.Context) error {
 	if p.apply != nil {
 		return p.apply.run(ctx)
+	}
+	if p.saga != nil {
+		return p.saga.run(ctx)
 	}
 	var err error
 	if p.admin, err = sarama.NewClusterAdminFromClient(p.client); err != nil {

@@ -39,6 +39,7 @@ type Config struct {
 	Authority      Authority
 	Sink           Sink
 	Apply          Apply // an apply topology (apply.go); never together with Sink
+	Saga           Saga  // a saga topology (saga.go); never together with Sink or Apply
 	DLQ            DLQ
 	Errors         ErrorPolicy
 	Guarantee      Guarantee
@@ -149,6 +150,7 @@ func NewConfig() *Config {
 		Guarantee:      AtLeastOnce,
 		CommitInterval: DefaultCommitInterval,
 		Apply:          defaultApply(),
+		Saga:           defaultSaga(),
 	}
 	c.Source.Webhook.defaults()
 	return c
@@ -163,6 +165,7 @@ func (c *Config) clone() *Config {
 	d.Sink.Headers.Propagate = slices.Clone(c.Sink.Headers.Propagate)
 	d.Apply = c.Apply.clone()
 	d.Source.Webhook = (&Plan{cfg: c}).Webhook()
+	d.Saga = c.Saga.clone()
 	if c.Authority.Owners != nil {
 		d.Authority.Owners = make(map[string]System, len(c.Authority.Owners))
 		for f, s := range c.Authority.Owners {
@@ -254,6 +257,11 @@ func (v *validator) add(path string, kind error, format string, args ...any) {
 func (c *Config) validate() Errors {
 	v := &validator{c: c}
 	v.name()
+	if c.isSaga() {
+		v.saga() // saga.go
+		v.dlq()
+		return v.errs
+	}
 	declared := v.systems()
 	v.source(declared)
 	if c.isApply() {

@@ -125,6 +125,7 @@ func (d *decoder) topLevel() []field {
 			})
 		}},
 		{"apply", d.apply}, // apply.go
+		{"saga", d.saga},   // saga.go
 		{"dlq", func(n *yaml.Node, p string) {
 			d.mapping(n, p, []field{
 				{"topic", func(n *yaml.Node, p string) { d.str(n, p, (*string)(&c.DLQ.Topic)) }},

@@ -50,6 +50,9 @@ func (p *Plan) Options() []Option {
 	if c.isApply() {
 		return p.applyOptions() // apply.go
 	}
+	if c.isSaga() {
+		return p.sagaOptions() // saga.go
+	}
 	var out []Option
 	line := func(key, value string, isDefault bool, defNote string) {
 		if !isDefault {

@@ -57,6 +57,8 @@ func TestReferenceDoc(t *testing.T) {
 		// Apply topologies (issue 14): one of each kind prints the apply options.
 		"name: t\nsystems: [a, b]\nsource: {topics: [sync.x], system: a, format: cdcsync-json}\napply: {kind: http, http: {url: 'http://h/{entity}', secrets_env: [S]}}\n",
 		"name: t\nsystems: [a, b]\nsource: {topics: [sync.x], system: a, format: cdcsync-avro}\napply: {kind: postgres, postgres: {dsn_env: D, table: t, key: [id]}}\n",
+		// A saga topology (issue 17) prints the saga options.
+		"name: t\nsaga: {trigger: {topic: orders}, steps: [{name: a, command: {topic: a.cmd, type: A}, reply_topic: a.reply}]}\n",
 	} {
 		p, err := Parse("t.yaml", []byte(src))
 		if err != nil {

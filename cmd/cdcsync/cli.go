@@ -74,6 +74,12 @@ func commandTable() []*command {
 		{name: "dlq replay", minArgs: 1, maxArgs: 1, args: "--brokers HOST:PORT [--topologies DIR] [--dry-run] TOPIC [filters]",
 			summary: "produce DLQ records back to their source partitions",
 			run:     func(ctx context.Context, a []string, s stdio) error { return cmdDLQReplay(ctx, a, s.out, s.errout) }},
+		{name: "saga list", minArgs: 1, maxArgs: 1, args: "--brokers HOST:PORT TOPOLOGY [--state STATE,..] [--output json]",
+			summary: "list the sagas of a saga topology, from its state topic",
+			run:     func(ctx context.Context, a []string, s stdio) error { return cmdSagaList(ctx, a, s.out, s.errout) }},
+		{name: "saga show", minArgs: 2, maxArgs: 2, args: "--brokers HOST:PORT [--topologies DIR] TOPOLOGY ID [--output json]",
+			summary: "show one saga: its steps, outcomes, timestamps and the commands sent",
+			run:     func(ctx context.Context, a []string, s stdio) error { return cmdSagaShow(ctx, a, s.out, s.errout) }},
 	}
 }
 
@@ -269,6 +275,10 @@ var commandNotes = map[string]string{
 	"topology test": "The fixtures of topology DIR/NAME.yaml are the files DIR/NAME_test/*.yaml. Each FILE is a fixture file,\n" +
 		"a NAME_test directory, a topology file, or a topology directory (all its NAME_test directories). See docs/cli.md.\n" +
 		"exit status: 0 every case passed; 1 some case failed (a diff is printed); 2 bad fixture or topology",
+	"saga list": "STATE: running, compensating, completed, compensated, failed, in_flight (running and compensating) or all.\n" +
+		"exit status: 0 done; 1 could not read; 2 bad usage or configuration; 3 done, but some records were not saga states",
+	"saga show": "A failed saga needs a human: docs/sagas.md says what to do.\n" +
+		"exit status: 0 shown; 1 no such saga, or could not read; 2 bad usage or configuration",
 	"topology validate": "exit status: 0 all valid; 1 problems found (file:line: field: reason); 2 bad usage",
 }
 

@@ -252,7 +252,7 @@ func TestTopologyValidateJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &ok); err != nil {
 		t.Fatalf("%v:\n%s", err, stdout)
 	}
-	if !ok.OK || len(ok.Topologies) != 4 || len(ok.Problems) != 0 || ok.Topologies[3].Name != "customers-avro" {
+	if !ok.OK || len(ok.Topologies) != 5 || len(ok.Problems) != 0 || ok.Topologies[3].Name != "customers-avro" || ok.Topologies[4].Name != "order-saga" {
 		t.Errorf("valid: %+v", ok)
 	}
 

@@ -18,13 +18,14 @@ func TestTopologyValidateDemo(t *testing.T) {
 		"ok  " + filepath.Join(demoTopologies, "contacts-erp-to-crm.yaml") + "  (contacts-erp-to-crm)\n",
 		"ok  " + filepath.Join(demoTopologies, "crm-apply.yaml") + "  (crm-apply)\n",
 		"ok  " + filepath.Join(demoTopologies, "customers-avro.yaml") + "  (customers-avro)\n",
+		"ok  " + filepath.Join(demoTopologies, "order-saga.yaml") + "  (order-saga)\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
 	}
-	if n := strings.Count(stdout, "\n"); n != 4 {
-		t.Errorf("%d lines, want 4:\n%s", n, stdout)
+	if n := strings.Count(stdout, "\n"); n != 5 {
+		t.Errorf("%d lines, want 5:\n%s", n, stdout)
 	}
 }
 

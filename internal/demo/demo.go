@@ -25,6 +25,7 @@ import (
 	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/route"
+	"github.com/cdcsync/cdcsync/processor/saga"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
@@ -81,6 +82,7 @@ type Options struct {
 	Serve      bool          // keep the broker and registry up until ctx is done
 	BrokerPort int           // 0 picks a free port
 	RegPort    int           // 0 picks a free port
+	Orders     int           // OrderPlaced events of the order saga; default 40
 	Timeout    time.Duration // bound on processing the data set; default 60s
 	Log        *zap.Logger
 }
@@ -92,6 +94,14 @@ type Summary struct {
 	PerTopo    map[string]processor.StatsSnapshot
 	Avro       AvroSink      // what the Avro sink topic holds
 	CRM        EndpointStats // what the CRM endpoint applied (crm-apply)
+	Orders     OrderSummary  // the order saga (order-saga)
+}
+
+// OrderSummary is how the order sagas ended.
+type OrderSummary struct {
+	Orders, Declines               int // triggers produced; payments the provider declines
+	Completed, Compensated, Failed int
+	Participants                   ParticipantStats
 }
 
 // Run starts the embedded stack, produces the data set, runs the workers
@@ -102,6 +112,9 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 	}
 	if o.Partitions == 0 {
 		o.Partitions = 4
+	}
+	if o.Orders == 0 {
+		o.Orders = 40
 	}
 	if o.Customers == 0 {
 		o.Customers = max(o.Contacts/2, 20)
@@ -128,7 +141,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 
 	stack, err := embedded.Start(embedded.Options{
 		BrokerPort: o.BrokerPort, RegistryPort: o.RegPort,
-		Topics:     []string{"erp.public.contacts", "crm.public.contacts", AvroTopic, "sync.crm.contacts"},
+		Topics:     []string{"erp.public.contacts", "crm.public.contacts", AvroTopic, "sync.crm.contacts", OrdersTopic},
 		Partitions: o.Partitions,
 	})
 	if err != nil {
@@ -154,7 +167,19 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 	fmt.Fprintf(w, "produced %d Debezium Avro records to %s (%d partitions): %d with value schema v1, %d with v2 (adds loyalty), registered in the embedded registry\n",
 		len(avroRecords), AvroTopic, o.Partitions, avroExpect.V1, avroExpect.V2)
 
-	// Two workers, each running both topologies: they split the partitions.
+	orders, declines := Orders(o.Orders)
+	if err := Produce(brokers, orders); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "produced %d OrderPlaced events to %s (%d partitions): the order saga's triggers\n", len(orders), OrdersTopic, o.Partitions)
+	decline := map[string]bool{}
+	for i := range orders {
+		if declined(i) {
+			decline[string(orders[i].Key)] = true
+		}
+	}
+
+	// Two workers, each running every topology: they split the partitions.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var g errgroup.Group
@@ -173,8 +198,29 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		workers[i] = wk
 		g.Go(func() error { return wk.Run(runCtx) })
 	}
-	waitErr := WaitProcessed(ctx, brokers, plans, o.Timeout)
+	var flows, sagaPlans []*topology.Plan
+	for _, p := range plans {
+		if p.IsSaga() {
+			sagaPlans = append(sagaPlans, p)
+		} else {
+			flows = append(flows, p)
+		}
+	}
+	parts, stopParts, err := RunParticipants(runCtx, brokers, o.Partitions, decline, "")
+	if err != nil {
+		stop()
+		_ = g.Wait()
+		return nil, err
+	}
+	waitErr := WaitProcessed(ctx, brokers, flows, o.Timeout)
+	var sagas []*saga.State
+	if waitErr == nil {
+		for _, p := range sagaPlans {
+			sagas, waitErr = WaitSagas(ctx, brokers, string(p.SagaStateTopic()), len(orders), o.Timeout)
+		}
+	}
 	stop()
+	stopParts()
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
@@ -182,8 +228,19 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		return nil, waitErr
 	}
 
-	sum := &Summary{Expect: expect, AvroExpect: avroExpect, PerTopo: map[string]processor.StatsSnapshot{}, CRM: crm.Stats()}
-	for _, p := range plans {
+	sum := &Summary{Expect: expect, AvroExpect: avroExpect, PerTopo: map[string]processor.StatsSnapshot{}, CRM: crm.Stats(),
+		Orders: OrderSummary{Orders: len(orders), Declines: declines, Participants: parts.Stats()}}
+	for _, s := range sagas {
+		switch s.Status {
+		case saga.Completed:
+			sum.Orders.Completed++
+		case saga.Compensated:
+			sum.Orders.Compensated++
+		case saga.Failed:
+			sum.Orders.Failed++
+		}
+	}
+	for _, p := range flows {
 		var t processor.StatsSnapshot
 		for _, wk := range workers {
 			s := wk.Stats(p.Name())
@@ -198,7 +255,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Summary, error) {
 		}
 		sum.PerTopo[p.Name()] = t
 	}
-	printSummary(w, plans, sum)
+	printSummary(w, flows, sum)
 	if err := printSamples(ctx, w, brokers, plans, sum); err != nil {
 		return sum, err
 	}
@@ -356,6 +413,11 @@ func printSummary(w io.Writer, plans []*topology.Plan, s *Summary) {
 	a := s.AvroExpect
 	fmt.Fprintf(w, "expected from the Avro data set: %d records (%d v1, %d v2), %d duplicates, %d echoes, %d shop updates losing the CRM-owned first name, %d poison records, %d tombstones\n",
 		a.Records, a.V1, a.V2, a.Duplicates, a.Echoes, a.Fields, a.Poison, a.Tombstones)
+	os := s.Orders
+	ps := os.Participants
+	fmt.Fprintf(w, "order saga (order-saga): %d orders, %d completed, %d compensated (payment declined: stock released), %d failed; stock holds %d reservations (%d released), %d payments charged, %d declined, %d shipments\n",
+		os.Orders, os.Completed, os.Compensated, os.Failed, ps.Reserved, ps.Released, ps.Charged, ps.Declined, ps.Shipped)
+	fmt.Fprintf(w, "expected from the orders: %d orders, %d payments declined\n", os.Orders, os.Declines)
 	c := s.CRM
 	fmt.Fprintf(w, "CRM endpoint (crm-apply, HTTP): %d events applied (%d POST, %d PATCH, %d DELETE), every signature verified (Standard Webhooks), %d refused; it holds %d contacts\n",
 		c.Applied, c.Post, c.Patch, c.Delete, c.Refused, c.Contacts)

@@ -59,6 +59,7 @@ func Register(mux *http.ServeMux, b Backend, opts Options, log *zap.Logger) {
 	mux.HandleFunc("/topologies/{name}/pause", Only(http.MethodPut, h.Write(h.act(ActionPause))))
 	mux.HandleFunc("/topologies/{name}/resume", Only(http.MethodPut, h.Write(h.act(ActionResume))))
 	mux.HandleFunc("/topologies/{name}/restart", Only(http.MethodPost, h.Write(h.act(ActionRestart))))
+	registerSagas(mux, h) // sagas.go
 	// Anything else under /topologies/ is a JSON 404.
 	mux.HandleFunc("/topologies/", func(rw http.ResponseWriter, r *http.Request) {
 		WriteError(rw, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
