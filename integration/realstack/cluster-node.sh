@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Faults for one node of the cluster of up-cluster.sh, by its PID:
+#   cluster-node.sh kill N       SIGKILL node N (no shutdown, no flush)
+#   cluster-node.sh start N      start node N again (same data, ports); waits until it serves
+#   cluster-node.sh restart N S  SIGKILL node N, wait S seconds (default 15), start it
+#   cluster-node.sh stop N       SIGSTOP node N (alive but silent: slow, not dead)
+#   cluster-node.sh cont N       SIGCONT node N
+#   cluster-node.sh pid N        print node N's PID
+# N is 1, 2 or 3 (the node.id). The state file keeps the PID of a restarted
+# node; the tests call this script.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+CL_STATE=${CDCSYNC_REALSTACK_CLUSTER_STATE:-$RS_CACHE/cluster.env}
+[ -f "$CL_STATE" ] || die "cluster not up (no $CL_STATE): run up-cluster.sh"
+# shellcheck disable=SC1090
+. "$CL_STATE"
+cmd=${1:-} n=${2:-}
+case "$n" in 1|2|3) ;; *) die "usage: cluster-node.sh kill|start|restart|stop|cont|pid N(1-3) [seconds]" ;; esac
+eval "pid=\${CL_NODE${n}_PID:-} nlog=\$CL_NODE${n}_LOG"
+ours() { alive "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = java ]; }
+do_kill() {
+  ours || { log "node $n is not running"; return 0; }
+  kill -KILL "$pid"
+  for _ in $(seq 1 40); do alive "$pid" || break; sleep 0.25; done
+  log "node $n killed (pid $pid)"
+}
+do_start() {
+  ours && { log "node $n already running (pid $pid)"; return 0; }
+  local mark
+  mark=$(wc -l <"$nlog")
+  "$CL_DATA/node$n/start.sh" &
+  pid=$!
+  sed -i "s/^CL_NODE${n}_PID=.*/CL_NODE${n}_PID=$pid/" "$CL_STATE"
+  for i in $(seq 1 240); do
+    alive "$pid" || die "node $n exited at start (see $nlog)"
+    tail -n "+$((mark + 1))" "$nlog" | grep -q "Kafka Server started" && break
+    [ "$i" = 240 ] && die "node $n not serving in 120s (see $nlog)"
+    sleep 0.5
+  done
+  log "node $n started (pid $pid)"
+}
+case "$cmd" in
+  kill) do_kill ;;
+  start) do_start ;;
+  restart) do_kill; sleep "${3:-15}"; do_start ;;
+  stop) ours && kill -STOP "$pid" && log "node $n stopped with SIGSTOP (pid $pid)" ;;
+  cont) ours && kill -CONT "$pid" && log "node $n continued (pid $pid)" ;;
+  pid) echo "$pid" ;;
+  *) die "usage: cluster-node.sh kill|start|restart|stop|cont|pid N [seconds]" ;;
+esac
