@@ -6,6 +6,7 @@
 #   cluster-node.sh stop N       SIGSTOP node N (alive but silent: slow, not dead)
 #   cluster-node.sh cont N       SIGCONT node N
 #   cluster-node.sh pid N        print node N's PID
+#   cluster-node.sh controller   print the node.id of the active KRaft controller (the quorum leader)
 # N is 1, 2 or 3 (the node.id). The state file keeps the PID of a restarted
 # node; the tests call this script.
 set -euo pipefail
@@ -15,6 +16,17 @@ CL_STATE=${CDCSYNC_REALSTACK_CLUSTER_STATE:-$RS_CACHE/cluster.env}
 # shellcheck disable=SC1090
 . "$CL_STATE"
 cmd=${1:-} n=${2:-}
+if [ "$cmd" = controller ]; then
+  # Ask each live controller in turn (DescribeQuorum, kafka-tools).
+  for m in 1 2 3; do
+    eval "cport=\$CL_NODE${m}_CTRL_PORT"
+    leader=$(java -cp "$RS_KAFKA_LIBS/*" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j.configuration=file:/dev/null \
+      org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-controller "127.0.0.1:$cport" describe --status 2>/dev/null \
+      | awk '$1 == "LeaderId:" {print $2}') || true
+    [ -n "$leader" ] && [ "$leader" != -1 ] && { echo "$leader"; exit 0; }
+  done
+  die "no controller answered DescribeQuorum"
+fi
 case "$n" in 1|2|3) ;; *) die "usage: cluster-node.sh kill|start|restart|stop|cont|pid N(1-3) [seconds]" ;; esac
 eval "pid=\${CL_NODE${n}_PID:-} nlog=\$CL_NODE${n}_LOG"
 ours() { alive "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = java ]; }
@@ -43,8 +55,8 @@ case "$cmd" in
   kill) do_kill ;;
   start) do_start ;;
   restart) do_kill; sleep "${3:-15}"; do_start ;;
-  stop) ours && kill -STOP "$pid" && log "node $n stopped with SIGSTOP (pid $pid)" ;;
-  cont) ours && kill -CONT "$pid" && log "node $n continued (pid $pid)" ;;
+  stop) if ours; then kill -STOP "$pid"; log "node $n stopped with SIGSTOP (pid $pid)"; else log "node $n is not running"; fi ;;
+  cont) if ours; then kill -CONT "$pid"; log "node $n continued (pid $pid)"; else log "node $n is not running"; fi ;;
   pid) echo "$pid" ;;
   *) die "usage: cluster-node.sh kill|start|restart|stop|cont|pid N [seconds]" ;;
 esac
