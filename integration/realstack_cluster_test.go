@@ -296,19 +296,6 @@ func (sm *sampler) baseline(from, to time.Time) float64 {
 	return b
 }
 
-// caughtUp is the time from from to the first sample with a summed lag
-// of at most limit.
-func (sm *sampler) caughtUp(from time.Time, limit float64) (time.Duration, bool) {
-	sm.mu.Lock()
-	defer sm.mu.Unlock()
-	for _, s := range sm.lags {
-		if s.ok && !s.at.Before(from) && s.lag <= limit {
-			return s.at.Sub(from), true
-		}
-	}
-	return 0, false
-}
-
 // trace prints the summed lag once a second, for the log.
 func (sm *sampler) trace(from time.Time) string {
 	sm.mu.Lock()
@@ -497,6 +484,8 @@ guarantee: %s
 	time.Sleep(stream / 3)
 	faultAt := time.Now()
 	impaired, recovered := f.do(t, c, watched)
+	catchUpC := make(chan time.Duration, 1)
+	go func() { catchUpC <- catchUpTime(ctx, c.brokers, string(plan.Group()), topic, recovered) }()
 	time.Sleep(time.Until(streamStart.Add(stream)))
 	close(stop)
 	<-streamDone
@@ -546,10 +535,9 @@ guarantee: %s
 		open += time.Since(sm.openSince)
 	}
 	sm.mu.Unlock()
-	// Caught up: the summed lag is back to at most what it was in the
-	// steady stream before the fault (0 once the stream has ended).
+	catchUp := <-catchUpC
+	ok := catchUp >= 0
 	base := sm.baseline(streamStart.Add(2*time.Second), faultAt)
-	catchUp, ok := sm.caughtUp(recovered, base)
 	t.Logf("lag summed over the workers, seconds from the stream's start (fault at %.0fs, recovered at %.0fs, steady-state baseline %.0f):%s",
 		faultAt.Sub(streamStart).Seconds(), recovered.Sub(streamStart).Seconds(), base, sm.trace(streamStart))
 	catchUpText := fmt.Sprintf("%.1f", catchUp.Seconds())
@@ -558,6 +546,8 @@ guarantee: %s
 	}
 	t.Logf("fault figures: | %s | %s | %d | %d | %d | %.0f | %.0f | %.1f | %s | %.1f | changes %d in %v, fault %.1fs",
 		f.name, guarantee, lost, dups, dlq, rebalances, opens, open.Seconds(), catchUpText, drain.Seconds(), total, stream, impaired.Seconds())
+
+	t.Logf("worker warnings and errors during the run: %s", logSummary(workers))
 
 	if lost > 0 {
 		t.Errorf("%d committed changes are not in the sink", lost)
@@ -585,8 +575,104 @@ guarantee: %s
 		t.Errorf("the producer breaker was open %.1fs, longer than the fault (%.1fs)", open.Seconds(), impaired.Seconds())
 	}
 	if !ok {
-		t.Errorf("the workers' lag never came back to its steady-state %.0f after the recovery", base)
+		t.Errorf("the group's committed offsets never reached the source's end offsets of the recovery")
 	}
+}
+
+// logSummary counts the workers' warn and error log lines by message and
+// the error's first words, for the fault's log.
+func logSummary(ws []*proc) string {
+	n := map[string]int{}
+	for _, w := range ws {
+		for _, line := range strings.Split(w.log.String(), "\n") {
+			var l struct{ Level, Msg, Error string }
+			if json.Unmarshal([]byte(line), &l) != nil || l.Level != "warn" && l.Level != "error" {
+				continue
+			}
+			e := l.Error
+			if i := strings.LastIndex(e, ": "); i >= 0 {
+				e = e[i+2:] // the root cause
+			}
+			n[l.Level+" "+l.Msg+" ("+e+")"]++
+		}
+	}
+	keys := make([]string, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n  %4d× %s", n[k], k)
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}
+
+// catchUpTime is the time from recovered until the group's committed
+// offsets reach the source topic's end offsets as they were at
+// recovered: lag 0 against what Debezium had written by then. -1 when
+// ctx ends first.
+func catchUpTime(ctx context.Context, brokers []string, group, topic string, recovered time.Time) time.Duration {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Metadata.AllowAutoTopicCreation = false
+	var cl sarama.Client
+	var admin sarama.ClusterAdmin
+	var end map[int32]int64
+	for ctx.Err() == nil {
+		time.Sleep(250 * time.Millisecond)
+		if cl == nil {
+			var err error
+			if cl, err = sarama.NewClient(brokers, cfg); err != nil {
+				cl = nil
+				continue
+			}
+			defer cl.Close()
+			if admin, err = sarama.NewClusterAdminFromClient(cl); err != nil {
+				return -1
+			}
+		}
+		if end == nil {
+			parts, err := cl.Partitions(topic)
+			if err != nil {
+				continue
+			}
+			e := map[int32]int64{}
+			for _, p := range parts {
+				off, err := cl.GetOffset(topic, p, sarama.OffsetNewest)
+				if err != nil {
+					break
+				}
+				e[p] = off
+			}
+			if len(e) != len(parts) {
+				continue
+			}
+			end = e
+		}
+		parts := make([]int32, 0, len(end))
+		for p := range end {
+			parts = append(parts, p)
+		}
+		res, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+		if err != nil || res.Err != sarama.ErrNoError {
+			continue
+		}
+		done := true
+		for p, off := range end {
+			b := res.GetBlock(topic, p)
+			if b == nil || b.Err != sarama.ErrNoError || b.Offset < off {
+				done = false
+			}
+		}
+		if done {
+			return time.Since(recovered)
+		}
+	}
+	return -1
 }
 
 // waitProcessedErr is waitAll returning the error.
