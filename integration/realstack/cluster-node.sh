@@ -36,13 +36,26 @@ do_kill() {
   for _ in $(seq 1 40); do alive "$pid" || break; sleep 0.25; done
   log "node $n killed (pid $pid)"
 }
+# set_pid records node N's PID. Two nodes may start at once (two brokers
+# down): the state file is rewritten under a lock, or one PID is lost and
+# a later start runs a second process on the same log.dirs.
+set_pid() {
+  ( flock 9; sed -i "s/^CL_NODE${n}_PID=.*/CL_NODE${n}_PID=$1/" "$CL_STATE" ) 9>"$CL_STATE.lock"
+}
 do_start() {
   ours && { log "node $n already running (pid $pid)"; return 0; }
+  # A node process the state file does not name (never expected): adopt
+  # it rather than start a second one on the same data.
+  local other
+  other=$(pgrep -f -- "kafka.Kafka $CL_DATA/node$n/server.properties" | head -1 || true)
+  if [ -n "$other" ]; then
+    pid=$other; set_pid "$pid"; log "node $n already running (pid $pid, adopted)"; return 0
+  fi
   local mark
   mark=$(wc -l <"$nlog")
   "$CL_DATA/node$n/start.sh" &
   pid=$!
-  sed -i "s/^CL_NODE${n}_PID=.*/CL_NODE${n}_PID=$pid/" "$CL_STATE"
+  set_pid "$pid"
   for i in $(seq 1 240); do
     alive "$pid" || die "node $n exited at start (see $nlog)"
     tail -n "+$((mark + 1))" "$nlog" | grep -q "Kafka Server started" && break

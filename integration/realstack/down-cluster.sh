@@ -25,4 +25,4 @@ stop "cluster kafka connect" "${CL_CONNECT_PID:-}"
 for n in 1 2 3; do eval "pid=\${CL_NODE${n}_PID:-}"; stop "cluster node $n" "$pid" & done
 wait
 case "${CL_DATA:-}" in /tmp/cdcsync-realstack-cluster.*) rm -rf "$CL_DATA" ;; esac
-rm -f "$CL_STATE"
+rm -f "$CL_STATE" "$CL_STATE.lock"
