@@ -56,10 +56,12 @@ do_start() {
   "$CL_DATA/node$n/start.sh" &
   pid=$!
   set_pid "$pid"
-  for i in $(seq 1 240); do
+  # Two nodes restarting together first rebuild the quorum; on a loaded
+  # 2-core machine that has taken 2 minutes.
+  for i in $(seq 1 480); do
     alive "$pid" || die "node $n exited at start (see $nlog)"
     tail -n "+$((mark + 1))" "$nlog" | grep -q "Kafka Server started" && break
-    [ "$i" = 240 ] && die "node $n not serving in 120s (see $nlog)"
+    [ "$i" = 480 ] && die "node $n not serving in 240s (see $nlog)"
     sleep 0.5
   done
   log "node $n started (pid $pid)"
