@@ -56,11 +56,11 @@ do_start() {
   "$CL_DATA/node$n/start.sh" &
   pid=$!
   set_pid "$pid"
-  # Two nodes restarting together first rebuild the quorum; on a loaded
-  # 2-core machine that has taken 2 minutes.
   for i in $(seq 1 480); do
     alive "$pid" || die "node $n exited at start (see $nlog)"
-    tail -n "+$((mark + 1))" "$nlog" | grep -q "Kafka Server started" && break
+    # Not grep -q: it would exit at the match, tail would die of SIGPIPE,
+    # and pipefail would make the pipeline fail on a large log.
+    if tail -n "+$((mark + 1))" "$nlog" | grep "Kafka Server started" >/dev/null; then break; fi
     [ "$i" = 480 ] && die "node $n not serving in 240s (see $nlog)"
     sleep 0.5
   done
