@@ -28,8 +28,9 @@ func TestSaramaConfigNoAutoTopicCreation(t *testing.T) {
 }
 
 // Regression: sarama's default Net.ReadTimeout of 30 s held every request
-// to a broker paused with SIGSTOP for 30 s, so the partitions it led stayed
-// stuck long after their leadership had moved (docs/faults.md, BrokerStop).
+// to a broker paused with SIGSTOP for 30 s, and exactly_once partitions
+// stayed stuck about 20 s past the end of the fault (docs/faults.md,
+// BrokerStop).
 // The timeout must stay above Producer.Timeout, the broker's own wait for
 // acks=all, or a slow but healthy produce would be cut short.
 func TestSaramaConfigReadTimeout(t *testing.T) {
