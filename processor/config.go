@@ -239,6 +239,14 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc.Version = v
 	sc.ClientID = c.ClientID
 	sc.Metadata.RefreshFrequency = time.Minute
+	// A broker that stops answering without closing its connections (a
+	// paused JVM, a partitioned host) holds every request sent to it for
+	// Net.ReadTimeout; with sarama's default of 30 s, exactly_once
+	// partitions stayed stuck about 20 s past the end of a 30 s SIGSTOP of
+	// a broker (docs/faults.md, BrokerStop). 15 s stays above
+	// Producer.Timeout (10 s, the broker's own acks=all wait) so a slow
+	// but healthy produce is not cut short.
+	sc.Net.ReadTimeout = 15 * time.Second
 	// sarama asks the broker to create every unknown topic it requests
 	// metadata for; a broker with auto.create.topics.enable=true (Kafka's
 	// default) then creates it with num.partitions (1) and its default

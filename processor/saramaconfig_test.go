@@ -1,6 +1,9 @@
 package processor
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Regression: sarama's default Metadata.AllowAutoTopicCreation=true made a
 // broker with auto.create.topics.enable=true create sink and DLQ topics
@@ -21,5 +24,26 @@ func TestSaramaConfigNoAutoTopicCreation(t *testing.T) {
 		if sc.Producer.MaxMessageBytes != maxMessageBytes {
 			t.Errorf("%s: Producer.MaxMessageBytes = %d, want %d", purpose, sc.Producer.MaxMessageBytes, maxMessageBytes)
 		}
+	}
+}
+
+// Regression: sarama's default Net.ReadTimeout of 30 s held every request
+// to a broker paused with SIGSTOP for 30 s, and exactly_once partitions
+// stayed stuck about 20 s past the end of the fault (docs/faults.md,
+// BrokerStop).
+// The timeout must stay above Producer.Timeout, the broker's own wait for
+// acks=all, or a slow but healthy produce would be cut short.
+func TestSaramaConfigReadTimeout(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Brokers = []string{"127.0.0.1:9092"}
+	sc, err := cfg.saramaConfig("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Net.ReadTimeout != 15*time.Second {
+		t.Errorf("Net.ReadTimeout = %v, want 15s", sc.Net.ReadTimeout)
+	}
+	if sc.Net.ReadTimeout <= sc.Producer.Timeout {
+		t.Errorf("Net.ReadTimeout %v is not above Producer.Timeout %v", sc.Net.ReadTimeout, sc.Producer.Timeout)
 	}
 }

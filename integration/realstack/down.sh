@@ -4,6 +4,7 @@
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 "$RS_DIR/down-secure.sh" || true
+"$RS_DIR/down-cluster.sh" || true
 [ -f "$RS_STATE" ] || { log "nothing to stop"; exit 0; }
 # shellcheck disable=SC1090
 . "$RS_STATE"

@@ -12,23 +12,30 @@ t1=$(date +%s)
 
 show_logs() {
   local n=${CDCSYNC_REALSTACK_LOG_LINES:-80}
-  for f in "$RS_LOGS/postgresql.log" "$RS_LOGS/kafka.log" "$RS_LOGS/connect.log" "$RS_LOGS/registry.log" "$RS_LOGS/kafka-secure.log"; do
+  for f in "$RS_LOGS/postgresql.log" "$RS_LOGS/kafka.log" "$RS_LOGS/connect.log" "$RS_LOGS/registry.log" "$RS_LOGS/kafka-secure.log" \
+    "$RS_LOGS/cluster-node1.log" "$RS_LOGS/cluster-node2.log" "$RS_LOGS/cluster-node3.log" "$RS_LOGS/cluster-connect.log"; do
     [ -f "$f" ] || continue
     printf '\n----- last %s lines of %s -----\n' "$n" "$f"
     tail -n "$n" "$f"
   done
   printf '\n(full logs in %s)\n' "$RS_LOGS"
 }
-cleanup() { "$RS_DIR/down.sh" || true; }
+cleanup() { "$RS_DIR/down-cluster.sh" || true; "$RS_DIR/down.sh" || true; }
 trap cleanup EXIT
 
 if ! "$RS_DIR/up.sh"; then show_logs; exit 1; fi
 # The secured broker (SASL_SSL, mTLS, StandardAuthorizer) of the
 # TestRealStackSecure* tests: a Kafka of its own, next to the stack.
 if ! "$RS_DIR/up-secure.sh"; then show_logs; exit 1; fi
+# The three-node KRaft cluster of the TestRealStackCluster* fault tests,
+# with its own Connect worker; it uses the stack's PostgreSQL.
+if ! "$RS_DIR/up-cluster.sh"; then show_logs; exit 1; fi
+timeout=20m
+[ "${CDCSYNC_REALSTACK_CLUSTER_FULL:-}" = 1 ] && timeout=45m
 t2=$(date +%s)
 set +e
-CDCSYNC_REALSTACK_STATE=$RS_STATE CDCSYNC_REALSTACK_SECURE_STATE=$RS_CACHE/secure.env go test -tags realstack -count=1 -timeout 15m ./integration/ -run 'RealStack' -v "$@" \
+CDCSYNC_REALSTACK_STATE=$RS_STATE CDCSYNC_REALSTACK_SECURE_STATE=$RS_CACHE/secure.env CDCSYNC_REALSTACK_CLUSTER_STATE=$RS_CACHE/cluster.env \
+  go test -tags realstack -count=1 -timeout "$timeout" ./integration/ -run 'RealStack' -v "$@" \
   2>&1 | tee "$RS_LOGS/go-test.log" | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
 rc=${PIPESTATUS[0]}
 set -e
