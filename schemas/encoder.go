@@ -227,96 +227,98 @@ func appendRowMap(dst []byte, row cdc.Row, names []string) []byte {
 	return append(dst, 0)
 }
 
-// Indexes of the Value union in event.avsc.
+// Indexes of the Value union in event.avsc: the branch a row value is
+// written in. processor/apply reads sync records back by the same
+// indexes, so they are exported from this one place.
 const (
-	vNull = iota
-	vBoolean
-	vLong
-	vDouble
-	vString
-	vBytes
-	vDecimal
-	vDate
-	vTimeOfDay
-	vTimestamp
-	vJSON
-	vUUID
-	vEnum
-	vUnavailable
-	vRow
-	vList
-	vMap
-	vLocalTimestamp
-	vInfinity
+	ValueNull = iota
+	ValueBoolean
+	ValueLong
+	ValueDouble
+	ValueString
+	ValueBytes
+	ValueDecimal
+	ValueDate
+	ValueTimeOfDay
+	ValueTimestamp
+	ValueJSON
+	ValueUUID
+	ValueEnum
+	ValueUnavailable
+	ValueRow
+	ValueList
+	ValueMap
+	ValueLocalTimestamp
+	ValueInfinity
 )
 
 // appendValue writes one Value union.
 func appendValue(dst []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:
-		return appendLong(dst, vNull)
+		return appendLong(dst, ValueNull)
 	case bool:
-		dst = appendLong(dst, vBoolean)
+		dst = appendLong(dst, ValueBoolean)
 		if x {
 			return append(dst, 1)
 		}
 		return append(dst, 0)
 	case int64:
-		return appendLong(appendLong(dst, vLong), x)
+		return appendLong(appendLong(dst, ValueLong), x)
 	case int:
-		return appendLong(appendLong(dst, vLong), int64(x))
+		return appendLong(appendLong(dst, ValueLong), int64(x))
 	case int32:
-		return appendLong(appendLong(dst, vLong), int64(x))
+		return appendLong(appendLong(dst, ValueLong), int64(x))
 	case float64:
-		return binary.LittleEndian.AppendUint64(appendLong(dst, vDouble), math.Float64bits(x))
+		return binary.LittleEndian.AppendUint64(appendLong(dst, ValueDouble), math.Float64bits(x))
 	case float32:
-		return binary.LittleEndian.AppendUint64(appendLong(dst, vDouble), math.Float64bits(float64(x)))
+		return binary.LittleEndian.AppendUint64(appendLong(dst, ValueDouble), math.Float64bits(float64(x)))
 	case string:
-		return appendString(appendLong(dst, vString), x)
+		return appendString(appendLong(dst, ValueString), x)
 	case []byte:
-		return appendBytes(appendLong(dst, vBytes), x)
+		return appendBytes(appendLong(dst, ValueBytes), x)
 	case cdc.Number:
 		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return appendLong(appendLong(dst, vLong), n)
+			return appendLong(appendLong(dst, ValueLong), n)
 		}
 		if d, ok := numberDecimal(string(x)); ok {
 			return appendDecimal(dst, d)
 		}
-		return appendString(appendLong(dst, vString), string(x))
+		return appendString(appendLong(dst, ValueString), string(x))
 	case cdc.Decimal:
 		return appendDecimal(dst, x)
 	case *big.Int:
 		if x == nil {
-			return appendLong(dst, vNull)
+			return appendLong(dst, ValueNull)
 		}
 		return appendDecimal(dst, cdc.Decimal{Unscaled: x})
 	case cdc.Date:
-		return appendLong(appendLong(dst, vDate), x.EpochDays())
+		return appendLong(appendLong(dst, ValueDate), x.EpochDays())
 	case cdc.TimeOfDay:
-		return appendLong(appendLong(dst, vTimeOfDay), int64(x))
+		return appendLong(appendLong(dst, ValueTimeOfDay), int64(x))
 	case time.Time:
-		dst = appendLong(appendLong(dst, vTimestamp), x.Unix())
+		dst = appendLong(appendLong(dst, ValueTimestamp), x.Unix())
 		return appendLong(dst, int64(x.Nanosecond()))
 	case cdc.LocalDateTime:
 		t := x.Time()
-		dst = appendLong(appendLong(dst, vLocalTimestamp), t.Unix())
+		dst = appendLong(appendLong(dst, ValueLocalTimestamp), t.Unix())
 		return appendLong(dst, int64(t.Nanosecond()))
 	case cdc.Infinity:
-		dst = appendLong(dst, vInfinity)
+		dst = appendLong(dst, ValueInfinity)
 		if x < 0 {
 			return appendLong(dst, 1) // MINUS_INFINITY
 		}
 		return appendLong(dst, 0) // INFINITY
 	case cdc.JSON:
-		return appendString(appendLong(dst, vJSON), string(x))
+		return appendString(appendLong(dst, ValueJSON), string(x))
 	case cdc.UUID:
-		return append(appendLong(dst, vUUID), x[:]...)
+		return append(appendLong(dst, ValueUUID), x[:]...)
 	case cdc.Enum:
-		return appendString(appendLong(dst, vEnum), string(x))
+		return appendString(appendLong(dst, ValueEnum), string(x))
 	case cdc.Unavailable:
-		return appendLong(appendLong(dst, vUnavailable), 0)
+		return appendLong(appendLong(dst, ValueUnavailable), 0)
 	case cdc.Row:
-		dst = appendLong(dst, vRow)
+		dst = appendLong(dst, ValueRow)
 		if len(x) > 0 {
 			dst = appendLong(dst, int64(len(x)))
 			for i := range x {
@@ -326,7 +328,7 @@ func appendValue(dst []byte, v any) []byte {
 		}
 		return append(dst, 0)
 	case []any:
-		dst = appendLong(dst, vList)
+		dst = appendLong(dst, ValueList)
 		if len(x) > 0 {
 			dst = appendLong(dst, int64(len(x)))
 			for _, e := range x {
@@ -341,7 +343,7 @@ func appendValue(dst []byte, v any) []byte {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		dst = appendLong(dst, vMap)
+		dst = appendLong(dst, ValueMap)
 		if len(x) > 0 {
 			dst = appendLong(dst, int64(len(x)))
 			for _, k := range keys {
@@ -353,7 +355,7 @@ func appendValue(dst []byte, v any) []byte {
 	}
 	// A type the decoder does not produce: its JSON text, as the JSON
 	// sink writes it, never Go's %v.
-	return appendString(appendLong(dst, vString), string(cdc.AppendJSONValue(nil, v)))
+	return appendString(appendLong(dst, ValueString), string(cdc.AppendJSONValue(nil, v)))
 }
 
 // repeated reports whether names[i] occurs before i: a map never repeats
@@ -368,7 +370,7 @@ func repeated(names []string, i int) bool {
 }
 
 func appendDecimal(dst []byte, d cdc.Decimal) []byte {
-	dst = appendLong(dst, vDecimal)
+	dst = appendLong(dst, ValueDecimal)
 	dst = appendBytes(dst, twosComplement(d.Unscaled))
 	return appendLong(dst, int64(d.Scale))
 }

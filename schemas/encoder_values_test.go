@@ -164,7 +164,7 @@ func TestAppendValueMapSorted(t *testing.T) {
 // Regression: it was written with fmt.Sprint, Go's %v ("[1 2]").
 func TestAppendValueUnknownType(t *testing.T) {
 	got := appendValue(nil, []int{1, 2})
-	want := appendString(appendLong(nil, vString), "[1,2]")
+	want := appendString(appendLong(nil, ValueString), "[1,2]")
 	if !bytes.Equal(got, want) {
 		t.Errorf("[]int{1,2}: %q, want %q", got, want)
 	}

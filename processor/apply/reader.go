@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
+	"github.com/cdcsync/cdcsync/schemas"
 	"github.com/cdcsync/cdcsync/topology"
 )
 
@@ -303,29 +304,6 @@ func (r *Reader) checkSchema(id int) error {
 	return verr
 }
 
-// Branches of the Value union of event.avsc.
-const (
-	vNull = iota
-	vBoolean
-	vLong
-	vDouble
-	vString
-	vBytes
-	vDecimal
-	vDate
-	vTimeOfDay
-	vTimestamp
-	vJSON
-	vUUID
-	vEnum
-	vUnavailable
-	vRow
-	vList
-	vMap
-	vLocalTimestamp
-	vInfinity
-)
-
 // maxDepth bounds nested rows, lists and maps.
 const maxDepth = 64
 
@@ -408,9 +386,9 @@ func (a *avroIn) value() any {
 	}
 	defer func() { a.depth-- }()
 	switch br := a.long(); br {
-	case vNull:
+	case schemas.ValueNull:
 		return nil
-	case vBoolean:
+	case schemas.ValueBoolean:
 		if len(a.b) < 1 {
 			a.fail("boolean past the end")
 			return nil
@@ -418,9 +396,9 @@ func (a *avroIn) value() any {
 		v := a.b[0] != 0
 		a.b = a.b[1:]
 		return v
-	case vLong:
+	case schemas.ValueLong:
 		return a.long()
-	case vDouble:
+	case schemas.ValueDouble:
 		if len(a.b) < 8 {
 			a.fail("double past the end")
 			return nil
@@ -428,11 +406,11 @@ func (a *avroIn) value() any {
 		v := math.Float64frombits(binary.LittleEndian.Uint64(a.b))
 		a.b = a.b[8:]
 		return v
-	case vString:
+	case schemas.ValueString:
 		return a.str()
-	case vBytes:
+	case schemas.ValueBytes:
 		return bytes.Clone(a.bytes())
-	case vDecimal:
+	case schemas.ValueDecimal:
 		u := a.bytes()
 		scale := a.long()
 		if scale < math.MinInt32 || scale > math.MaxInt32 {
@@ -440,16 +418,16 @@ func (a *avroIn) value() any {
 			return nil
 		}
 		return cdc.Decimal{Unscaled: fromTwosComplement(u), Scale: int32(scale)}
-	case vDate:
+	case schemas.ValueDate:
 		return cdc.DateFromEpochDays(a.long())
-	case vTimeOfDay:
+	case schemas.ValueTimeOfDay:
 		return cdc.TimeOfDay(a.long())
-	case vTimestamp:
+	case schemas.ValueTimestamp:
 		s, ns := a.long(), a.long()
 		return time.Unix(s, ns).UTC()
-	case vJSON:
+	case schemas.ValueJSON:
 		return cdc.JSON(a.str())
-	case vUUID:
+	case schemas.ValueUUID:
 		if len(a.b) < 16 {
 			a.fail("uuid past the end")
 			return nil
@@ -458,12 +436,12 @@ func (a *avroIn) value() any {
 		copy(u[:], a.b)
 		a.b = a.b[16:]
 		return u
-	case vEnum:
+	case schemas.ValueEnum:
 		return cdc.Enum(a.str())
-	case vUnavailable:
+	case schemas.ValueUnavailable:
 		a.long()
 		return cdc.Unavailable{}
-	case vRow:
+	case schemas.ValueRow:
 		row := cdc.Row{}
 		for n := a.count(); n > 0 && a.err == nil; n = a.count() {
 			for ; n > 0 && a.err == nil; n-- {
@@ -472,7 +450,7 @@ func (a *avroIn) value() any {
 			}
 		}
 		return row
-	case vList:
+	case schemas.ValueList:
 		list := []any{}
 		for n := a.count(); n > 0 && a.err == nil; n = a.count() {
 			for ; n > 0 && a.err == nil; n-- {
@@ -480,7 +458,7 @@ func (a *avroIn) value() any {
 			}
 		}
 		return list
-	case vMap:
+	case schemas.ValueMap:
 		m := map[string]any{}
 		for n := a.count(); n > 0 && a.err == nil; n = a.count() {
 			for ; n > 0 && a.err == nil; n-- {
@@ -489,10 +467,10 @@ func (a *avroIn) value() any {
 			}
 		}
 		return m
-	case vLocalTimestamp:
+	case schemas.ValueLocalTimestamp:
 		s, ns := a.long(), a.long()
 		return cdc.LocalDateTimeOf(time.Unix(s, ns).UTC())
-	case vInfinity:
+	case schemas.ValueInfinity:
 		if a.long() == 1 {
 			return cdc.NegInfinity
 		}
