@@ -465,12 +465,18 @@ CREATE TRIGGER count_writes BEFORE INSERT OR UPDATE ON contacts FOR EACH ROW EXE
 		}
 	}
 	total := len(msgs)
-	// Produce the first half, start two workers, produce the rest while
-	// they apply.
+	// Produce the first half and start one worker that never commits
+	// offsets on its own (commit interval 1 h): everything it applies
+	// before the kill is applied but uncommitted, so the kill always
+	// lands mid-stream and its batches must come again. Produce the
+	// rest while it applies.
 	if err := prod.SendMessages(msgs[:total/2]); err != nil {
 		t.Fatal(err)
 	}
-	workers := startWorkers(t, s, dir, "rsk-w1-"+run, "rsk-w2-"+run)
+	first := startProcess(t, "rsk-w1-"+run, s.brokers, dir, "CDCSYNC_COMMIT_INTERVAL=1h")
+	if err := first.waitReady(60 * time.Second); err != nil {
+		t.Fatalf("worker not ready: %v\n%s", err, tail(first.log.String(), 40))
+	}
 	if err := prod.SendMessages(msgs[total/2:]); err != nil {
 		t.Fatal(err)
 	}
@@ -484,12 +490,13 @@ CREATE TRIGGER count_writes BEFORE INSERT OR UPDATE ON contacts FOR EACH ROW EXE
 		}
 		return ""
 	})
-	workers[0].kill()
+	first.kill()
 	killedAt := applied()
 	if killedAt >= total {
 		t.Fatalf("everything was applied before the kill (%d): no batch in flight", killedAt)
 	}
-	restarted := startWorkers(t, s, dir, "rsk-w1b-"+run)
+	// Two workers take over, committing every 200 ms as usual.
+	restarted := startWorkers(t, s, dir, "rsk-w2-"+run, "rsk-w1b-"+run)
 	waitAll(t, s, plans)
 	eventually(t, 60*time.Second, "every event applied", func() string {
 		if n := applied(); n != total {
@@ -509,7 +516,7 @@ CREATE TRIGGER count_writes BEFORE INSERT OR UPDATE ON contacts FOR EACH ROW EXE
 	}
 	// The killed worker had applied batches whose offsets it had not
 	// committed: they came again, and the applied table skipped them.
-	replays := strings.Count(workers[1].log.String()+restarted[0].log.String(), "skipped events the target had applied already")
+	replays := strings.Count(restarted[0].log.String()+restarted[1].log.String(), "skipped events the target had applied already")
 	if replays == 0 {
 		t.Errorf("no redelivered batch after the kill: the test did not kill mid-stream")
 	}
