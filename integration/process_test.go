@@ -28,6 +28,11 @@ var (
 func cdcsyncBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
+		// run-parallel.sh builds one binary for all its test processes.
+		if p := os.Getenv("CDCSYNC_TEST_BINARY"); p != "" {
+			binPath = p
+			return
+		}
 		dir, err := os.MkdirTemp("", "cdcsync-bin-")
 		if err != nil {
 			binErr = err

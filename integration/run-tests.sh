@@ -69,12 +69,15 @@ step "unit tests and fuzz seed corpora, race detector on"
 go test -race -count=1 -timeout 15m $(go list ./... | grep -v /integration)
 go run ./cmd/cdcsync topology test deploy/topologies internal/demo/topologies
 
-step "kfake tier at full size (100k and 200k events, worker processes, chaos)"
-go test -count=1 -timeout 20m ./integration/
+step "kfake tier at full size (100k and 200k events, worker processes, chaos), 3 tests at a time"
+# Each test in a process of its own (integration/run-parallel.sh): the
+# tier mostly waits on outages and timeouts, so three at a time take a
+# third of the time on two cores.
+integration/run-parallel.sh 3 -- -test.timeout 20m
 
-step "kfake tier, in-process workers under the race detector (-short sizes)"
-go test -race -short -count=1 -timeout 15m \
-  -run 'TestKfake(NormalRun|Rebalance|BrokerOutage|ExactlyOnceRebalance|PoisonRecords|Authority|AvroRegistryDown)$' ./integration/
+step "kfake tier, in-process workers under the race detector (-short sizes), 2 at a time"
+integration/run-parallel.sh 2 -race -- -test.short -test.timeout 15m \
+  -test.run 'TestKfake(NormalRun|Rebalance|BrokerOutage|ExactlyOnceRebalance|PoisonRecords|Authority|AvroRegistryDown)$'
 
 step "browser tier: the web console in headless Chromium (chromedp)"
 # Debian's chromium, installed here when missing. In CI (CI=true) a

@@ -409,9 +409,10 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 }
 
 // applyDrainGrace bounds how long a claim keeps applying its batch after
-// its session ended (a rebalance, a pause or a shutdown); sarama waits for
-// it up to Consumer.Group.Rebalance.Timeout (60 s).
-const applyDrainGrace = 10 * time.Second
+// its session ended (a rebalance, a pause or a shutdown). It stays under
+// the rebalance timeout (10 s), so a draining member rejoins in time and
+// keeps its place in the group.
+const applyDrainGrace = 7 * time.Second
 
 // drainContext is parent, kept alive for grace after parent ends.
 func drainContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {

@@ -228,6 +228,10 @@ func (c Config) Validate() error {
 // produce); a larger DLQ record is cut to fit (dlq.Fit).
 const maxMessageBytes = 1_000_000
 
+// rebalanceTimeout is every consumer group's rebalance timeout: under
+// Net.ReadTimeout (15 s) by 5 s, see saramaConfig.
+const rebalanceTimeout = 10 * time.Second
+
 // saramaConfig builds the one sarama configuration a worker uses, for a
 // given purpose, and validates it.
 func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
@@ -247,6 +251,16 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	// Producer.Timeout (10 s, the broker's own acks=all wait) so a slow
 	// but healthy produce is not cut short.
 	sc.Net.ReadTimeout = 15 * time.Second
+	// A JoinGroup request waits at the coordinator until every member
+	// has rejoined or the rebalance timeout has passed (a member killed
+	// without leaving holds it up that long), but sarama bounds it by
+	// Net.ReadTimeout like any request; the Java client gives it the
+	// rebalance timeout plus 5 s. With sarama's 60 s default the live
+	// members' joins timed out, they rejoined, and the group never
+	// settled (TestKfakeSagaChaos: 9,793 of 10,000 sagas in 4 minutes).
+	// So the rebalance timeout stays 5 s under the read timeout; it is
+	// also how long a member has to finish its claims and rejoin
+	// (applyDrainGrace fits in it).
 	// sarama asks the broker to create every unknown topic it requests
 	// metadata for; a broker with auto.create.topics.enable=true (Kafka's
 	// default) then creates it with num.partitions (1) and its default
@@ -262,6 +276,7 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = c.Heartbeat
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	sc.Consumer.Group.Rebalance.Timeout = rebalanceTimeout
 	ledger.TuneRestoreConfig(sc) // fetch wait that suits ledger restore and the source alike
 	// Memory: sarama's 1 MiB per partition, at most 8 MiB per fetch
 	// response (Kafka fetch.max.bytes; sarama's default is 50 MiB) and its

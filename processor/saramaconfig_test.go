@@ -47,3 +47,25 @@ func TestSaramaConfigReadTimeout(t *testing.T) {
 		t.Errorf("Net.ReadTimeout %v is not above Producer.Timeout %v", sc.Net.ReadTimeout, sc.Producer.Timeout)
 	}
 }
+
+// Regression: sarama bounds a JoinGroup request by Net.ReadTimeout, while
+// the coordinator holds it up to the rebalance timeout when a member died
+// without leaving. With the rebalance timeout at or above the read timeout
+// the live members' joins timed out and they rejoined for ever
+// (TestKfakeSagaChaos stalled at 9,793 of 10,000 sagas). Every group
+// client (pipelines, apply, sagas) takes its config from saramaConfig.
+func TestSaramaConfigRebalanceUnderReadTimeout(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Brokers = []string{"127.0.0.1:9092"}
+	sc, err := cfg.saramaConfig("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.Net.ReadTimeout - sc.Consumer.Group.Rebalance.Timeout; got < 5*time.Second {
+		t.Errorf("Net.ReadTimeout %v is only %v above Consumer.Group.Rebalance.Timeout %v, want 5s or more",
+			sc.Net.ReadTimeout, got, sc.Consumer.Group.Rebalance.Timeout)
+	}
+	if applyDrainGrace >= sc.Consumer.Group.Rebalance.Timeout {
+		t.Errorf("applyDrainGrace %v does not fit in the rebalance timeout %v", applyDrainGrace, sc.Consumer.Group.Rebalance.Timeout)
+	}
+}

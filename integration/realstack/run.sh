@@ -34,9 +34,14 @@ timeout=20m
 [ "${CDCSYNC_REALSTACK_CLUSTER_FULL:-}" = 1 ] && timeout=45m
 t2=$(date +%s)
 set +e
+# Two tests at a time, each in its own process (integration/run-parallel.sh);
+# the secured broker's tests share one principal's ACLs, so they run
+# together. CDCSYNC_REALSTACK_JOBS=1 runs them one after another.
 CDCSYNC_REALSTACK_STATE=$RS_STATE CDCSYNC_REALSTACK_SECURE_STATE=$RS_CACHE/secure.env CDCSYNC_REALSTACK_CLUSTER_STATE=$RS_CACHE/cluster.env \
-  go test -tags realstack -count=1 -timeout "$timeout" ./integration/ -run 'RealStack' -v "$@" \
-  2>&1 | tee "$RS_LOGS/go-test.log" | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+  CDCSYNC_ITEST_TOGETHER='TestRealStackSecure.*' CDCSYNC_ITEST_VERBOSE=1 \
+  "$RS_ROOT/integration/run-parallel.sh" "${CDCSYNC_REALSTACK_JOBS:-2}" -tags realstack -- \
+  -test.timeout "$timeout" -test.run 'RealStack' "$@" \
+  2>&1 | tee "$RS_LOGS/go-test.log"
 rc=${PIPESTATUS[0]}
 set -e
 t3=$(date +%s)

@@ -161,12 +161,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	sc.Consumer.Return.Errors = true
-	// A member killed without leaving holds up a rebalance for the
-	// rebalance timeout, and a broker restarts that wait on every join. With
-	// sarama's 60 s default, longer than its 30 s read timeout, the live
-	// members' JoinGroup requests time out and rejoin for ever. The claims
-	// end within a transaction's commit, so 15 s is ample.
-	sc.Consumer.Group.Rebalance.Timeout = min(sc.Consumer.Group.Rebalance.Timeout, 15*time.Second)
+	// The rebalance timeout (10 s) comes from saramaConfig, under the
+	// read timeout that also bounds a JoinGroup request; the claims end
+	// within a transaction's commit, well inside it.
 	client, err := sarama.NewClient(r.cfg.Brokers, sc)
 	if err != nil {
 		return err
