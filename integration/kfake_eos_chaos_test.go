@@ -86,6 +86,8 @@ func exactlyOnceChaos(t *testing.T, brokers []string, src *demo.Source, name str
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
+	workers = append(workers, start())
+	t.Logf("%s (%d running)", kfakeGhostNote, len(workers))
 	if err := demo.WaitProcessed(context.Background(), brokers, []*topology.Plan{plan}, 4*time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -300,6 +300,8 @@ func TestKfakeSagaChaos(t *testing.T) {
 		}
 	}
 	<-produced
+	workers = append(workers, start())
+	t.Logf("%s (%d running)", kfakeGhostNote, len(workers))
 
 	// Wait until every saga is terminal.
 	client := newClient(t, brokers)

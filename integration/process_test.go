@@ -103,6 +103,19 @@ func startProcess(t *testing.T, name string, brokers []string, topoDir string, e
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
+		// CDCSYNC_IT_DIAG=DIR: a failed test's live workers dump their
+		// goroutines (SIGQUIT) and every worker's whole log goes to DIR.
+		diag := os.Getenv("CDCSYNC_IT_DIAG")
+		if diag != "" && t.Failed() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-p.done:
+				case <-time.After(5 * time.Second):
+				}
+			}
+			_ = os.WriteFile(filepath.Join(diag, name+".log"), []byte(p.log.String()), 0o644)
+		}
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
 			<-p.done
@@ -113,6 +126,17 @@ func startProcess(t *testing.T, name string, brokers []string, topoDir string, e
 	})
 	return p
 }
+
+// kfakeGhostNote is why the chaos tests on kfake start one more worker
+// after their last SIGKILL: kfake never expires a member that died while
+// its JoinGroup was pending. It stops the member's session timer when the
+// join arrives and re-arms it only when the join's answer is delivered;
+// the leader's SyncGroup then ends the wait for the dead member's
+// SyncGroup, and the dead member keeps its partitions for ever (seen as a
+// partition no live worker held, its sagas never advancing). Kafka expires
+// it after session.timeout.ms. One more join makes kfake rebalance, and the
+// dead member, which cannot rejoin, is dropped at the rebalance timeout.
+const kfakeGhostNote = "a worker started after the last SIGKILL (kfake keeps a member that died mid-join)"
 
 func tail(s string, lines int) string {
 	parts := strings.Split(s, "\n")

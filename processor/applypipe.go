@@ -218,7 +218,7 @@ func (a *applyPipe) run(ctx context.Context) error {
 			return nil
 		}
 	}
-	prodClient, err := sarama.NewClient(p.cfg.Brokers, p.client.Config())
+	prodClient, err := sarama.NewClient(p.cfg.Brokers, producerConfig(p.client.Config()))
 	if err != nil {
 		return err
 	}
@@ -410,9 +410,9 @@ func (h *applyHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 
 // applyDrainGrace bounds how long a claim keeps applying its batch after
 // its session ended (a rebalance, a pause or a shutdown). It stays under
-// the rebalance timeout (10 s), so a draining member rejoins in time and
+// the rebalance timeout (15 s), so a draining member rejoins in time and
 // keeps its place in the group.
-const applyDrainGrace = 7 * time.Second
+const applyDrainGrace = 10 * time.Second
 
 // drainContext is parent, kept alive for grace after parent ends.
 func drainContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {

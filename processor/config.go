@@ -228,9 +228,39 @@ func (c Config) Validate() error {
 // produce); a larger DLQ record is cut to fit (dlq.Fit).
 const maxMessageBytes = 1_000_000
 
-// rebalanceTimeout is every consumer group's rebalance timeout: under
-// Net.ReadTimeout (15 s) by 5 s, see saramaConfig.
-const rebalanceTimeout = 10 * time.Second
+// rebalanceTimeout is every consumer group's rebalance timeout: how long
+// a member has to finish its claims and rejoin (applyDrainGrace fits in
+// it), and how long a member killed without leaving holds a rebalance.
+const rebalanceTimeout = 15 * time.Second
+
+// groupConfig is the configuration of a client that runs a consumer group
+// (and fetches for it): sc with a read timeout of twice the rebalance
+// timeout. sarama bounds a JoinGroup request by Net.ReadTimeout like any
+// other, while the coordinator holds it until every member has rejoined
+// or the rebalance timeout has passed, and kfake restarts that wait on
+// every join. With the producers' 15 s read timeout and a rebalance
+// timeout of 10–15 s the live members' joins timed out while a SIGKILLed
+// member held the rebalance, each rejoin restarted the wait, and the group
+// did not settle for a minute or more (TestKfakeSagaChaos: 9,793 of
+// 10,000 sagas done after 4 minutes). The Java client gives a join the
+// rebalance timeout plus 5 s; twice the rebalance timeout leaves room for
+// one restarted wait. Producers keep 15 s (see saramaConfig).
+func groupConfig(sc *sarama.Config) *sarama.Config {
+	g := *sc
+	g.Net.ReadTimeout = max(g.Net.ReadTimeout, 2*g.Consumer.Group.Rebalance.Timeout)
+	return &g
+}
+
+// producerConfig is sc with the producers' read timeout, for a producer
+// client made from a group client's configuration.
+func producerConfig(sc *sarama.Config) *sarama.Config {
+	p := *sc
+	p.Net.ReadTimeout = producerReadTimeout
+	return &p
+}
+
+// producerReadTimeout: see saramaConfig.
+const producerReadTimeout = 15 * time.Second
 
 // saramaConfig builds the one sarama configuration a worker uses, for a
 // given purpose, and validates it.
@@ -249,18 +279,9 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	// partitions stayed stuck about 20 s past the end of a 30 s SIGSTOP of
 	// a broker (docs/faults.md, BrokerStop). 15 s stays above
 	// Producer.Timeout (10 s, the broker's own acks=all wait) so a slow
-	// but healthy produce is not cut short.
-	sc.Net.ReadTimeout = 15 * time.Second
-	// A JoinGroup request waits at the coordinator until every member
-	// has rejoined or the rebalance timeout has passed (a member killed
-	// without leaving holds it up that long), but sarama bounds it by
-	// Net.ReadTimeout like any request; the Java client gives it the
-	// rebalance timeout plus 5 s. With sarama's 60 s default the live
-	// members' joins timed out, they rejoined, and the group never
-	// settled (TestKfakeSagaChaos: 9,793 of 10,000 sagas in 4 minutes).
-	// So the rebalance timeout stays 5 s under the read timeout; it is
-	// also how long a member has to finish its claims and rejoin
-	// (applyDrainGrace fits in it).
+	// but healthy produce is not cut short. A client that runs a consumer
+	// group needs longer: groupConfig.
+	sc.Net.ReadTimeout = producerReadTimeout
 	// sarama asks the broker to create every unknown topic it requests
 	// metadata for; a broker with auto.create.topics.enable=true (Kafka's
 	// default) then creates it with num.partitions (1) and its default

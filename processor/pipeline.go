@@ -708,10 +708,10 @@ func (p *pipeline) sinkPartitions(topic string) (int32, error) {
 }
 
 // newProducer opens an async producer on a client of its own, with the
-// pipeline client's configuration. The caller closes the client after the
-// producer has drained.
+// pipeline client's configuration (and the producers' read timeout). The
+// caller closes the client after the producer has drained.
 func (p *pipeline) newProducer() (sarama.AsyncProducer, sarama.Client, error) {
-	c, err := sarama.NewClient(p.cfg.Brokers, p.client.Config())
+	c, err := sarama.NewClient(p.cfg.Brokers, producerConfig(p.client.Config()))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -302,6 +302,7 @@ func (w *Worker) runPipeline(ctx context.Context, p *pipeline) error {
 	if err != nil {
 		return err
 	}
+	sc = groupConfig(sc) // the pipeline client runs the consumer group
 	sc.Producer.Partitioner = partitionerFor(string(p.plan.LedgerTopic()))
 	if p.plan.Guarantee() == topology.ExactlyOnce {
 		// Offsets are committed inside the transactions, and only

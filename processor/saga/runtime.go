@@ -161,9 +161,12 @@ func (r *Runtime) Run(ctx context.Context) error {
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	sc.Consumer.Return.Errors = true
-	// The rebalance timeout (10 s) comes from saramaConfig, under the
-	// read timeout that also bounds a JoinGroup request; the claims end
-	// within a transaction's commit, well inside it.
+	// The rebalance timeout (15 s) comes from the worker's configuration;
+	// the claims end within a transaction's commit, well inside it. This
+	// client runs the group, so its read timeout, which also bounds a
+	// JoinGroup request, must outlast a rebalance held by a member killed
+	// without leaving (processor.groupConfig says why: twice).
+	sc.Net.ReadTimeout = max(sc.Net.ReadTimeout, 2*sc.Consumer.Group.Rebalance.Timeout)
 	client, err := sarama.NewClient(r.cfg.Brokers, sc)
 	if err != nil {
 		return err
