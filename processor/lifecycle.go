@@ -229,13 +229,13 @@ func (p *pipeline) localStatus(ctx context.Context, id string, measure bool) api
 			keys = l.keys()
 		}
 		l.mu.Lock()
-		rec, sec, revoked := l.lastRecords, l.lastSeconds, l.revoked
+		rec, sec, unknown, revoked := l.lastRecords, l.lastSeconds, l.lastUnknown, l.revoked
 		l.mu.Unlock()
 		if revoked {
 			continue
 		}
 		r.Partitions = append(r.Partitions, api.Partition{Topic: l.labels[1], Partition: int32(part), Worker: id,
-			LagRecords: rec, LagSeconds: sec, Breakers: r.Breakers, LedgerKeys: keys})
+			LagRecords: rec, LagSeconds: sec, LagUnknown: unknown, Breakers: r.Breakers, LedgerKeys: keys})
 	}
 
 	// Held claims: measured against the committed offset.
