@@ -309,3 +309,57 @@ func TestKfakeLagSilentLeaderReadCommitted(t *testing.T) {
 	})
 	caughtUp(t, wk, plan, src.Topic(), 5*time.Second)
 }
+
+// Regression: the probe's answer must be compared with the high-water
+// mark of the consumer's last fetch response, not only with that of the
+// last record it read. Under at_least_once (read_uncommitted) a
+// transaction's records are read before it commits; its commit marker
+// then reaches the consumer in a response without any record, so the
+// probed end stays one offset past the last record read, and the drained
+// partition would show lag 1 for as long as the source stays quiet.
+func TestKfakeLagZeroAfterMarkersAtLeastOnce(t *testing.T) {
+	src := demo.NewSource("erp", "erp", false)
+	st := cluster(t, 1, src.Topic())
+	brokers := st.Brokers()
+	plan := mustPlan(t, fmt.Sprintf(contactsTopology, "lag-markers-alo", src.Topic(), "sync.lag-markers-alo"))
+	wk := startLagWorker(t, brokers, "w1", plan)
+
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Metadata.AllowAutoTopicCreation = false
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Producer.Transaction.ID = "source-" + t.Name()
+	cfg.Net.MaxOpenRequests = 1
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*sarama.ProducerMessage
+	for _, r := range makeWorkload(src, 20, 50, 0, 36).Records {
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: r.Topic, Key: sarama.ByteEncoder(r.Key), Value: sarama.ByteEncoder(r.Value)})
+	}
+	if err := p.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+	within(t, time.Minute, func() string {
+		if s := wk.w.Stats(plan.Name()); s.Completed < 50 {
+			return fmt.Sprintf("%d of 50 uncommitted records done", s.Completed)
+		}
+		return ""
+	})
+	if err := p.CommitTxn(); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, wk, plan, src.Topic(), 5*time.Second)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if rec, sec, s := lagOf(t, wk, plan, src.Topic()); rec != 0 || sec != 0 || s.LagUnknown {
+			t.Fatalf("drained partition: lag_records %v, lag_seconds %v, status %+v; want 0 and 0", rec, sec, s)
+		}
+	}
+}
