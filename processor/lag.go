@@ -54,20 +54,22 @@ import (
 // consumer's connection would queue behind the very fetch that hangs. No
 // request is sent for a claim that keeps fetching.
 //
-//   - A probe that finds records beyond the last fetched batch's
-//     high-water mark makes lag_records the probed end minus the next
-//     offset not done, and lag_seconds at least the time since that probe
-//     answered. Those records' timestamps are not known without reading
-//     them; they were appended before the answer, so the age since then
-//     is a lower bound that grows with the wall clock, never an invented
-//     figure. (Under lagIdle of silence, with fetched records not done,
-//     the age of the oldest of them is reported as before, whichever is
-//     larger.)
-//   - When no probe sent after the last fetch has answered within
-//     lagProbeWait (it hangs or fails), the figure is unknown: lag_records
-//     is NaN (the REST status says lag_unknown, with the records known to
-//     be not done) and lag_seconds is at least the time since the last
-//     fetch, so it keeps growing and the stalled-partition alert fires.
+//   - A probe that finds records beyond the high-water mark the consumer
+//     last saw makes lag_records the probed end minus the next offset not
+//     done, and lag_seconds at least the time since that probe answered:
+//     those records' timestamps are not known without reading them, but
+//     they were in the log when it answered, so the age since then is a
+//     lower bound that grows with the wall clock, not an invented figure.
+//     (When fetched records are not done either, the age of the oldest of
+//     them counts if it is larger.)
+//   - Until a probe answers, the figures of the last fetch stand, for up
+//     to lagProbeWait after the last fetch or the last answer. After it
+//     (the probe hangs or fails, as it does against the same silent
+//     leader) the figure is unknown: lag_records is NaN (the REST status
+//     says lag_unknown, with the records known to be not done), and
+//     lag_seconds is at least the time since the last fetch. That is not
+//     a record's age but how long the partition has told the worker
+//     nothing; it keeps growing, so the stalled-partition alert fires.
 //     Never 0: silence is not proof of being caught up.
 const (
 	lagRefresh = 250 * time.Millisecond
@@ -111,8 +113,9 @@ type claimLag struct {
 	probing    bool      // a probe is in flight
 	probeSent  time.Time // when the last probe was sent
 	answerSent time.Time // when the last answered probe was sent; zero if none
+	answerAt   time.Time // when its answer came
 	answer     int64     // the partition's end it answered
-	beyondAt   time.Time // when a probe first answered more than hwm since the last fetch; zero if none
+	beyondAt   time.Time // when a probe first answered more than the consumer saw since the last fetch; zero if none
 	// The figures of the last refresh, for the REST API's status.
 	lastRecords int64
 	lastSeconds float64
@@ -245,6 +248,9 @@ func (l *claimLag) refresh(now time.Time) {
 	beyond := answered && l.answer > max(hwm, live)
 	if beyond {
 		hwm = l.answer
+		if l.beyondAt.IsZero() {
+			l.beyondAt = l.answerAt
+		}
 	}
 	unknown := idle && !answered && silent >= lagProbeWait
 	caughtUp := allDone && !beyond && !unknown &&
@@ -280,7 +286,7 @@ func (l *claimLag) refresh(now time.Time) {
 			age = now.Sub(l.lastTS)
 			l.stamps = l.stamps[:0]
 		}
-		if beyond && !l.beyondAt.IsZero() {
+		if beyond {
 			age = max(age, now.Sub(l.beyondAt))
 		}
 		if unknown {
@@ -319,19 +325,11 @@ func (l *claimLag) probeDue(now time.Time) bool {
 // probed records the answer of the probe sent at sent, received at at:
 // the partition's end, or err.
 func (l *claimLag) probed(sent, at time.Time, end int64, err error) {
-	if err != nil {
-		l.mu.Lock()
-		l.probing = false
-		l.mu.Unlock()
-		return
-	}
-	live := l.live()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.probing = false
-	l.answerSent, l.answer = sent, end
-	if end > max(l.hwm, live) && !sent.Before(l.lastFetch) && l.beyondAt.IsZero() {
-		l.beyondAt = at
+	if err == nil {
+		l.answerSent, l.answerAt, l.answer = sent, at, end
 	}
 }
 
