@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
 
 // Lag of a claimed partition, as cdcsync_lag_records and
@@ -115,6 +116,7 @@ type claimLag struct {
 	answerSent time.Time // when the last answered probe was sent; zero if none
 	answerAt   time.Time // when its answer came
 	answer     int64     // the partition's end it answered
+	probeErr   bool      // the last probe failed (logged once per run of failures)
 	beyondAt   time.Time // when a probe first answered more than the consumer saw since the last fetch; zero if none
 	// The figures of the last refresh, for the REST API's status.
 	lastRecords int64
@@ -326,10 +328,19 @@ func (l *claimLag) probeDue(now time.Time) bool {
 // the partition's end, or err.
 func (l *claimLag) probed(sent, at time.Time, end int64, err error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.probing = false
+	was := l.probeErr
+	l.probing, l.probeErr = false, err != nil
 	if err == nil {
 		l.answerSent, l.answerAt, l.answer = sent, at, end
+	}
+	l.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		l.p.log.Warn("cannot read the end of a silent partition; its lag is unknown until an answer comes",
+			zap.String("topic", l.tp.topic), zap.Int32("partition", l.tp.partition), zap.Error(err))
+	case err == nil && was:
+		l.p.log.Info("read the end of a silent partition again",
+			zap.String("topic", l.tp.topic), zap.Int32("partition", l.tp.partition))
 	}
 }
 
@@ -436,36 +447,43 @@ func (pr *lagProber) ask(client sarama.Client, b *sarama.Broker, sent time.Time,
 	if err != nil {
 		_ = b.Close() // as sarama's GetOffset does: the next probe reconnects
 	}
+	type result struct {
+		end int64
+		err error
+	}
+	results := make([]result, len(claims))
 	stale := err != nil
-	for _, l := range claims {
+	for i, l := range claims {
 		if err != nil {
-			l.probed(sent, at, 0, err)
+			results[i].err = err
 			continue
 		}
 		blk := resp.GetBlock(l.tp.topic, l.tp.partition)
 		switch {
 		case blk == nil:
-			stale = true
-			l.probed(sent, at, 0, errLagProbe)
+			results[i].err = errLagProbe
 		case !errors.Is(blk.Err, sarama.ErrNoError):
-			stale = true // NOT_LEADER_OR_FOLLOWER and the like: the leader moved
-			l.probed(sent, at, 0, blk.Err)
+			results[i].err = blk.Err // NOT_LEADER_OR_FOLLOWER and the like: the leader moved
+		case req.Version == 0 && len(blk.Offsets) != 1:
+			results[i].err = errLagProbe
 		case req.Version == 0:
-			if len(blk.Offsets) != 1 {
-				l.probed(sent, at, 0, errLagProbe)
-				continue
-			}
-			l.probed(sent, at, blk.Offsets[0], nil)
+			results[i].end = blk.Offsets[0]
 		default:
-			l.probed(sent, at, blk.Offset, nil)
+			results[i].end = blk.Offset
 		}
+		stale = stale || results[i].err != nil
 	}
 	if stale {
+		// Before the answers, so that the claims' next probes (due once
+		// these are answered) ask the new leader.
 		topics := make([]string, 0, len(claims))
 		for _, l := range claims {
 			topics = append(topics, l.tp.topic)
 		}
 		_ = client.RefreshMetadata(topics...)
+	}
+	for i, l := range claims {
+		l.probed(sent, at, results[i].end, results[i].err)
 	}
 }
 

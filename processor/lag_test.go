@@ -8,6 +8,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
 )
 
 // lagRig drives one claimLag's rule with a clock of its own: the claim
@@ -24,7 +25,7 @@ type lagRig struct {
 
 func newLagRig(t *testing.T) *lagRig {
 	r := &lagRig{t: t, t0: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC), done: -1, live: -1}
-	p := &pipeline{metrics: newMetrics(prometheus.NewRegistry())}
+	p := &pipeline{metrics: newMetrics(prometheus.NewRegistry()), log: zaptest.NewLogger(t)}
 	r.l = &claimLag{
 		p:      p,
 		tp:     topicPartition{"src", 0},
@@ -142,6 +143,7 @@ func TestLagMarkersCaughtUpByProbe(t *testing.T) {
 func TestLagProbeSchedule(t *testing.T) {
 	r := newLagRig(t)
 	r.fetch(0, 0, 10, 10)
+	r.done = 10
 	if r.l.probeDue(r.at(750 * ms)) {
 		t.Error("probe due before lagIdle of silence")
 	}
@@ -158,5 +160,18 @@ func TestLagProbeSchedule(t *testing.T) {
 	r.l.probed(r.at(3*time.Second), r.at(3*time.Second), 10, nil)
 	if r.l.probeDue(r.at(3500 * ms)) {
 		t.Error("probe due within lagProbeEvery of the last")
+	}
+	r.want(3500*ms, 0, 0, false)
+
+	// A failed probe is no answer: the next is due a second later, and
+	// without an answer the figure is unknown lagProbeWait after the last.
+	if !r.l.probeDue(r.at(4 * time.Second)) {
+		t.Fatal("no probe due lagProbeEvery after the last")
+	}
+	r.l.probed(r.at(4*time.Second), r.at(4100*ms), 0, sarama.ErrNotLeaderForPartition)
+	r.want(5900*ms, 0, 0, false)
+	r.want(6*time.Second, math.NaN(), 6, true)
+	if !r.l.probeDue(r.at(6 * time.Second)) {
+		t.Error("no probe due after a failed one")
 	}
 }
