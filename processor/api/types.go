@@ -77,10 +77,11 @@ type Worker struct {
 // are the true lag (processor/lag.go): offsets not yet done up to the
 // high-water mark, and the age of the oldest record not done. While the
 // topology is paused they are measured against the committed offset.
-// LagUnknown says the partition has been silent and its end could not be
-// read (cdcsync_lag_records is NaN then): LagRecords counts only the
-// records known to be not done, and LagSeconds is at least the time since
-// the last fetch. LedgerKeys is -1 when unknown.
+// LagUnknown says the partition's end could not be read (a silent leader:
+// cdcsync_lag_records is NaN then and LagSeconds is at least the time
+// since the last fetch; a held claim: its offsets could not be read):
+// LagRecords counts only the records known to be not done. LedgerKeys is
+// -1 when unknown.
 type Partition struct {
 	Topic      string            `json:"topic"`
 	Partition  int32             `json:"partition"`
