@@ -59,8 +59,8 @@
 //	cdcsync_ack_seconds                     histogram  topology                     time from consuming a record to the acknowledgement of its last output (exactly_once: transaction open to commit)
 //	cdcsync_ledger_restore_seconds          histogram  topology                     time to restore one ledger partition
 //	cdcsync_ledger_keys                     gauge      topology,partition           event IDs and row states the dedup ledger holds in memory, per claimed partition
-//	cdcsync_lag_records                     gauge      topology,topic,partition     high-water mark minus the next offset not yet done (acknowledged, or committed under exactly_once); 0 when caught up
-//	cdcsync_lag_seconds                     gauge      topology,topic,partition     age of the oldest record not yet done, by its Kafka timestamp; grows while the partition is stuck; 0 when caught up
+//	cdcsync_lag_records                     gauge      topology,topic,partition     end of the partition (high-water mark; for a silent partition, its probed end) minus the next offset not yet done (acknowledged, or committed under exactly_once); 0 when caught up; NaN while a silent partition's end cannot be read
+//	cdcsync_lag_seconds                     gauge      topology,topic,partition     age of the oldest record not yet done, by its Kafka timestamp (not yet fetched: at least the time since a probe found it, or since the last fetch while the end cannot be read); grows while the partition is stuck or silent; 0 when caught up
 //	cdcsync_breaker_state                   gauge      topology,dependency          circuit breaker state of a dependency (producer, registry, apply): 0 closed, 1 half-open, 2 open
 //	cdcsync_breaker_transitions_total       counter    topology,dependency,to       circuit breaker transitions, by the state entered
 //	cdcsync_breaker_probes_total            counter    topology,dependency          probes a half-open breaker let through (one per half-open period)
@@ -86,9 +86,15 @@
 // a sum over workers counts each partition once. The lag gauges are
 // recomputed every 250 ms from the high-water mark each fetched batch
 // brings. A partition is caught up when every fetched record is done and
-// either the next offset reaches the high-water mark or nothing was
-// fetched for a second while the partition was not paused: transaction
+// either the next offset reaches the high-water mark, or nothing was
+// fetched for a second while the partition was not paused and a probe of
+// its end (ListOffsets at the consumer's isolation level, sent after the
+// last fetch) found nothing beyond what the consumer saw: transaction
 // markers (and aborted records under read_committed) take offsets that are
 // never delivered, so the last delivered offset need not be the
-// high-water mark minus one.
+// high-water mark minus one, and a partition whose fetches stopped
+// answering is not caught up just because nothing arrives. A silent
+// partition is probed at most once a second; records the probe finds make
+// the lag, and when no probe has answered for 3 s lag_records is NaN
+// (unknown) and lag_seconds grows from the last fetch.
 package processor

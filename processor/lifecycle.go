@@ -229,13 +229,13 @@ func (p *pipeline) localStatus(ctx context.Context, id string, measure bool) api
 			keys = l.keys()
 		}
 		l.mu.Lock()
-		rec, sec, revoked := l.lastRecords, l.lastSeconds, l.revoked
+		rec, sec, unknown, revoked := l.lastRecords, l.lastSeconds, l.lastUnknown, l.revoked
 		l.mu.Unlock()
 		if revoked {
 			continue
 		}
 		r.Partitions = append(r.Partitions, api.Partition{Topic: l.labels[1], Partition: int32(part), Worker: id,
-			LagRecords: rec, LagSeconds: sec, Breakers: r.Breakers, LedgerKeys: keys})
+			LagRecords: rec, LagSeconds: sec, LagUnknown: unknown, Breakers: r.Breakers, LedgerKeys: keys})
 	}
 
 	// Held claims: measured against the committed offset.
@@ -256,7 +256,7 @@ func (p *pipeline) localStatus(ctx context.Context, id string, measure bool) api
 			ps.mu.Unlock()
 		}
 		if measure {
-			part.LagRecords, part.LagSeconds = p.heldLag(ctx, tp, h, now)
+			part.LagRecords, part.LagSeconds, part.LagUnknown = p.heldLag(ctx, tp, h, now)
 		}
 		r.Partitions = append(r.Partitions, part)
 	}
@@ -283,26 +283,27 @@ func (p *pipeline) localStatus(ctx context.Context, id string, measure bool) api
 
 // heldLag is the lag of a held claim: the high-water mark minus the
 // committed offset, and the age of the record at the committed offset
-// (read once: it does not change while the claim is held).
-func (p *pipeline) heldLag(ctx context.Context, tp topicPartition, h *heldClaim, now time.Time) (int64, float64) {
+// (read once: it does not change while the claim is held); unknown when
+// the offsets cannot be read (a status of 0 then would claim caught up).
+func (p *pipeline) heldLag(ctx context.Context, tp topicPartition, h *heldClaim, now time.Time) (records int64, seconds float64, unknown bool) {
 	p.life.mu.Lock()
 	client := h.client
 	p.life.mu.Unlock()
 	hwm, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetNewest)
 	if err != nil {
-		return 0, 0
+		return 0, 0, true
 	}
 	p.life.mu.Lock()
 	next, tsDone, ts := h.next, h.tsDone, h.ts
 	p.life.mu.Unlock()
 	if next < 0 {
 		if next, err = client.GetOffset(tp.topic, tp.partition, sarama.OffsetOldest); err != nil {
-			return 0, 0
+			return 0, 0, true
 		}
 	}
-	records := max(hwm-next, 0)
+	records = max(hwm-next, 0)
 	if records == 0 {
-		return 0, 0
+		return 0, 0, false
 	}
 	if !tsDone {
 		if t, err := recordTime(ctx, client, tp, next); err == nil {
@@ -313,9 +314,9 @@ func (p *pipeline) heldLag(ctx context.Context, tp topicPartition, h *heldClaim,
 		}
 	}
 	if !tsDone {
-		return records, 0
+		return records, 0, false
 	}
-	return records, max(now.Sub(ts), 0).Seconds()
+	return records, max(now.Sub(ts), 0).Seconds(), false
 }
 
 // recordTime reads the timestamp of the first record at or after offset.

@@ -86,10 +86,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
 		}, []string{"topology"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cdcsync_lag_records", Help: "High-water mark minus the next offset not yet done (acknowledged or committed); 0 when caught up.",
+			Name: "cdcsync_lag_records", Help: "End of the partition (high-water mark, or the probed end of a silent partition) minus the next offset not yet done (acknowledged or committed); 0 when caught up, NaN while a silent partition's end cannot be read.",
 		}, []string{"topology", "topic", "partition"}),
 		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cdcsync_lag_seconds", Help: "Age of the oldest record not yet done, by its Kafka timestamp; grows while the partition is stuck, 0 when caught up.",
+			Name: "cdcsync_lag_seconds", Help: "Age of the oldest record not yet done, by its Kafka timestamp (records not yet fetched: at least the time since a probe found them, or since the last fetch while the end cannot be read); grows while the partition is stuck or silent, 0 when caught up.",
 		}, []string{"topology", "topic", "partition"}),
 		ledgerKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdcsync_ledger_keys", Help: "Event IDs and row states held in memory by the dedup ledger.",

@@ -32,7 +32,9 @@ import (
 //   - at_least_once: the aloWriter's acknowledgement goroutines (alo.go),
 //     started by openWriter and waited for by its close;
 //   - groupErrors: logs the consumer group's errors;
-//   - refreshLag: recomputes the lag gauges of the live claims (lag.go).
+//   - refreshLag: recomputes the lag gauges of the live claims and probes
+//     the silent ones' ends, in goroutines of its own that it waits for
+//     (lag.go).
 type pipeline struct {
 	plan    *topology.Plan
 	cfg     Config

@@ -77,7 +77,11 @@ type Worker struct {
 // are the true lag (processor/lag.go): offsets not yet done up to the
 // high-water mark, and the age of the oldest record not done. While the
 // topology is paused they are measured against the committed offset.
-// LedgerKeys is -1 when unknown.
+// LagUnknown says the partition's end could not be read (a silent leader:
+// cdcsync_lag_records is NaN then and LagSeconds is at least the time
+// since the last fetch; a held claim: its offsets could not be read):
+// LagRecords counts only the records known to be not done. LedgerKeys is
+// -1 when unknown.
 type Partition struct {
 	Topic      string            `json:"topic"`
 	Partition  int32             `json:"partition"`
@@ -85,6 +89,7 @@ type Partition struct {
 	Paused     bool              `json:"paused,omitempty"`
 	LagRecords int64             `json:"lag_records"`
 	LagSeconds float64           `json:"lag_seconds"`
+	LagUnknown bool              `json:"lag_unknown,omitempty"`
 	Breakers   map[string]string `json:"breakers"`
 	LedgerKeys int               `json:"ledger_keys"`
 	Stale      bool              `json:"stale,omitempty"`
