@@ -135,7 +135,9 @@ async function indexPage() {
         stateBadge(row.querySelector(".state .badge"), st);
         const parts = partitionsOf(st);
         row.querySelector(".partitions").textContent = parts.length;
-        row.querySelector(".lag").textContent = fmtNum(parts.reduce((a, p) => a + (p.lag_records || 0), 0));
+        // A partition whose end could not be read makes the sum a lower bound.
+        const lag = fmtNum(parts.reduce((a, p) => a + (p.lag_records || 0), 0));
+        row.querySelector(".lag").textContent = parts.some((p) => p.lag_unknown) ? "≥ " + lag : lag;
       } catch (err) {
         row.querySelector(".state .badge").textContent = describe(err);
       }
@@ -159,7 +161,9 @@ function topologyPage(root) {
       errEl.textContent = st.error || "";
       const rows = partitionsOf(st).map((p) => el("tr", { "data-partition": p.topic + "/" + p.partition },
         el("td", {}, p.topic), el("td", {}, p.partition), el("td", {}, p.worker || "–"),
-        el("td", { class: "num" }, fmtNum(p.lag_records)), el("td", { class: "num" }, fmtSecs(p.lag_seconds)),
+        el("td", { class: "num", title: p.lag_unknown ? "the partition's end could not be read: at least this much" : "" },
+          (p.lag_unknown ? "≥ " : "") + fmtNum(p.lag_records)),
+        el("td", { class: "num" }, fmtSecs(p.lag_seconds)),
         el("td", {}, ...breakerBadges(p.breakers)),
         el("td", { class: "num" }, p.ledger_keys < 0 ? "–" : fmtNum(p.ledger_keys))));
       setRows(document.querySelector("#partitions tbody"), rows, "no partition assigned", 7);
