@@ -157,14 +157,12 @@ func (w *aloWriter) outputAcked(a *attempt) {
 // is written at once, others when the linger timer fires.
 func (w *aloWriter) addLedger(a *attempt) {
 	m := a.r.ledger
-	lb := w.pend[m.Partition]
+	lb := w.pend[m.partition]
 	if lb == nil {
-		lb = &ledgerBatch{part: m.Partition}
-		w.pend[m.Partition] = lb
+		lb = &ledgerBatch{part: m.partition}
+		w.pend[m.partition] = lb
 	}
-	key, _ := m.Key.(sarama.ByteEncoder)
-	val, _ := m.Value.(sarama.ByteEncoder)
-	if err := lb.b.Append(key, val); err != nil {
+	if err := lb.b.Append(m.key(), m.value()); err != nil {
 		// Not an entry the stages build; a bug, never bad input.
 		w.failAttempt(a, err)
 		w.p.stopFatal(err)
@@ -350,7 +348,7 @@ func (e *aloEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *aloEmitter) skip(r *record) { e.p.alo.finish(r.cur) }
 
-func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *aloEmitter) emit(r *record, ledger *ledgerEntry, outs ...*sarama.ProducerMessage) {
 	r.ledger, r.outs = ledger, outs
 	e.send(r.cur)
 }

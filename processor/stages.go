@@ -30,7 +30,7 @@ type emitter interface {
 	skip(r *record)
 	// emit writes the outputs of a record (sink or DLQ records) and, when
 	// ledger is not nil, the ledger entry that records them as applied.
-	emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage)
+	emit(r *record, ledger *ledgerEntry, outs ...*sarama.ProducerMessage)
 	// retract takes back the record begin registered last, which the
 	// stages did not handle because of err (transient or fatal): nothing
 	// of it was emitted, and the claim loop decides what happens to it.
@@ -188,10 +188,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) error {
 		c.log.Warn("record sent to the DLQ", zap.Int64("offset", msg.Offset), zap.String("stage", d.stage), zap.Error(d.err))
 		c.em.emit(r, nil, p.dlqRecord(msg, d.stage, d.err, d.ev))
 	case outEmit:
-		var led *sarama.ProducerMessage
+		var led *ledgerEntry
 		if d.ledger {
 			c.ps.mu.Lock()
-			led = c.ledgerRecord(d.ev, &d.row, msg)
+			led = c.ledgerRecord(d.ev, &d.row, msg, &r.led)
 			c.ps.mu.Unlock()
 		}
 		c.process.Observe(since(start))
@@ -270,12 +270,26 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
 	var key sarama.Encoder
 	keyless := (ev.Op == cdc.OpTruncate || ev.Op == cdc.OpMessage) && len(ev.Key) == 0
+	// A JSON sink record's key and value share one buffer: the key first,
+	// capped, then the value.
+	sinkKey := p.plan.SinkKey()
+	var kv []byte
+	if p.enc == nil {
+		kv = make([]byte, 0, 512+16+16*len(sinkKey))
+	}
 	if !keyless {
-		k, err := route.Key(ev, p.plan.SinkKey())
+		var k []byte
+		var err error
+		if kv != nil {
+			k, err = route.AppendKey(kv, ev, sinkKey)
+		} else {
+			k, err = route.Key(ev, sinkKey)
+		}
 		if err != nil {
 			return toDLQ(dlq.StageRoute, err, ev)
 		}
-		key = sarama.ByteEncoder(k)
+		key = sarama.ByteEncoder(k[:len(k):len(k)])
+		kv = k[len(k):]
 	}
 	// Before encoding: an Avro encoder registers a subject for the topic.
 	partitions, err := c.sinks.usable(topic)
@@ -283,7 +297,10 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 		return c.sinkTopicFailed(err, ev)
 	}
 	var value []byte
-	headers := c.sinkHeaders(ev)
+	// The sink record, its outputs slice and its headers share one
+	// allocation (sinkBlock).
+	blk := &sinkBlock{}
+	headers := c.sinkHeaders(blk, ev)
 	if p.enc != nil {
 		v, hs, err := p.enc.Encode(topic, ev, fields)
 		if err != nil {
@@ -297,17 +314,19 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 			headers = append(headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
 		}
 	} else {
-		value = appendSinkValue(make([]byte, 0, 512), ev, fields)
+		value = appendSinkValue(kv, ev, fields)
 	}
 	headers = propagateHeaders(headers, msg.Headers, p.plan)
-	if err := checkSize(&sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}); err != nil {
+	blk.msg = sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}
+	if err := checkSize(&blk.msg); err != nil {
 		return toDLQ(dlq.StageProduce, err, ev)
 	}
 
 	var outs []*sarama.ProducerMessage
 	switch {
 	case !keyless:
-		outs = []*sarama.ProducerMessage{{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}}
+		blk.outs[0] = &blk.msg
+		outs = blk.outs[:]
 	case ev.Op == cdc.OpTruncate:
 		// A truncate concerns every key: it goes, keyless, to every sink
 		// partition, so each partition's consumers see it in order with
@@ -346,10 +365,25 @@ func propagateHeaders(dst []sarama.RecordHeader, src []*sarama.RecordHeader, pla
 	return dst
 }
 
-// sinkHeaders builds the headers of a sink record with two allocations:
-// the header slice and one buffer all the values are cut from.
-func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
-	buf := make([]byte, 0, 32+len(ev.Type)+len(ev.SourceSystem)+12)
+// sinkBlock is the memory of one keyed sink record, allocated at once:
+// the message, the one-element outputs slice the emitter takes, room for
+// its headers, and for the header values when they are short.
+type sinkBlock struct {
+	msg  sarama.ProducerMessage
+	outs [1]*sarama.ProducerMessage
+	hdrs [6]sarama.RecordHeader
+	vals [96]byte
+}
+
+// sinkHeaders builds the headers of a sink record in blk: the header
+// slice, and the buffer all the values are cut from when they fit.
+func (c *claimCtx) sinkHeaders(blk *sinkBlock, ev *cdc.Event) []sarama.RecordHeader {
+	var buf []byte
+	if n := 32 + len(ev.Type) + len(ev.SourceSystem) + 12; n <= len(blk.vals) {
+		buf = blk.vals[:0]
+	} else {
+		buf = make([]byte, 0, n)
+	}
 	buf = appendHexID(buf, ev.ID)
 	id := buf[0:32:32]
 	buf = append(buf, ev.Type...)
@@ -357,7 +391,7 @@ func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
 	n := len(buf)
 	buf = append(buf, ev.SourceSystem...)
 	sys := buf[n:len(buf):len(buf)]
-	h := make([]sarama.RecordHeader, 4, 5)
+	h := blk.hdrs[:4]
 	h[0] = sarama.RecordHeader{Key: hdrEventID, Value: id}
 	h[1] = sarama.RecordHeader{Key: hdrEventType, Value: typ}
 	h[2] = sarama.RecordHeader{Key: hdrSourceSystem, Value: sys}

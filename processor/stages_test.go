@@ -31,7 +31,7 @@ type fakeEmitter struct {
 type emitted struct {
 	kind   string // skip, emit, retract
 	r      *record
-	ledger *sarama.ProducerMessage
+	ledger *ledgerEntry
 	outs   []*sarama.ProducerMessage
 	err    error
 }
@@ -43,7 +43,7 @@ func (e *fakeEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *recor
 	return r
 }
 func (e *fakeEmitter) skip(r *record) { e.calls = append(e.calls, emitted{kind: "skip", r: r}) }
-func (e *fakeEmitter) emit(r *record, l *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *fakeEmitter) emit(r *record, l *ledgerEntry, outs ...*sarama.ProducerMessage) {
 	e.calls = append(e.calls, emitted{kind: "emit", r: r, ledger: l, outs: outs})
 }
 func (e *fakeEmitter) retract(r *record, err error) {
