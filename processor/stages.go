@@ -39,16 +39,19 @@ type emitter interface {
 
 // claimCtx is what the claim goroutine needs to process records.
 type claimCtx struct {
-	p        *pipeline
-	em       emitter
-	ps       *partState
-	ctx      context.Context
-	log      *zap.Logger
-	keys     interface{ Set(float64) }
-	process  interface{ Observe(float64) }
-	sinks    sinkTopics
-	decision authority.Decision // reused: its slices are consumed before the next record
-	idBuf    []byte             // scratch of the row-state content ID (dedup.go), reused
+	p         *pipeline
+	em        emitter
+	ps        *partState
+	ctx       context.Context
+	log       *zap.Logger
+	keys      interface{ Set(float64) }
+	process   interface{ Observe(float64) }
+	sinks     sinkTopics
+	decision  authority.Decision // reused: its slices are consumed before the next record
+	idBuf     []byte             // scratch of the row-state content ID (dedup.go), reused
+	topic     topicMemo          // the last sink topic (sinkTopic)
+	keyPlan   *topology.Plan     // the plan keyFields was read from (sinkKey)
+	keyFields []string
 }
 
 func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {
@@ -267,12 +270,14 @@ func (c *claimCtx) stages(msg *sarama.ConsumerMessage) decision {
 // partition, a message to the source partition's number.
 func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []string) decision {
 	p := c.p
-	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
+	topic := c.sinkTopic(ev)
 	var key sarama.Encoder
 	keyless := (ev.Op == cdc.OpTruncate || ev.Op == cdc.OpMessage) && len(ev.Key) == 0
-	// A JSON sink record's key and value share one buffer: the key first,
-	// capped, then the value.
-	sinkKey := p.plan.SinkKey()
+	// The sink record, its outputs slice, its headers and the encoders of
+	// its key and value share one allocation (sinkBlock); a JSON sink
+	// record's key and value share one buffer, the key first, capped.
+	blk := &sinkBlock{}
+	sinkKey := c.sinkKey()
 	var kv []byte
 	if p.enc == nil {
 		kv = make([]byte, 0, 512+16+16*len(sinkKey))
@@ -288,8 +293,9 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 		if err != nil {
 			return toDLQ(dlq.StageRoute, err, ev)
 		}
-		key = sarama.ByteEncoder(k[:len(k):len(k)])
 		kv = k[len(k):]
+		blk.key.b = k[:len(k):len(k)]
+		key = &blk.key
 	}
 	// Before encoding: an Avro encoder registers a subject for the topic.
 	partitions, err := c.sinks.usable(topic)
@@ -297,9 +303,6 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 		return c.sinkTopicFailed(err, ev)
 	}
 	var value []byte
-	// The sink record, its outputs slice and its headers share one
-	// allocation (sinkBlock).
-	blk := &sinkBlock{}
 	headers := c.sinkHeaders(blk, ev)
 	if p.enc != nil {
 		v, hs, err := p.enc.Encode(topic, ev, fields)
@@ -317,7 +320,8 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 		value = appendSinkValue(kv, ev, fields)
 	}
 	headers = propagateHeaders(headers, msg.Headers, p.plan)
-	blk.msg = sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}
+	blk.val.b = value
+	blk.msg = sarama.ProducerMessage{Topic: topic, Key: key, Value: &blk.val, Headers: headers}
 	if err := checkSize(&blk.msg); err != nil {
 		return toDLQ(dlq.StageProduce, err, ev)
 	}
@@ -369,10 +373,48 @@ func propagateHeaders(dst []sarama.RecordHeader, src []*sarama.RecordHeader, pla
 // the message, the one-element outputs slice the emitter takes, room for
 // its headers, and for the header values when they are short.
 type sinkBlock struct {
-	msg  sarama.ProducerMessage
-	outs [1]*sarama.ProducerMessage
-	hdrs [6]sarama.RecordHeader
-	vals [96]byte
+	msg      sarama.ProducerMessage
+	outs     [1]*sarama.ProducerMessage
+	hdrs     [6]sarama.RecordHeader
+	key, val blockBytes
+	vals     [96]byte
+}
+
+// blockBytes is a sarama.Encoder of bytes, like sarama.ByteEncoder; as a
+// pointer into a sinkBlock it goes into the message's Key or Value
+// without allocating (a ByteEncoder in an interface allocates its slice
+// header).
+type blockBytes struct{ b []byte }
+
+func (e *blockBytes) Encode() ([]byte, error) { return e.b, nil }
+func (e *blockBytes) Length() int             { return len(e.b) }
+
+// sinkTopic is the sink topic of ev. A claim reads one source topic,
+// which holds one table, so the last expansion is kept: the template
+// allocates its result.
+func (c *claimCtx) sinkTopic(ev *cdc.Event) string {
+	t := &c.topic
+	src := &ev.Source
+	if t.plan != c.p.plan || t.db != src.Database || t.schema != src.Schema || t.table != src.Table || t.entity != ev.Entity {
+		*t = topicMemo{plan: c.p.plan, db: src.Database, schema: src.Schema, table: src.Table, entity: ev.Entity,
+			topic: c.p.plan.SinkTopic(src.Database, src.Schema, src.Table, ev.Entity)}
+	}
+	return t.topic
+}
+
+// topicMemo is claimCtx's last sink topic expansion.
+type topicMemo struct {
+	plan                             *topology.Plan
+	db, schema, table, entity, topic string
+}
+
+// sinkKey is the plan's sink key fields (Plan.SinkKey copies them at each
+// call), kept per claim.
+func (c *claimCtx) sinkKey() []string {
+	if c.keyPlan != c.p.plan {
+		c.keyPlan, c.keyFields = c.p.plan, c.p.plan.SinkKey()
+	}
+	return c.keyFields
 }
 
 // sinkHeaders builds the headers of a sink record in blk: the header
