@@ -213,7 +213,12 @@ func appendCanonInt(dst []byte, n int64) []byte {
 
 func appendCanonBig(dst []byte, n *big.Int, exp int) []byte {
 	var buf [64]byte
-	b := n.Append(buf[:0], 10)
+	var b []byte
+	if n.IsInt64() {
+		b = strconv.AppendInt(buf[:0], n.Int64(), 10) // the same text; big.Int's Append allocates
+	} else {
+		b = n.Append(buf[:0], 10)
+	}
 	neg := false
 	if b[0] == '-' {
 		neg, b = true, b[1:]
