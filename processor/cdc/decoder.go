@@ -59,6 +59,9 @@ type JSONDecoder struct {
 	schemas schemaCache
 	states  sync.Pool // *decodeState
 	topics  topicKinds
+	// slowOnly turns the fast path (fastpath.go) off, for the tests that
+	// compare the two paths.
+	slowOnly bool
 }
 
 var _ Decoder = (*JSONDecoder)(nil)
@@ -80,6 +83,7 @@ type decodeState struct {
 	lastRaw [2][]byte
 	lastCS  [2]*compiledSchema
 	types   typeCache
+	fast    fastScanner // the fast path's working memory (fastpath.go)
 }
 
 type typeKey struct {
@@ -117,6 +121,11 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	// The event and its transaction block share one allocation.
 	blk := &eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
 	ev := &blk.ev
+	if !d.slowOnly && d.decodeFast(st, blk, key, value) {
+		d.topics.learn(topic, ev.Source.Connector)
+		return d.finish(st, ev)
+	}
+	*blk = eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
 	if len(bytes.TrimSpace(key)) > 0 {
 		k, err := d.decodeKey(st, key)
 		if err != nil {
@@ -134,6 +143,11 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	} else {
 		d.topics.learn(topic, ev.Source.Connector)
 	}
+	return d.finish(st, ev)
+}
+
+// finish sets the event's ID.
+func (d *JSONDecoder) finish(st *decodeState, ev *Event) (*Event, error) {
 	id, err := computeID(ev, d.opts.IDMode, d.opts.IDField, &st.idBuf)
 	if err != nil {
 		return nil, err
