@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"time"
+
 	"github.com/IBM/sarama"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
@@ -131,9 +133,9 @@ func (l *ledgerEntry) value() []byte { return l.kv[ledger.KeySize:] }
 
 // ledgerRecord writes the ledger entry of an applied event into dst and
 // records the event in the in-memory index (at emit time, see DESIGN.md).
-// It returns dst. The caller holds ps.mu.
-func (c *claimCtx) ledgerRecord(ev *cdc.Event, row *rowChange, msg *sarama.ConsumerMessage, dst *ledgerEntry) *ledgerEntry {
-	now := c.p.now()
+// now is when handle took the record (one clock read serves both). It
+// returns dst. The caller holds ps.mu.
+func (c *claimCtx) ledgerRecord(ev *cdc.Event, row *rowChange, msg *sarama.ConsumerMessage, dst *ledgerEntry, now time.Time) *ledgerEntry {
 	row.resolve(ev, &c.idBuf)
 	entry := ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset,
 		Row: row.key, State: row.state, RowContent: row.content, RowOnly: row.only}

@@ -194,7 +194,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) error {
 		var led *ledgerEntry
 		if d.ledger {
 			c.ps.mu.Lock()
-			led = c.ledgerRecord(d.ev, &d.row, msg, &r.led)
+			led = c.ledgerRecord(d.ev, &d.row, msg, &r.led, start)
 			c.ps.mu.Unlock()
 		}
 		c.process.Observe(since(start))
