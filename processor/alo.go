@@ -157,14 +157,12 @@ func (w *aloWriter) outputAcked(a *attempt) {
 // is written at once, others when the linger timer fires.
 func (w *aloWriter) addLedger(a *attempt) {
 	m := a.r.ledger
-	lb := w.pend[m.Partition]
+	lb := w.pend[m.partition]
 	if lb == nil {
-		lb = &ledgerBatch{part: m.Partition}
-		w.pend[m.Partition] = lb
+		lb = &ledgerBatch{part: m.partition}
+		w.pend[m.partition] = lb
 	}
-	key, _ := m.Key.(sarama.ByteEncoder)
-	val, _ := m.Value.(sarama.ByteEncoder)
-	if err := lb.b.Append(key, val); err != nil {
+	if err := lb.b.Append(m.key(), m.value()); err != nil {
 		// Not an entry the stages build; a bug, never bad input.
 		w.failAttempt(a, err)
 		w.p.stopFatal(err)
@@ -350,7 +348,7 @@ func (e *aloEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *aloEmitter) skip(r *record) { e.p.alo.finish(r.cur) }
 
-func (e *aloEmitter) emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *aloEmitter) emit(r *record, ledger *ledgerEntry, outs ...*sarama.ProducerMessage) {
 	r.ledger, r.outs = ledger, outs
 	e.send(r.cur)
 }
@@ -366,6 +364,13 @@ func (e *aloEmitter) send(a *attempt) {
 	a.pending.Store(int32(len(r.outs)))
 	for _, out := range r.outs {
 		out.Metadata = a
+		// The producer's input usually has room: a non-blocking send
+		// costs a fraction of the two-way select below.
+		select {
+		case e.p.alo.out.Input() <- out:
+			continue
+		default:
+		}
 		select {
 		case e.p.alo.out.Input() <- out:
 		case <-e.t.sess.Context().Done():
@@ -449,23 +454,40 @@ func (l *aloClaim) step() bool {
 		if changed == nil {
 			l.setPaused(false)
 		}
-		select {
-		case <-changed:
-			return true
-		case m, ok := <-l.claim.Messages():
-			if !ok {
+		// The usual case, a record fetched already and nothing else to
+		// do: a non-blocking receive, which costs a fraction of the
+		// five-way select below. A pending tick or notification takes the
+		// select, so a steady stream of records never starves them.
+		var m *sarama.ConsumerMessage
+		var ok bool
+		if changed == nil && len(l.expire.C) == 0 && len(l.t.notify) == 0 {
+			select {
+			case m, ok = <-l.claim.Messages():
+				if !ok {
+					return false
+				}
+			default:
+			}
+		}
+		if m != nil {
+			l.take(m)
+		} else {
+			select {
+			case <-changed:
+				return true
+			case m, ok := <-l.claim.Messages():
+				if !ok {
+					return false
+				}
+				l.take(m)
+			case <-l.expire.C:
+				l.c.expire()
+				return true
+			case <-l.t.notify:
+				return true
+			case <-ctx.Done():
 				return false
 			}
-			l.lag.fetched(m, l.claim.HighWaterMarkOffset())
-			detach(m)
-			l.held = m
-		case <-l.expire.C:
-			l.c.expire()
-			return true
-		case <-l.t.notify:
-			return true
-		case <-ctx.Done():
-			return false
 		}
 	}
 
@@ -503,13 +525,17 @@ func (l *aloClaim) step() bool {
 		}
 	}
 	select {
-	case l.t.slots <- struct{}{}:
-	case <-l.t.notify:
-		l.release(probe)
-		return true
-	case <-ctx.Done():
-		l.release(probe)
-		return false
+	case l.t.slots <- struct{}{}: // a free slot, the usual case: no three-way select
+	default:
+		select {
+		case l.t.slots <- struct{}{}:
+		case <-l.t.notify:
+			l.release(probe)
+			return true
+		case <-ctx.Done():
+			l.release(probe)
+			return false
+		}
 	}
 	msg := l.held
 	l.held = nil
@@ -523,6 +549,13 @@ func (l *aloClaim) step() bool {
 		return l.settleProbe(probe, l.em.last)
 	}
 	return true
+}
+
+// take holds m, a record read from claim.Messages(), for the stages.
+func (l *aloClaim) take(m *sarama.ConsumerMessage) {
+	l.lag.fetched(m, l.claim.HighWaterMarkOffset())
+	detach(m)
+	l.held = m
 }
 
 // failed handles a record the stages did not handle: a fatal error stops

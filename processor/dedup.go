@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"time"
+
 	"github.com/IBM/sarama"
 
 	"github.com/cdcsync/cdcsync/processor/cdc"
@@ -115,25 +117,34 @@ func (c *claimCtx) staleTombstone(topic string, ev *cdc.Event, offset int64) boo
 	return stale
 }
 
-// ledgerRecord builds the ledger record of an applied event and records
-// the event in the in-memory index (at emit time, see DESIGN.md). The
-// caller holds ps.mu.
-func (c *claimCtx) ledgerRecord(ev *cdc.Event, row *rowChange, msg *sarama.ConsumerMessage) *sarama.ProducerMessage {
-	now := c.p.now()
+// ledgerEntry is the ledger entry of one applied record: its key and
+// value as ledger.Batch takes them, and the ledger partition (the source
+// partition's number). Ledger entries are never produced one by one (they
+// go into group-commit batches), so it is no producer message, and it
+// lives in the record (record.led) instead of allocations of its own.
+type ledgerEntry struct {
+	partition int32
+	kv        []byte // the key, then the value; in buf
+	buf       [ledger.KeySize + ledger.ValueSizeRow]byte
+}
+
+func (l *ledgerEntry) key() []byte   { return l.kv[:ledger.KeySize:ledger.KeySize] }
+func (l *ledgerEntry) value() []byte { return l.kv[ledger.KeySize:] }
+
+// ledgerRecord writes the ledger entry of an applied event into dst and
+// records the event in the in-memory index (at emit time, see DESIGN.md).
+// now is when handle took the record (one clock read serves both). It
+// returns dst. The caller holds ps.mu.
+func (c *claimCtx) ledgerRecord(ev *cdc.Event, row *rowChange, msg *sarama.ConsumerMessage, dst *ledgerEntry, now time.Time) *ledgerEntry {
 	row.resolve(ev, &c.idBuf)
 	entry := ledger.Entry{FirstSeen: now, SourceOffset: msg.Offset,
 		Row: row.key, State: row.state, RowContent: row.content, RowOnly: row.only}
-	lb := make([]byte, ledger.KeySize, ledger.KeySize+ledger.ValueSizeRow)
+	lb := dst.buf[:ledger.KeySize]
 	copy(lb, ev.ID[:])
-	lb = ledger.AppendValue(lb, entry)
+	dst.partition, dst.kv = msg.Partition, ledger.AppendValue(lb, entry)
 	if !row.only {
 		c.ps.idx.Add(ev.ID, now)
 	}
 	c.ps.idx.SetRow(row.key, row.state, row.content, msg.Offset, now)
-	return &sarama.ProducerMessage{
-		Topic:     c.p.ledgerTopic,
-		Partition: msg.Partition,
-		Key:       sarama.ByteEncoder(lb[:ledger.KeySize:ledger.KeySize]),
-		Value:     sarama.ByteEncoder(lb[ledger.KeySize:]),
-	}
+	return dst
 }

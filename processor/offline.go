@@ -145,7 +145,7 @@ func (e *offlineEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *re
 	return r
 }
 func (e *offlineEmitter) skip(*record) { e.last = offlineCall{kind: "skip"} }
-func (e *offlineEmitter) emit(_ *record, _ *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *offlineEmitter) emit(_ *record, _ *ledgerEntry, outs ...*sarama.ProducerMessage) {
 	e.last = offlineCall{kind: "emit", outs: outs}
 }
 func (e *offlineEmitter) retract(*record, error) { e.last = offlineCall{kind: "retract"} }

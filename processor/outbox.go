@@ -73,6 +73,7 @@ func (c *claimCtx) outboxRoute(msg *sarama.ConsumerMessage, ev *cdc.Event) decis
 		return c.sinkTopicFailed(err, ev)
 	}
 	key := sarama.ByteEncoder(ob.AggregateID)
+	blk := &sinkBlock{} // the sink record, its outputs slice and headers (stages.go)
 	var headers []sarama.RecordHeader
 	var value sarama.Encoder
 	switch p.plan.SinkFormat() {
@@ -82,12 +83,12 @@ func (c *claimCtx) outboxRoute(msg *sarama.ConsumerMessage, ev *cdc.Event) decis
 			sarama.RecordHeader{Key: hdrOutboxID, Value: []byte(ob.ID)},
 			sarama.RecordHeader{Key: hdrOutboxType, Value: []byte(ob.Type)},
 			sarama.RecordHeader{Key: hdrOutboxAggregateType, Value: []byte(ob.AggregateType)})
-		headers = append(headers, c.sinkHeaders(ev)...)
+		headers = append(headers, c.sinkHeaders(blk, ev)...)
 		if ob.Payload != nil {
 			value = sarama.ByteEncoder(ob.Payload)
 		}
 	default:
-		headers = c.sinkHeaders(ev)
+		headers = c.sinkHeaders(blk, ev)
 		if p.enc != nil {
 			v, hs, err := p.enc.Encode(topic, ev, ev.Changed)
 			if err != nil {
@@ -111,9 +112,10 @@ func (c *claimCtx) outboxRoute(msg *sarama.ConsumerMessage, ev *cdc.Event) decis
 		headers = append(headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
 	}
 	headers = propagateHeaders(headers, msg.Headers, p.plan)
-	out := &sarama.ProducerMessage{Topic: topic, Key: key, Value: value, Headers: headers}
-	if err := checkSize(out); err != nil {
+	blk.msg = sarama.ProducerMessage{Topic: topic, Key: key, Value: value, Headers: headers}
+	if err := checkSize(&blk.msg); err != nil {
 		return toDLQ(dlq.StageProduce, err, ev)
 	}
-	return decision{outcome: outEmit, ev: ev, outs: []*sarama.ProducerMessage{out}}
+	blk.outs[0] = &blk.msg
+	return decision{outcome: outEmit, ev: ev, outs: blk.outs[:]}
 }

@@ -47,7 +47,7 @@ func appendSinkValue(dst []byte, ev *cdc.Event, fields []string) []byte {
 	}
 	if !ev.OccurredAt.IsZero() {
 		dst = append(dst, `,"occurred_at":`...)
-		dst = appendJSONValue(dst, ev.OccurredAt.UTC())
+		dst = cdc.AppendJSONTime(dst, ev.OccurredAt.UTC())
 	}
 	if ev.Schema.Version != 0 {
 		dst = append(dst, `,"schema_version":`...)

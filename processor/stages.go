@@ -30,7 +30,7 @@ type emitter interface {
 	skip(r *record)
 	// emit writes the outputs of a record (sink or DLQ records) and, when
 	// ledger is not nil, the ledger entry that records them as applied.
-	emit(r *record, ledger *sarama.ProducerMessage, outs ...*sarama.ProducerMessage)
+	emit(r *record, ledger *ledgerEntry, outs ...*sarama.ProducerMessage)
 	// retract takes back the record begin registered last, which the
 	// stages did not handle because of err (transient or fatal): nothing
 	// of it was emitted, and the claim loop decides what happens to it.
@@ -39,16 +39,19 @@ type emitter interface {
 
 // claimCtx is what the claim goroutine needs to process records.
 type claimCtx struct {
-	p        *pipeline
-	em       emitter
-	ps       *partState
-	ctx      context.Context
-	log      *zap.Logger
-	keys     interface{ Set(float64) }
-	process  interface{ Observe(float64) }
-	sinks    sinkTopics
-	decision authority.Decision // reused: its slices are consumed before the next record
-	idBuf    []byte             // scratch of the row-state content ID (dedup.go), reused
+	p         *pipeline
+	em        emitter
+	ps        *partState
+	ctx       context.Context
+	log       *zap.Logger
+	keys      interface{ Set(float64) }
+	process   interface{ Observe(float64) }
+	sinks     sinkTopics
+	decision  authority.Decision // reused: its slices are consumed before the next record
+	idBuf     []byte             // scratch of the row-state content ID (dedup.go), reused
+	topic     topicMemo          // the last sink topic (sinkTopic)
+	keyPlan   *topology.Plan     // the plan keyFields was read from (sinkKey)
+	keyFields []string
 }
 
 func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {
@@ -188,10 +191,10 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) error {
 		c.log.Warn("record sent to the DLQ", zap.Int64("offset", msg.Offset), zap.String("stage", d.stage), zap.Error(d.err))
 		c.em.emit(r, nil, p.dlqRecord(msg, d.stage, d.err, d.ev))
 	case outEmit:
-		var led *sarama.ProducerMessage
+		var led *ledgerEntry
 		if d.ledger {
 			c.ps.mu.Lock()
-			led = c.ledgerRecord(d.ev, &d.row, msg)
+			led = c.ledgerRecord(d.ev, &d.row, msg, &r.led, start)
 			c.ps.mu.Unlock()
 		}
 		c.process.Observe(since(start))
@@ -267,15 +270,32 @@ func (c *claimCtx) stages(msg *sarama.ConsumerMessage) decision {
 // partition, a message to the source partition's number.
 func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []string) decision {
 	p := c.p
-	topic := p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)
+	topic := c.sinkTopic(ev)
 	var key sarama.Encoder
 	keyless := (ev.Op == cdc.OpTruncate || ev.Op == cdc.OpMessage) && len(ev.Key) == 0
+	// The sink record, its outputs slice, its headers and the encoders of
+	// its key and value share one allocation (sinkBlock); a JSON sink
+	// record's key and value share one buffer, the key first, capped.
+	blk := &sinkBlock{}
+	sinkKey := c.sinkKey()
+	var kv []byte
+	if p.enc == nil {
+		kv = make([]byte, 0, 512+16+16*len(sinkKey))
+	}
 	if !keyless {
-		k, err := route.Key(ev, p.plan.SinkKey())
+		var k []byte
+		var err error
+		if kv != nil {
+			k, err = route.AppendKey(kv, ev, sinkKey)
+		} else {
+			k, err = route.Key(ev, sinkKey)
+		}
 		if err != nil {
 			return toDLQ(dlq.StageRoute, err, ev)
 		}
-		key = sarama.ByteEncoder(k)
+		kv = k[len(k):]
+		blk.key.b = k[:len(k):len(k)]
+		key = &blk.key
 	}
 	// Before encoding: an Avro encoder registers a subject for the topic.
 	partitions, err := c.sinks.usable(topic)
@@ -283,7 +303,7 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 		return c.sinkTopicFailed(err, ev)
 	}
 	var value []byte
-	headers := c.sinkHeaders(ev)
+	headers := c.sinkHeaders(blk, ev)
 	if p.enc != nil {
 		v, hs, err := p.enc.Encode(topic, ev, fields)
 		if err != nil {
@@ -297,17 +317,20 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 			headers = append(headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
 		}
 	} else {
-		value = appendSinkValue(make([]byte, 0, 512), ev, fields)
+		value = appendSinkValue(kv, ev, fields)
 	}
 	headers = propagateHeaders(headers, msg.Headers, p.plan)
-	if err := checkSize(&sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}); err != nil {
+	blk.val.b = value
+	blk.msg = sarama.ProducerMessage{Topic: topic, Key: key, Value: &blk.val, Headers: headers}
+	if err := checkSize(&blk.msg); err != nil {
 		return toDLQ(dlq.StageProduce, err, ev)
 	}
 
 	var outs []*sarama.ProducerMessage
 	switch {
 	case !keyless:
-		outs = []*sarama.ProducerMessage{{Topic: topic, Key: key, Value: sarama.ByteEncoder(value), Headers: headers}}
+		blk.outs[0] = &blk.msg
+		outs = blk.outs[:]
 	case ev.Op == cdc.OpTruncate:
 		// A truncate concerns every key: it goes, keyless, to every sink
 		// partition, so each partition's consumers see it in order with
@@ -346,10 +369,63 @@ func propagateHeaders(dst []sarama.RecordHeader, src []*sarama.RecordHeader, pla
 	return dst
 }
 
-// sinkHeaders builds the headers of a sink record with two allocations:
-// the header slice and one buffer all the values are cut from.
-func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
-	buf := make([]byte, 0, 32+len(ev.Type)+len(ev.SourceSystem)+12)
+// sinkBlock is the memory of one keyed sink record, allocated at once:
+// the message, the one-element outputs slice the emitter takes, room for
+// its headers, and for the header values when they are short.
+type sinkBlock struct {
+	msg      sarama.ProducerMessage
+	outs     [1]*sarama.ProducerMessage
+	hdrs     [6]sarama.RecordHeader
+	key, val blockBytes
+	vals     [96]byte
+}
+
+// blockBytes is a sarama.Encoder of bytes, like sarama.ByteEncoder; as a
+// pointer into a sinkBlock it goes into the message's Key or Value
+// without allocating (a ByteEncoder in an interface allocates its slice
+// header).
+type blockBytes struct{ b []byte }
+
+func (e *blockBytes) Encode() ([]byte, error) { return e.b, nil }
+func (e *blockBytes) Length() int             { return len(e.b) }
+
+// sinkTopic is the sink topic of ev. A claim reads one source topic,
+// which holds one table, so the last expansion is kept: the template
+// allocates its result.
+func (c *claimCtx) sinkTopic(ev *cdc.Event) string {
+	t := &c.topic
+	src := &ev.Source
+	if t.plan != c.p.plan || t.db != src.Database || t.schema != src.Schema || t.table != src.Table || t.entity != ev.Entity {
+		*t = topicMemo{plan: c.p.plan, db: src.Database, schema: src.Schema, table: src.Table, entity: ev.Entity,
+			topic: c.p.plan.SinkTopic(src.Database, src.Schema, src.Table, ev.Entity)}
+	}
+	return t.topic
+}
+
+// topicMemo is claimCtx's last sink topic expansion.
+type topicMemo struct {
+	plan                             *topology.Plan
+	db, schema, table, entity, topic string
+}
+
+// sinkKey is the plan's sink key fields (Plan.SinkKey copies them at each
+// call), kept per claim.
+func (c *claimCtx) sinkKey() []string {
+	if c.keyPlan != c.p.plan {
+		c.keyPlan, c.keyFields = c.p.plan, c.p.plan.SinkKey()
+	}
+	return c.keyFields
+}
+
+// sinkHeaders builds the headers of a sink record in blk: the header
+// slice, and the buffer all the values are cut from when they fit.
+func (c *claimCtx) sinkHeaders(blk *sinkBlock, ev *cdc.Event) []sarama.RecordHeader {
+	var buf []byte
+	if n := 32 + len(ev.Type) + len(ev.SourceSystem) + 12; n <= len(blk.vals) {
+		buf = blk.vals[:0]
+	} else {
+		buf = make([]byte, 0, n)
+	}
 	buf = appendHexID(buf, ev.ID)
 	id := buf[0:32:32]
 	buf = append(buf, ev.Type...)
@@ -357,7 +433,7 @@ func (c *claimCtx) sinkHeaders(ev *cdc.Event) []sarama.RecordHeader {
 	n := len(buf)
 	buf = append(buf, ev.SourceSystem...)
 	sys := buf[n:len(buf):len(buf)]
-	h := make([]sarama.RecordHeader, 4, 5)
+	h := blk.hdrs[:4]
 	h[0] = sarama.RecordHeader{Key: hdrEventID, Value: id}
 	h[1] = sarama.RecordHeader{Key: hdrEventType, Value: typ}
 	h[2] = sarama.RecordHeader{Key: hdrSourceSystem, Value: sys}

@@ -31,7 +31,7 @@ type fakeEmitter struct {
 type emitted struct {
 	kind   string // skip, emit, retract
 	r      *record
-	ledger *sarama.ProducerMessage
+	ledger *ledgerEntry
 	outs   []*sarama.ProducerMessage
 	err    error
 }
@@ -43,7 +43,7 @@ func (e *fakeEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *recor
 	return r
 }
 func (e *fakeEmitter) skip(r *record) { e.calls = append(e.calls, emitted{kind: "skip", r: r}) }
-func (e *fakeEmitter) emit(r *record, l *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *fakeEmitter) emit(r *record, l *ledgerEntry, outs ...*sarama.ProducerMessage) {
 	e.calls = append(e.calls, emitted{kind: "emit", r: r, ledger: l, outs: outs})
 }
 func (e *fakeEmitter) retract(r *record, err error) {
@@ -92,7 +92,7 @@ type stagesFixture struct {
 	sinks *fakeSinks
 }
 
-func newStagesFixture(t *testing.T, extra string) *stagesFixture {
+func newStagesFixture(t testing.TB, extra string) *stagesFixture {
 	t.Helper()
 	plan, err := topology.Parse("stages.yaml", []byte(`name: stages
 systems: [erp, crm]
@@ -504,5 +504,33 @@ func TestStagesSinkTopicUnusable(t *testing.T) {
 	}
 	if f.c.ps.idx.Len() != 0 {
 		t.Error("a retracted record left a ledger entry")
+	}
+}
+
+// BenchmarkStages is the claim goroutine's work per record beyond the
+// Kafka clients: decode, dedup, authority, route, encode and the ledger
+// entry of an emitted update (handle with the fake emitter; no producer).
+func BenchmarkStages(b *testing.B) {
+	f := newStagesFixture(b, "")
+	const n = 4096
+	keys, vals := make([][]byte, n), make([][]byte, n)
+	for i := range n {
+		// erp changes the address, which it owns: emitted.
+		before := &testContact{ID: int64(i), Email: "a@x", Address: "1 Main St"}
+		after := &testContact{ID: int64(i), Email: "a@x", Address: "2 Main St"}
+		keys[i], vals[i] = f.src.Change('u', before, after)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		f.em.calls = f.em.calls[:0]
+		if i%n == 0 && i > 0 {
+			f.c.ps.idx = ledger.NewIndex(time.Hour) // every record new again
+		}
+		if err := f.handle(keys[i%n], vals[i%n]); err != nil {
+			b.Fatal(err)
+		}
+		if e := f.em.calls[0]; e.kind != "emit" || e.ledger == nil {
+			b.Fatalf("record %d: %s, want emitted with a ledger entry", i, e.kind)
+		}
 	}
 }

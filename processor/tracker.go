@@ -55,7 +55,8 @@ type record struct {
 	src    *sarama.ConsumerMessage
 	start  time.Time
 	outs   []*sarama.ProducerMessage
-	ledger *sarama.ProducerMessage
+	ledger *ledgerEntry // nil, or &led
+	led    ledgerEntry
 	cur    *attempt // the current sending of outs and ledger
 	first  attempt  // the first sending, allocated with the record
 	dlqCut bool     // the broker refused its DLQ record once; it was sent again cut (outAcks only)

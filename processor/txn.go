@@ -150,7 +150,7 @@ func (e *txnEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record
 
 func (e *txnEmitter) skip(*record) {}
 
-func (e *txnEmitter) emit(r *record, led *sarama.ProducerMessage, outs ...*sarama.ProducerMessage) {
+func (e *txnEmitter) emit(r *record, led *ledgerEntry, outs ...*sarama.ProducerMessage) {
 	if e.fenced != nil || e.failed != nil {
 		return // the transaction will abort; writing more is pointless
 	}
@@ -165,13 +165,11 @@ func (e *txnEmitter) emit(r *record, led *sarama.ProducerMessage, outs ...*saram
 	}
 	if led != nil {
 		e.ledgers++
-		key, _ := led.Key.(sarama.ByteEncoder)
-		val, _ := led.Value.(sarama.ByteEncoder)
-		if err := e.batch.Append(key, val); err != nil {
+		if err := e.batch.Append(led.key(), led.value()); err != nil {
 			e.noteErr(err) // not an entry the stages build: a bug; the transaction aborts
 			return
 		}
-		e.led = led.Partition
+		e.led = led.partition
 		if !e.batch.Fits() {
 			e.flushLedger()
 		}

@@ -44,3 +44,21 @@ func benchStdlib(b *testing.B, name string) {
 		}
 	}
 }
+
+// BenchmarkContentID is the ledger stage's after-state content ID of an
+// emitted change (processor's rowChange.resolve): the workload's update,
+// with the caller's scratch buffer.
+func BenchmarkContentID(b *testing.B) {
+	r := loadRecord(b, "pg_update.bare")
+	ev, err := NewJSONDecoder(Options{SourceSystem: "erp"}).Decode(r.topic, r.key, r.value)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if id, err := ComputeIDBuf(ev, IDContent, "", &buf); err != nil || id.IsZero() {
+			b.Fatal(err)
+		}
+	}
+}

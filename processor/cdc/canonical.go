@@ -58,9 +58,7 @@ func AppendCanonical(dst []byte, v any) []byte {
 	case UUID:
 		return appendCanonString(dst, canonString, x.String())
 	case []byte:
-		dst = append(dst, canonBytes)
-		dst = binary.AppendUvarint(dst, uint64(len(x)))
-		return append(dst, x...)
+		return appendCanonBytes(dst, x)
 	case int64:
 		return appendCanonInt(dst, x)
 	case int:
@@ -107,9 +105,7 @@ func AppendCanonical(dst []byte, v any) []byte {
 		}
 		return appendCanonBig(dst, x, 0)
 	case time.Time:
-		dst = append(dst, canonInstant)
-		dst = binary.AppendVarint(dst, x.Unix())
-		return binary.AppendVarint(dst, int64(x.Nanosecond()))
+		return appendCanonTime(dst, x)
 	case LocalDateTime:
 		// As the instant its wall clock names in UTC: the encoding a
 		// timestamp without time zone had when it was decoded as a
@@ -131,6 +127,8 @@ func AppendCanonical(dst []byte, v any) []byte {
 	case Unavailable:
 		return append(dst, canonUnavail)
 	case Row:
+		// Not appendCanonRow: a call cycle between the two would make the
+		// escape analysis move every caller's dst to the heap.
 		dst = append(dst, canonRow)
 		dst = binary.AppendUvarint(dst, uint64(len(x)))
 		for _, f := range x {
@@ -164,6 +162,39 @@ func AppendCanonical(dst []byte, v any) []byte {
 	return appendCanonString(dst, canonOther, fmt.Sprintf("%T:%v", v, v))
 }
 
+// AppendCanonicalRow is AppendCanonical(dst, r) for a caller that holds
+// a Row: the same bytes, without converting r to an interface (which
+// allocates its slice header on the heap).
+func AppendCanonicalRow(dst []byte, r Row) []byte { return appendCanonRow(dst, r) }
+
+// AppendCanonicalString is AppendCanonical(dst, s), without converting s
+// to an interface.
+func AppendCanonicalString(dst []byte, s string) []byte {
+	return appendCanonString(dst, canonString, s)
+}
+
+func appendCanonRow(dst []byte, r Row) []byte {
+	dst = append(dst, canonRow)
+	dst = binary.AppendUvarint(dst, uint64(len(r)))
+	for i := range r {
+		dst = appendCanonString(dst, canonString, r[i].Name)
+		dst = AppendCanonical(dst, r[i].Value)
+	}
+	return dst
+}
+
+func appendCanonTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, canonInstant)
+	dst = binary.AppendVarint(dst, t.Unix())
+	return binary.AppendVarint(dst, int64(t.Nanosecond()))
+}
+
+func appendCanonBytes(dst []byte, b []byte) []byte {
+	dst = append(dst, canonBytes)
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
 func appendCanonString(dst []byte, tag byte, s string) []byte {
 	dst = append(dst, tag)
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -182,7 +213,12 @@ func appendCanonInt(dst []byte, n int64) []byte {
 
 func appendCanonBig(dst []byte, n *big.Int, exp int) []byte {
 	var buf [64]byte
-	b := n.Append(buf[:0], 10)
+	var b []byte
+	if n.IsInt64() {
+		b = strconv.AppendInt(buf[:0], n.Int64(), 10) // the same text; big.Int's Append allocates
+	} else {
+		b = n.Append(buf[:0], 10)
+	}
 	neg := false
 	if b[0] == '-' {
 		neg, b = true, b[1:]

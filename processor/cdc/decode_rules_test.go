@@ -125,3 +125,27 @@ func TestErrorsSayWhatFirst(t *testing.T) {
 		}
 	}
 }
+
+// The source block is read in one pass that also keeps each connector's
+// position fields: every position field needs a slot of its own, which
+// the pass fills (sourceKey) and the position reads (positionKey).
+func TestPositionFieldSlots(t *testing.T) {
+	slot := map[int]string{}
+	for conn, names := range positionFields {
+		for _, n := range names {
+			i := positionKey(n)
+			if i < 0 || i >= skAll || sourceKey([]byte(n)) != i {
+				t.Fatalf("%s position field %q: slot %d, sourceKey %d", conn, n, i, sourceKey([]byte(n)))
+			}
+			if o, ok := slot[i]; ok && o != n {
+				t.Fatalf("position fields %q and %q share slot %d", n, o, i)
+			}
+			slot[i] = n
+		}
+	}
+	for _, m := range []string{"connector", "name", "db", "schema", "table", "collection", "snapshot", "ts_ns", "ts_us"} {
+		if o, ok := slot[sourceKey([]byte(m))]; ok {
+			t.Fatalf("source member %q shares its slot with position field %q", m, o)
+		}
+	}
+}

@@ -59,6 +59,9 @@ type JSONDecoder struct {
 	schemas schemaCache
 	states  sync.Pool // *decodeState
 	topics  topicKinds
+	// slowOnly turns the fast path (fastpath.go) off, for the tests that
+	// compare the two paths.
+	slowOnly bool
 }
 
 var _ Decoder = (*JSONDecoder)(nil)
@@ -80,6 +83,7 @@ type decodeState struct {
 	lastRaw [2][]byte
 	lastCS  [2]*compiledSchema
 	types   typeCache
+	fast    fastScanner // the fast path's working memory (fastpath.go)
 }
 
 type typeKey struct {
@@ -117,6 +121,11 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	// The event and its transaction block share one allocation.
 	blk := &eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
 	ev := &blk.ev
+	if !d.slowOnly && d.decodeFast(st, blk, key, value) {
+		d.topics.learn(topic, ev.Source.Connector)
+		return d.finish(st, ev)
+	}
+	*blk = eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
 	if len(bytes.TrimSpace(key)) > 0 {
 		k, err := d.decodeKey(st, key)
 		if err != nil {
@@ -134,6 +143,11 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	} else {
 		d.topics.learn(topic, ev.Source.Connector)
 	}
+	return d.finish(st, ev)
+}
+
+// finish sets the event's ID.
+func (d *JSONDecoder) finish(st *decodeState, ev *Event) (*Event, error) {
 	id, err := computeID(ev, d.opts.IDMode, d.opts.IDField, &st.idBuf)
 	if err != nil {
 		return nil, err
@@ -590,7 +604,7 @@ func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convEr
 	src := &ev.Source
 	// One pass over the block finds the members read below (the last of
 	// duplicates, as everywhere in the decoder).
-	var vals [skN]*fastjson.Value
+	var vals [skAll]*fastjson.Value
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if i := sourceKey(k); i >= 0 {
 			vals[i] = v
@@ -633,7 +647,7 @@ func (c *converter) source(o *fastjson.Object, s *schemaNode, ev *Event) *convEr
 		pos := c.a.row(len(names))[:len(names)]
 		for i, name := range names {
 			pos[i].Name = name
-			v := lastGet(o, name)
+			v := vals[positionKey(name)]
 			if v == nil {
 				continue
 			}
@@ -669,6 +683,31 @@ const (
 	skN
 )
 
+// The position fields of positionFields, read in the same pass as the
+// members above; MongoDB's ts_ms is skTsMs.
+const (
+	skLsn = skN + iota
+	skTxID
+	skSequence
+	skFile
+	skPos
+	skRow
+	skGtid
+	skChangeLsn
+	skCommitLsn
+	skEventSerialNo
+	skOrd
+	skH
+	skStxnid
+	skLsid
+	skTxnNumber
+	skResumeToken
+	skScn
+	skCommitScn
+	skLcrPosition
+	skAll
+)
+
 func sourceKey(k []byte) int {
 	switch string(k) {
 	case "connector":
@@ -691,6 +730,54 @@ func sourceKey(k []byte) int {
 		return skTsUs
 	case "ts_ms":
 		return skTsMs
+	}
+	return positionKey(string(k))
+}
+
+// positionKey is the index in source's pass of a position field of
+// positionFields, or -1.
+func positionKey(k string) int {
+	switch k {
+	case "lsn":
+		return skLsn
+	case "txId":
+		return skTxID
+	case "sequence":
+		return skSequence
+	case "file":
+		return skFile
+	case "pos":
+		return skPos
+	case "row":
+		return skRow
+	case "gtid":
+		return skGtid
+	case "change_lsn":
+		return skChangeLsn
+	case "commit_lsn":
+		return skCommitLsn
+	case "event_serial_no":
+		return skEventSerialNo
+	case "ts_ms":
+		return skTsMs
+	case "ord":
+		return skOrd
+	case "h":
+		return skH
+	case "stxnid":
+		return skStxnid
+	case "lsid":
+		return skLsid
+	case "txnNumber":
+		return skTxnNumber
+	case "resume_token":
+		return skResumeToken
+	case "scn":
+		return skScn
+	case "commit_scn":
+		return skCommitScn
+	case "lcr_position":
+		return skLcrPosition
 	}
 	return -1
 }
@@ -729,7 +816,18 @@ func (c *converter) transaction(v *fastjson.Value, tx *Transaction) *convErr {
 	if err != nil {
 		return mismatch("expected struct, got %s", v.Type())
 	}
-	idV := lastGet(o, "id")
+	// One pass finds the three members (the last of duplicates counts).
+	var idV, totalV, dcoV *fastjson.Value
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		switch string(k) {
+		case "id":
+			idV = v
+		case "total_order":
+			totalV = v
+		case "data_collection_order":
+			dcoV = v
+		}
+	})
 	if idV == nil {
 		return missing("id")
 	}
@@ -741,8 +839,9 @@ func (c *converter) transaction(v *fastjson.Value, tx *Transaction) *convErr {
 	for _, f := range [...]struct {
 		name string
 		dst  *int64
-	}{{"total_order", &tx.TotalOrder}, {"data_collection_order", &tx.DataCollectionOrder}} {
-		fv := lastGet(o, f.name)
+		fv   *fastjson.Value
+	}{{"total_order", &tx.TotalOrder, totalV}, {"data_collection_order", &tx.DataCollectionOrder, dcoV}} {
+		fv := f.fv
 		if fv == nil || fv.Type() == fastjson.TypeNull {
 			continue
 		}

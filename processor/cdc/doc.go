@@ -72,6 +72,11 @@
 // after-state (the before-state is optional: MongoDB without pre-images
 // sends none). Anything else is a *DecodeError.
 //
+// A change event without the envelope (the common case) is read in one
+// pass that converts its rows while it scans them (fastpath.go); any
+// record that pass does not take, including every malformed one, takes
+// the ordinary path, so events, errors and IDs are the same either way.
+//
 // The envelope's schema repeats in every record. The decoder finds the
 // top-level schema and payload spans with a skip scanner, looks the schema
 // text up in a cache of compiled schemas, and parses only the payload.

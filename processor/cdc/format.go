@@ -204,6 +204,15 @@ func AppendJSONValue(b []byte, v any) []byte {
 	return b
 }
 
+// AppendJSONTime is AppendJSONValue(b, t) for a caller that holds a
+// time.Time: the same bytes, without converting t to an interface (which
+// allocates a copy of it).
+func AppendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = appendDateTime(b, t, true)
+	return append(b, '"')
+}
+
 // AppendJSONKey is AppendJSONValue for a value that identifies a record
 // (the sink key): the same bytes, but a value encoding/json cannot write
 // (a func, a channel, a map with non-string keys; never a decoded value)
@@ -312,7 +321,7 @@ func appendJSON(b []byte, v any, strict bool) ([]byte, error) {
 	case TimeOfDay:
 		return appendJSONString(b, x.String()), nil
 	case Decimal:
-		return append(b, x.String()...), nil
+		return appendDecimal(b, x), nil
 	case *big.Int:
 		if x == nil {
 			return append(b, "null"...), nil

@@ -3,6 +3,7 @@ package cdc
 import (
 	"encoding/json"
 	"math"
+	"math/big"
 	"testing"
 	"time"
 )
@@ -164,5 +165,38 @@ func TestEventMarshalYear12000(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &out); err != nil || out.OccurredAt != "+12000-01-01T00:00:00Z" {
 		t.Errorf("occurred_at %q (%v)", out.OccurredAt, err)
+	}
+}
+
+// AppendJSONTime is AppendJSONValue of a time.Time, byte for byte.
+func TestAppendJSONTimeMatchesValue(t *testing.T) {
+	for _, tm := range []time.Time{
+		{},
+		time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC),
+		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-43, 3, 15, 12, 0, 0, 5, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -5*3600)),
+	} {
+		if got, want := string(AppendJSONTime([]byte("x"), tm)), string(AppendJSONValue([]byte("x"), tm)); got != want {
+			t.Errorf("%v: AppendJSONTime %s, AppendJSONValue %s", tm, got, want)
+		}
+	}
+}
+
+// appendDecimal writes Decimal.String()'s text, which the sink has always
+// written for a decimal.
+func TestAppendDecimalMatchesString(t *testing.T) {
+	vals := []string{"0", "1", "-1", "5", "-5", "12350", "-12350", "100", "7", "123456789012345678901234567890", "-98765432109876543210987654321098765432109876543210987654321098765432109876543210"}
+	for _, v := range vals {
+		n, _ := new(big.Int).SetString(v, 10)
+		for _, scale := range []int32{-3, -1, 0, 1, 2, 3, 5, 30, 90} {
+			d := Decimal{Unscaled: n, Scale: scale}
+			if got := string(appendDecimal([]byte("x"), d)); got != "x"+d.String() {
+				t.Errorf("%s scale %d: appendDecimal %s, String %s", v, scale, got, d.String())
+			}
+		}
+	}
+	if got, want := string(appendDecimal(nil, Decimal{})), (Decimal{}).String(); got != want {
+		t.Errorf("zero Decimal: %s", got)
 	}
 }

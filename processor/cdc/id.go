@@ -47,7 +47,7 @@ func computeID(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
 				b = appendCanonString(b, canonString, part)
 			}
 		}
-		b = AppendCanonical(b, ev.Key)
+		b = appendCanonRow(b, ev.Key)
 	}
 	ident := func(tag string) {
 		b = appendCanonString(b, canonString, tag)
@@ -55,7 +55,7 @@ func computeID(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
 		b = appendCanonString(b, canonString, src.Database)
 		b = appendCanonString(b, canonString, src.Schema)
 		b = appendCanonString(b, canonString, src.Table)
-		b = AppendCanonical(b, ev.Key)
+		b = appendCanonRow(b, ev.Key)
 	}
 
 	switch {
@@ -91,22 +91,22 @@ func computeID(ev *Event, mode IDMode, field string, buf *[]byte) (ID, error) {
 		} else {
 			b = append(b, 'A')
 		}
-		b = AppendCanonical(b, state)
+		b = appendCanonRow(b, state)
 		sum := sha256.Sum256(b[start:])
 		b = append(b[:start], sum[:]...)
 	default:
 		ident(idTagPosition)
 		b = append(b, byte(ev.Op))
 		if ev.Position != nil {
-			b = AppendCanonical(b, ev.Position)
+			b = appendCanonRow(b, ev.Position)
 		} else {
 			// A connector with no known position fields: its event time is
 			// the best position there is.
-			b = AppendCanonical(b, ev.OccurredAt)
+			b = appendCanonTime(b, ev.OccurredAt)
 		}
 		if ev.Message != nil {
 			b = appendCanonString(b, canonString, ev.Message.Prefix)
-			b = AppendCanonical(b, ev.Message.Content)
+			b = appendCanonBytes(b, ev.Message.Content)
 		}
 	}
 	sum := sha256.Sum256(b)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -46,6 +47,46 @@ func (d Decimal) String() string {
 		s = "-" + s
 	}
 	return s
+}
+
+// appendDecimal appends d.String(), without allocating when the unscaled
+// value fits an int64.
+func appendDecimal(b []byte, d Decimal) []byte {
+	if d.Unscaled == nil {
+		return append(b, '0')
+	}
+	var tmp [64]byte
+	var s []byte
+	if d.Unscaled.IsInt64() {
+		s = strconv.AppendInt(tmp[:0], d.Unscaled.Int64(), 10) // big.Int's Append allocates
+	} else {
+		s = d.Unscaled.Append(tmp[:0], 10)
+	}
+	if d.Scale <= 0 {
+		b = append(b, s...)
+		if d.Scale < 0 && d.Unscaled.Sign() != 0 {
+			for range -int(d.Scale) {
+				b = append(b, '0')
+			}
+		}
+		return b
+	}
+	if s[0] == '-' {
+		b = append(b, '-')
+		s = s[1:]
+	}
+	scale := int(d.Scale)
+	if len(s) <= scale {
+		b = append(b, '0', '.')
+		for range scale - len(s) {
+			b = append(b, '0')
+		}
+		return append(b, s...)
+	}
+	p := len(s) - scale
+	b = append(b, s[:p]...)
+	b = append(b, '.')
+	return append(b, s[p:]...)
 }
 
 // MarshalJSON writes the decimal as a JSON number in plain notation, exact.

@@ -49,9 +49,9 @@ func RowKeyOf(topic string, key cdc.Row) cdc.ID {
 		return k
 	}
 	var buf [256]byte
-	b := cdc.AppendCanonical(buf[:0], rowKeyTag)
-	b = cdc.AppendCanonical(b, topic)
-	b = cdc.AppendCanonical(b, key)
+	b := cdc.AppendCanonicalString(buf[:0], rowKeyTag)
+	b = cdc.AppendCanonicalString(b, topic)
+	b = cdc.AppendCanonicalRow(b, key)
 	sum := sha256.Sum256(b)
 	copy(k[:], sum[:])
 	return k
