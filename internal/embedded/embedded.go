@@ -28,7 +28,7 @@ type Options struct {
 	// NoRegistry skips the schema registry.
 	NoRegistry bool
 	// CleanerBackoff is how often the broker compacts compacted topics
-	// (Kafka log.cleaner.backoff.ms); 0 means every second. kfake's
+	// (Kafka log.cleaner.backoff.ms); zero or less means every second. kfake's
 	// cleaner also compacts the records of open transactions, which a
 	// real broker never does (integration's
 	// TestKfakeCompactionDropsCommittedUnderOpenTxn): a test that kills
