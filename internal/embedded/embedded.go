@@ -27,6 +27,13 @@ type Options struct {
 	Partitions int32
 	// NoRegistry skips the schema registry.
 	NoRegistry bool
+	// CleanerBackoff is how often the broker compacts compacted topics
+	// (Kafka log.cleaner.backoff.ms); zero or less means every second. kfake's
+	// cleaner also compacts the records of open transactions, which a
+	// real broker never does (integration's
+	// TestKfakeCompactionDropsCommittedUnderOpenTxn): a test that kills
+	// transactional writers of a compacted topic sets it to hours.
+	CleanerBackoff time.Duration
 }
 
 // Stack is a running broker and registry. Close stops both.
@@ -42,11 +49,14 @@ func Start(o Options) (*Stack, error) {
 	if o.Partitions == 0 {
 		o.Partitions = 8
 	}
+	if o.CleanerBackoff <= 0 {
+		// Compaction of ledger topics happens within a second, not an hour.
+		o.CleanerBackoff = time.Second
+	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DefaultNumPartitions(int(o.Partitions)),
-		// Compaction of ledger topics happens within a second, not an hour.
-		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "1000"}),
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(o.CleanerBackoff.Milliseconds(), 10)}),
 	}
 	if o.BrokerPort != 0 {
 		opts = append(opts, kfake.Ports(o.BrokerPort)) // kfake listens on 127.0.0.1
