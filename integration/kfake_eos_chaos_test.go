@@ -86,8 +86,7 @@ func exactlyOnceChaos(t *testing.T, brokers []string, src *demo.Source, name str
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
-	workers = append(workers, start())
-	t.Logf("%s (%d running)", kfakeGhostNote, len(workers))
+	workers = settleKfakeGroup(t, brokers, string(plan.Group()), workers, start)
 	if err := demo.WaitProcessed(context.Background(), brokers, []*topology.Plan{plan}, 4*time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -312,8 +312,7 @@ func TestKfakeSagaChaos(t *testing.T) {
 		}
 	}
 	<-produced
-	workers = append(workers, start())
-	t.Logf("%s (%d running)", kfakeGhostNote, len(workers))
+	workers = settleKfakeGroup(t, brokers, "cdcsync-saga-"+name, workers, start)
 
 	// Wait until every saga is terminal.
 	client := newClient(t, brokers)

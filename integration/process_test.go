@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
 )
 
 // binary is the cdcsync command built once for the tests that run real
@@ -127,16 +129,43 @@ func startProcess(t *testing.T, name string, brokers []string, topoDir string, e
 	return p
 }
 
-// kfakeGhostNote is why the chaos tests on kfake start one more worker
-// after their last SIGKILL: kfake never expires a member that died while
-// its JoinGroup was pending. It stops the member's session timer when the
-// join arrives and re-arms it only when the join's answer is delivered;
-// the leader's SyncGroup then ends the wait for the dead member's
-// SyncGroup, and the dead member keeps its partitions for ever (seen as a
-// partition no live worker held, its sagas never advancing). Kafka expires
-// it after session.timeout.ms. One more join makes kfake rebalance, and the
-// dead member, which cannot rejoin, is dropped at the rebalance timeout.
-const kfakeGhostNote = "a worker started after the last SIGKILL (kfake keeps a member that died mid-join)"
+// settleKfakeGroup returns once group is stable with no more members than
+// the live workers, starting one more worker while it is not.
+//
+// kfake never expires a member that died while its JoinGroup was pending:
+// it stops the member's session timer when the join arrives and re-arms it
+// only when the join's answer is delivered, and the leader's SyncGroup then
+// ends the wait for the dead member's SyncGroup. The dead member keeps its
+// partitions for ever (seen as a partition no live worker held, its sagas
+// never advancing); Kafka expires it after session.timeout.ms. A join
+// after the group has settled makes kfake rebalance, and the dead member,
+// which cannot rejoin, is dropped at the rebalance timeout. A join during
+// the same rebalance is not enough (the dead member is then in the new
+// generation too), hence the loop.
+func settleKfakeGroup(t *testing.T, brokers []string, group string, workers []*proc, start func() *proc) []*proc {
+	t.Helper()
+	admin, err := sarama.NewClusterAdminFromClient(newClient(t, brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ds, err := admin.DescribeConsumerGroups([]string{group})
+		if err == nil && len(ds) == 1 && ds[0].State == "Stable" {
+			if len(ds[0].Members) <= len(workers) {
+				return workers
+			}
+			t.Logf("group %s is stable with %d members for %d live workers (kfake keeps a member that died mid-join): one more worker joins",
+				group, len(ds[0].Members), len(workers))
+			workers = append(workers, start())
+			time.Sleep(2 * time.Second) // the join starts a rebalance; it is not stable before the rebalance timeout
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s did not settle with %d live workers: %v %+v", group, len(workers), err, ds)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
 
 func tail(s string, lines int) string {
 	parts := strings.Split(s, "\n")
