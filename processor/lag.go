@@ -47,7 +47,8 @@ import (
 //
 // Silence. "Nothing fetched" does not mean "nothing there": when fetch
 // responses stop (a leader stopped or cut off holds every request until
-// Net.ReadTimeout, 15 s, before sarama looks up the new leader), records
+// the group client's Net.ReadTimeout, 30 s, before sarama looks up the
+// new leader), records
 // pile up while the claim sees nothing. So once nothing was fetched for
 // lagIdle, the refresh goroutine probes the partition's end (ListOffsets,
 // newest, at the consumer's isolation level) at most every lagProbeEvery,
