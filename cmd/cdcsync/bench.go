@@ -35,6 +35,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	profile := fs.String("profile", "", "write a CPU profile of every side and of the broker into this directory, and print where the time goes")
 	inProcessSides := fs.Bool("in-process-sides", false, "run every side in this process instead of a process of its own (no per-side peak RSS)")
 	configFile := fs.String("config", "", "with --brokers: "+configFlagHelp)
+	brokerPID := fs.Int("broker-pid", 0, "with --brokers: the broker's process ID on this machine, to report its CPU time per side and its peak RSS")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -44,6 +45,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bs := splitAddrs(*brokers)
 	if err := checkBrokers("--brokers", bs); err != nil {
 		return err
+	}
+	if *brokerPID != 0 && len(bs) == 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--broker-pid needs --brokers")}
 	}
 	// The security block applies to a broker given with --brokers; the
 	// brokers bench starts itself are PLAINTEXT.
@@ -66,6 +70,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch {
 	case len(bs) > 0:
 		fmt.Fprintf(stdout, "broker: %s (a new source topic per round)\n", strings.Join(bs, ","))
+		if pid := *brokerPID; pid != 0 {
+			if bench.ProcessCPU(pid) == 0 {
+				return &exitError{code: 2, err: fmt.Errorf("--broker-pid %d: cannot read /proc/%d/stat", pid, pid)}
+			}
+			o.NewBroker = func(context.Context) (*bench.Broker, error) {
+				return &bench.Broker{Brokers: bs, Stop: func() int64 { return bench.PeakRSS(pid) },
+					CPU: func() time.Duration { return bench.ProcessCPU(pid) }}, nil
+			}
+		}
 	case *inProcess:
 		o.NewBroker = func(context.Context) (*bench.Broker, error) {
 			st, err := embedded.Start(embedded.Options{NoRegistry: true})
