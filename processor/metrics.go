@@ -32,6 +32,11 @@ type Stats struct {
 	TxnCommits      atomic.Int64 // exactly_once transactions committed
 	TxnAborts       atomic.Int64 // exactly_once transactions aborted
 	OutboxIgnored   atomic.Int64 // debezium-outbox records that are not events (outbox.go)
+	// FirstJoin is when the pipeline first asked to join its consumer
+	// group (Unix nanoseconds; 0 before): its start-up (clients, topics,
+	// the control topic) is over then. cdcsync bench clocks from it, as
+	// it clocks a passthrough from its join.
+	FirstJoin atomic.Int64
 }
 
 // StatsSnapshot is a copy of Stats at one moment.
@@ -39,6 +44,7 @@ type StatsSnapshot struct {
 	In, Out, Duplicates, AuthorityFields, AuthorityEvents, DLQ, Tombstones, LedgerWrites, Restarts, Completed int64
 	TxnCommits, TxnAborts, Rebalances                                                                         int64
 	OutboxIgnored                                                                                             int64
+	FirstJoin                                                                                                 time.Time // zero before
 }
 
 // Snapshot copies the counters.
@@ -50,7 +56,16 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Restarts: s.Restarts.Load(), Completed: s.Completed.Load(),
 		TxnCommits: s.TxnCommits.Load(), TxnAborts: s.TxnAborts.Load(), Rebalances: s.Rebalances.Load(),
 		OutboxIgnored: s.OutboxIgnored.Load(),
+		FirstJoin:     unixNanoTime(s.FirstJoin.Load()),
 	}
+}
+
+// unixNanoTime is the time of n Unix nanoseconds; the zero time for 0.
+func unixNanoTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // metrics holds the Prometheus collectors of one worker. The list of

@@ -505,6 +505,7 @@ func (p *pipeline) consume(ctx context.Context, group sarama.ConsumerGroup) erro
 		p.mu.Lock()
 		p.cancel = cancel
 		p.mu.Unlock()
+		p.stats.FirstJoin.CompareAndSwap(0, time.Now().UnixNano())
 		err := group.Consume(sctx, p.topics, h)
 		cause := context.Cause(sctx)
 		cancel(nil)

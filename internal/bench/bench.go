@@ -139,6 +139,10 @@ type SideResult struct {
 	PeakRSS    int64         `json:"peak_rss_bytes"`
 	CPU        time.Duration `json:"cpu_ns"`
 	BrokerCPU  time.Duration `json:"broker_cpu_ns"` // the broker process's CPU time during the side
+	// Startup is a cdcsync side's start-up before its clock starts: from
+	// Worker.Run to its first group join (clients, its topics, the
+	// control topic), which a passthrough does before its clock too.
+	Startup time.Duration `json:"startup_ns"`
 }
 
 // RunSide measures one side in this process.
@@ -154,7 +158,7 @@ func RunSide(ctx context.Context, side Side, o SideOptions) (SideResult, error) 
 		res.Out = int64(o.Events)
 	case SideAtLeastOnce, SideExactlyOnce:
 		var st processor.StatsSnapshot
-		res.Duration, st, err = pipeline(ctx, o, string(side))
+		res.Duration, res.Startup, st, err = pipeline(ctx, o, string(side))
 		res.Out, res.Duplicates, res.Txns = st.Out, st.Duplicates, st.TxnCommits
 	default:
 		return res, fmt.Errorf("unknown side %q", side)
@@ -315,6 +319,9 @@ func sideDetail(side Side, sr SideResult) string {
 	case SideExactlyOnce:
 		s = fmt.Sprintf("; %d out, %d duplicates dropped, %d transactions", sr.Out, sr.Duplicates, sr.Txns)
 	}
+	if sr.Startup > 0 {
+		s += fmt.Sprintf("; start-up before the join %v", sr.Startup.Round(time.Millisecond))
+	}
 	if sr.PeakRSS > 0 {
 		s += "; peak RSS " + mib(sr.PeakRSS)
 	}
@@ -352,7 +359,12 @@ func produceWorkload(o Options, brokers []string, work [][2][]byte) (string, err
 	if err != nil {
 		return "", err
 	}
-	topic := fmt.Sprintf("bench.public.customers.%d", time.Now().UnixNano())
+	// Debezium names a table's topic <topic.prefix>.<schema>.<table>; the
+	// worker takes the table from the last segment, so the unique part
+	// goes into the prefix (in the last segment the worker created a sink
+	// topic for a table named after it, and the real one on the first
+	// record, inside the clock).
+	topic := fmt.Sprintf("bench%d.public.customers", time.Now().UnixNano())
 	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: o.Partitions, ReplicationFactor: 1}, false); err != nil {
 		return "", err
 	}
@@ -515,14 +527,15 @@ func (h *passHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 }
 
 // pipeline runs one cdcsync worker with a fresh topology on the topic and
-// returns the time until every record is complete (outputs and ledger
-// entries acknowledged).
-func pipeline(ctx context.Context, o SideOptions, guarantee string) (time.Duration, processor.StatsSnapshot, error) {
+// returns the time from its first group join until every record is
+// complete (outputs and ledger entries acknowledged), and its start-up
+// before that join.
+func pipeline(ctx context.Context, o SideOptions, guarantee string) (time.Duration, time.Duration, processor.StatsSnapshot, error) {
 	topic, round := o.Topic, o.Round
 	id := time.Now().UnixNano()%1_000_000*10 + int64(round)
 	plan, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, id, topic, id, guarantee))
 	if err != nil {
-		return 0, processor.StatsSnapshot{}, err
+		return 0, 0, processor.StatsSnapshot{}, err
 	}
 	cfg := processor.DefaultConfig()
 	cfg.Brokers = o.Brokers
@@ -531,7 +544,7 @@ func pipeline(ctx context.Context, o SideOptions, guarantee string) (time.Durati
 	cfg.ClientID = "bench"
 	w, err := processor.New(cfg, []*topology.Plan{plan}, o.Log)
 	if err != nil {
-		return 0, processor.StatsSnapshot{}, err
+		return 0, 0, processor.StatsSnapshot{}, err
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -544,18 +557,21 @@ func pipeline(ctx context.Context, o SideOptions, guarantee string) (time.Durati
 	for {
 		select {
 		case err := <-errc:
-			return 0, processor.StatsSnapshot{}, fmt.Errorf("worker stopped early: %v", err)
+			return 0, 0, processor.StatsSnapshot{}, fmt.Errorf("worker stopped early: %v", err)
 		case <-deadline:
-			return 0, w.Stats(plan.Name()), fmt.Errorf("timed out: %+v", w.Stats(plan.Name()))
+			return 0, 0, w.Stats(plan.Name()), fmt.Errorf("timed out: %+v", w.Stats(plan.Name()))
 		case <-ctx.Done():
-			return 0, processor.StatsSnapshot{}, ctx.Err()
+			return 0, 0, processor.StatsSnapshot{}, ctx.Err()
 		case <-tick.C:
 		}
 		if st := w.Stats(plan.Name()); st.Completed >= int64(o.Events) {
-			d := time.Since(start)
+			end := time.Now()
 			cancel()
 			<-errc
-			return d, st, nil
+			if st.FirstJoin.IsZero() || st.FirstJoin.Before(start) {
+				return 0, 0, st, fmt.Errorf("the worker completed every record but reported no group join")
+			}
+			return end.Sub(st.FirstJoin), st.FirstJoin.Sub(start), st, nil
 		}
 	}
 }

@@ -57,7 +57,7 @@ func latency(ctx context.Context, o Options, w io.Writer) (*Latency, error) {
 		return nil, err
 	}
 	id := time.Now().UnixNano() % 1_000_000
-	topic := fmt.Sprintf("latency.public.customers.%d", id)
+	topic := fmt.Sprintf("latency%d.public.customers", id) // <prefix>.<schema>.<table>, as Debezium names it
 	sink := fmt.Sprintf("bench-lat-%d.sync.customers", id)
 	for _, t := range []string{topic, sink} {
 		if err := admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: o.Partitions, ReplicationFactor: 1}, false); err != nil {
