@@ -16,12 +16,14 @@ func benchDecode(b *testing.B, name string) {
 	b.SetBytes(int64(len(r.key) + len(r.value)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for b.Loop() {
 		ev, err := d.Decode(r.topic, r.key, r.value)
 		if err != nil || ev.ID.IsZero() {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b)
 }
 
 func BenchmarkDecodeBare(b *testing.B)     { benchDecode(b, "pg_update.bare") }
@@ -56,9 +58,11 @@ func BenchmarkContentID(b *testing.B) {
 	}
 	var buf []byte
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if id, err := ComputeIDBuf(ev, IDContent, "", &buf); err != nil || id.IsZero() {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b)
 }

@@ -2,6 +2,8 @@ package cdc
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +46,7 @@ type fastScanner struct {
 }
 
 // isJSONWS is fastjson's whitespace.
-func isJSONWS(c byte) bool { return c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D }
+func isJSONWS(c byte) bool { return c <= ' ' && (c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D) }
 
 func (f *fastScanner) ws(i int) int {
 	for i < len(f.b) && isJSONWS(f.b[i]) {
@@ -53,13 +55,42 @@ func (f *fastScanner) ws(i int) int {
 	return i
 }
 
+// SWAR (SIMD within a register) constants: a byte repeated in each of
+// the eight bytes of a word, and the top bit of each byte.
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+	swarQuot = swarOnes * '"'
+	swarBack = swarOnes * '\\'
+)
+
 // str scans the string starting at b[i] == '"' as fastjson does: it ends
 // at the first quote preceded by an even number of backslashes (a
 // backslash escapes the byte after it). It returns the raw content, the
 // index after the closing quote, and whether the content has a backslash.
+//
+// It reads eight bytes at a time while it can: a byte of x equal to c is
+// a zero byte of x^c, and (y-ones)&^y&high marks the zero bytes of y
+// (exactly up to the first one, which is all it needs).
 func (f *fastScanner) str(i int) (raw []byte, next int, esc, ok bool) {
 	b := f.b
-	for j := i + 1; j < len(b); j++ {
+	j := i + 1
+	for j+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[j : j+8])
+		q, s := x^swarQuot, x^swarBack
+		m := (((q - swarOnes) &^ q) | ((s - swarOnes) &^ s)) & swarHigh
+		if m == 0 {
+			j += 8
+			continue
+		}
+		j += bits.TrailingZeros64(m) >> 3
+		if b[j] == '"' {
+			return b[i+1 : j], j + 1, esc, true
+		}
+		esc = true // a backslash: skip the byte it escapes
+		j += 2
+	}
+	for ; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
 			esc = true
@@ -198,12 +229,16 @@ func (f *fastScanner) number(i int) (tok []byte, next int, ok bool) {
 			return nil, 0, false
 		}
 	}
-	if j < len(b) {
-		if c := b[j]; (c >= '0' && c <= '9') || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+' {
-			return nil, 0, false // fastjson's token runs on: not a JSON number
-		}
+	if j < len(b) && numberRun[b[j]] {
+		return nil, 0, false // fastjson's token runs on: not a JSON number
 	}
 	return b[i:j], j, true
+}
+
+// numberRun holds the bytes of a fastjson number token.
+var numberRun = [256]bool{
+	'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true,
+	'.': true, '-': true, '+': true, 'e': true, 'E': true,
 }
 
 // literal reads true, false or null at b[i].

@@ -249,3 +249,45 @@ func FuzzFastPathMatchesSlow(f *testing.F) {
 		}
 	})
 }
+
+// strByByte is fastScanner.str as it was before it read eight bytes at a
+// time: the reference for TestFastStrMatchesByteLoop.
+func strByByte(b []byte, i int) (raw []byte, next int, esc, ok bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return b[i+1 : j], j + 1, esc, true
+		}
+	}
+	return nil, 0, false, false
+}
+
+// TestFastStrMatchesByteLoop: the word-at-a-time string scan ends every
+// string where the byte loop does, wherever the quotes and backslashes
+// fall relative to the eight-byte words and the end of the input.
+func TestFastStrMatchesByteLoop(t *testing.T) {
+	alphabet := []byte{'a', '"', '\\', 0x00, 0x80, 0xa2, 0xdc, 0xff, '\n', '1'}
+	rng := uint64(1)
+	next := func() uint64 { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng }
+	var f fastScanner
+	for n := 0; n < 200000; n++ {
+		b := make([]byte, 1+int(next()%40))
+		b[0] = '"'
+		for k := 1; k < len(b); k++ {
+			if next()%3 == 0 {
+				b[k] = alphabet[next()%uint64(len(alphabet))]
+			} else {
+				b[k] = 'a' + byte(next()%26)
+			}
+		}
+		f.b = b
+		raw, nx, esc, ok := f.str(0)
+		wraw, wnx, wesc, wok := strByByte(b, 0)
+		if !bytes.Equal(raw, wraw) || nx != wnx || esc != wesc || ok != wok {
+			t.Fatalf("%q: str = %q %d %v %v, the byte loop %q %d %v %v", b, raw, nx, esc, ok, wraw, wnx, wesc, wok)
+		}
+	}
+}
