@@ -43,6 +43,19 @@ type fastScanner struct {
 	c      *converter
 	fields []Field // the fields of the objects being converted, as a stack
 	esc    []byte  // scratch of unescaped strings
+	// owned: the input is the caller's to give (DecodeOwned), so strings
+	// without escapes and numbers alias it instead of being copied.
+	owned bool
+}
+
+// keep returns s, which is b's text or the unescape scratch (esc), as a
+// string the event may keep: b itself when the input is owned and s has
+// no escapes, else a copy in the event's arena.
+func (f *fastScanner) keep(s []byte, esc bool) string {
+	if f.owned && !esc {
+		return unsafeString(s)
+	}
+	return f.c.copyStr(s)
 }
 
 // isJSONWS is fastjson's whitespace.
@@ -270,7 +283,7 @@ func (f *fastScanner) value(i, depth int) (any, int, bool) {
 		if string(s) == UnavailablePlaceholder {
 			return Unavailable{}, next, true
 		}
-		return c.a.boxString(c.copyStr(s)), next, true
+		return c.a.boxString(f.keep(s, esc)), next, true
 	case 't':
 		next, ok := f.literal(i, "true")
 		return true, next, ok
@@ -285,7 +298,7 @@ func (f *fastScanner) value(i, depth int) (any, int, bool) {
 	if !ok {
 		return nil, 0, false
 	}
-	return c.a.boxNumber(Number(c.copyStr(tok))), next, true
+	return c.a.boxNumber(Number(f.keep(tok, false))), next, true
 }
 
 // object converts the object at b[i] == '{' into a Row as converter.row
@@ -724,7 +737,7 @@ func (d *JSONDecoder) decodeFast(st *decodeState, blk *eventBlock, key, value []
 			return false
 		}
 		raw, _, esc, _ := f.str(id)
-		blk.tx.ID = c.copyStr(f.text(raw, esc))
+		blk.tx.ID = f.keep(f.text(raw, esc), esc)
 		var present bool
 		if blk.tx.TotalOrder, present, ok = f.int64At(total); !ok {
 			return false

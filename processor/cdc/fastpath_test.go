@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // fastSlowPairs are decoders with and without the fast path, under each
@@ -24,12 +25,20 @@ func fastSlowPairs() [][2]*JSONDecoder {
 	return out
 }
 
-// sameDecode decodes a record with and without the fast path and fails
-// unless both give the same event, or the same error.
+// sameDecode decodes a record with and without the fast path, and with
+// the fast path from a copy it hands over (DecodeOwned), and fails unless
+// all give the same event, or the same error.
 func sameDecode(t *testing.T, fast, slow *JSONDecoder, topic string, key, value []byte) {
 	t.Helper()
-	ef, errF := fast.Decode(topic, key, value)
 	es, errS := slow.Decode(topic, key, value)
+	ef, errF := fast.Decode(topic, key, value)
+	compareDecode(t, key, value, ef, es, errF, errS)
+	ef, errF = fast.DecodeOwned(topic, bytes.Clone(key), bytes.Clone(value))
+	compareDecode(t, key, value, ef, es, errF, errS)
+}
+
+func compareDecode(t *testing.T, key, value []byte, ef, es *Event, errF, errS error) {
+	t.Helper()
 	if (errF == nil) != (errS == nil) {
 		t.Fatalf("key %q value %q: fast path error %v, ordinary path error %v", key, value, errF, errS)
 	}
@@ -288,6 +297,91 @@ func TestFastStrMatchesByteLoop(t *testing.T) {
 		wraw, wnx, wesc, wok := strByByte(b, 0)
 		if !bytes.Equal(raw, wraw) || nx != wnx || esc != wesc || ok != wok {
 			t.Fatalf("%q: str = %q %d %v %v, the byte loop %q %d %v %v", b, raw, nx, esc, ok, wraw, wnx, wesc, wok)
+		}
+	}
+}
+
+// scribble overwrites b, as a reused fetch buffer would.
+func scribble(b []byte) {
+	for i := range b {
+		b[i] = '#'
+	}
+}
+
+// TestDecodeSharesNoMemory: an event from Decode stays the same when the
+// record's bytes are overwritten afterwards, on either path; only
+// DecodeOwned may alias them.
+func TestDecodeSharesNoMemory(t *testing.T) {
+	for _, p := range fastSlowPairs() {
+		for _, d := range p {
+			for _, r := range loadRecords(t) {
+				want, err := d.Decode(r.topic, r.key, r.value)
+				if err != nil {
+					continue
+				}
+				key, value := bytes.Clone(r.key), bytes.Clone(r.value)
+				got, err := d.Decode(r.topic, key, value)
+				if err != nil {
+					t.Fatalf("%s: %v", r.name, err)
+				}
+				scribble(key)
+				scribble(value)
+				jw, _ := json.Marshal(want)
+				jg, _ := json.Marshal(got)
+				if !bytes.Equal(jw, jg) || !sameEvent(want, got) {
+					t.Fatalf("%s (slow only %v): the event changed with its record:\nwas: %s\nnow: %s", r.name, d.slowOnly, jw, jg)
+				}
+			}
+		}
+	}
+}
+
+// TestDecodeOwnedAliases: DecodeOwned keeps the strings and numbers of a
+// bare change event in the record, not in copies (a DecodeOwned that
+// silently copies would be a lost optimisation), and only those.
+func TestDecodeOwnedAliases(t *testing.T) {
+	r := loadRecord(t, "pg_update.bare")
+	d := NewJSONDecoder(Options{})
+	inside := func(s string, b []byte) bool {
+		p, start := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		return len(s) > 0 && p >= start && p < start+uintptr(len(b))
+	}
+	for _, owned := range []bool{false, true} {
+		key, value := bytes.Clone(r.key), bytes.Clone(r.value)
+		var ev *Event
+		var err error
+		if owned {
+			ev, err = d.DecodeOwned(r.topic, key, value)
+		} else {
+			ev, err = d.Decode(r.topic, key, value)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var aliased, names int
+		for _, row := range []Row{ev.Key, ev.Before, ev.After} {
+			for _, f := range row {
+				if inside(f.Name, key) || inside(f.Name, value) {
+					names++
+				}
+				switch v := f.Value.(type) {
+				case string:
+					if inside(v, key) || inside(v, value) {
+						aliased++
+					}
+				case Number:
+					if inside(string(v), key) || inside(string(v), value) {
+						aliased++
+					}
+				}
+			}
+		}
+		if inside(ev.Transaction.ID, value) {
+			aliased++
+		}
+		// 1 key column, 9+9 row columns, the transaction ID.
+		if want := map[bool]int{false: 0, true: 20}[owned]; aliased != want || names != 0 {
+			t.Errorf("owned %v: %d values and %d field names alias the record, want %d and 0", owned, aliased, names, want)
 		}
 	}
 }
