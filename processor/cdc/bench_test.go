@@ -26,7 +26,7 @@ func benchDecode(b *testing.B, name string) {
 	cpu.report(b)
 }
 
-func BenchmarkDecodeBare(b *testing.B)     { benchDecode(b, "pg_update.bare") }
+func BenchmarkDecodeBare(b *testing.B) { benchDecode(b, "pg_update.bare") }
 
 // BenchmarkDecodeBareOwned is the worker's decode: DecodeOwned of a
 // record it detached (processor/alo.go). Each op decodes a fresh copy,
