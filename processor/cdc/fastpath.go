@@ -3,6 +3,7 @@ package cdc
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -525,11 +526,44 @@ func (f *fastScanner) int64At(at int) (n int64, present, ok bool) {
 	if !ok {
 		return 0, false, false
 	}
+	if n, ok := parseDecimalInt64(tok); ok {
+		return n, true, true
+	}
 	n, err := fastfloat.ParseInt64(unsafeString(tok))
 	if err != nil {
 		return 0, false, false
 	}
 	return n, true, true
+}
+
+// parseDecimalInt64 parses an optional minus and up to 19 decimal
+// digits, as fastfloat.ParseInt64 does (which hands 19 digits to
+// strconv.ParseInt: a Debezium ts_ns has 19). ok is false for anything
+// else, including a value out of range, which the caller then hands to
+// fastfloat.ParseInt64 for its verdict.
+func parseDecimalInt64(tok []byte) (n int64, ok bool) {
+	neg := len(tok) > 0 && tok[0] == '-'
+	d := tok
+	if neg {
+		d = tok[1:]
+	}
+	if len(d) == 0 || len(d) > 19 {
+		return 0, false
+	}
+	var u uint64 // 19 digits are below 1e19 < 2^64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	switch {
+	case !neg && u <= math.MaxInt64:
+		return int64(u), true
+	case neg && u <= 1<<63:
+		return -int64(u), true // -(1<<63) wraps to math.MinInt64
+	}
+	return 0, false
 }
 
 // timestampAt is timestampFrom over member indexes (0: absent).

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/valyala/fastjson/fastfloat"
 )
 
 // fastSlowPairs are decoders with and without the fast path, under each
@@ -383,5 +386,32 @@ func TestDecodeOwnedAliases(t *testing.T) {
 		if want := map[bool]int{false: 0, true: 20}[owned]; aliased != want || names != 0 {
 			t.Errorf("owned %v: %d values and %d field names alias the record, want %d and 0", owned, aliased, names, want)
 		}
+	}
+}
+
+// TestParseDecimalInt64: the int64 shortcut of the fast path's
+// timestamps and transaction orders agrees with fastfloat.ParseInt64
+// (the ordinary path's Value.Int64) wherever it answers.
+func TestParseDecimalInt64(t *testing.T) {
+	in := []string{"0", "-0", "1", "-1", "1718012345678000000", "9223372036854775807", "9223372036854775808",
+		"-9223372036854775808", "-9223372036854775809", "9999999999999999999", "-9999999999999999999",
+		"10000000000000000000", "18446744073709551615", "18446744073709551616", "", "-", "1.5", "1e3", "12a"}
+	for i := int64(1); i > 0 && i < math.MaxInt64/3; i = i*3 + 1 {
+		in = append(in, strconv.FormatInt(i, 10), strconv.FormatInt(-i, 10))
+	}
+	answered := 0
+	for _, s := range in {
+		n, ok := parseDecimalInt64([]byte(s))
+		if !ok {
+			continue
+		}
+		answered++
+		want, err := fastfloat.ParseInt64(s)
+		if err != nil || n != want {
+			t.Fatalf("%q: %d, fastfloat.ParseInt64 %d %v", s, n, want, err)
+		}
+	}
+	if answered < len(in)-12 {
+		t.Fatalf("answered %d of %d", answered, len(in))
 	}
 }
