@@ -136,6 +136,38 @@ func (a *arena) row(n int) Row {
 	return Row(a.fields[start : start : start+n])
 }
 
+// lastRow reports whether r's capacity ends where the fields block's
+// used part does: r is the last row handed out and may change size in
+// place.
+func (a *arena) lastRow(r Row) bool {
+	return cap(r) > 0 && len(a.fields) > 0 &&
+		unsafe.Pointer(&r[:cap(r)][cap(r)-1]) == unsafe.Pointer(&a.fields[len(a.fields)-1])
+}
+
+// growRow returns r, full, with room for at least n more fields: in
+// place when r is the last row of its block and the block has room, else
+// copied into a new row.
+func (a *arena) growRow(r Row, n int) Row {
+	if a.lastRow(r) && cap(a.fields)-len(a.fields) >= n {
+		start := len(a.fields) - cap(r)
+		a.fields = a.fields[:len(a.fields)+n]
+		a.usedFields += n
+		return Row(a.fields[start : start+len(r) : start+cap(r)+n])
+	}
+	return append(a.row(len(r)+n), r...)
+}
+
+// trimRow returns r with len == cap; when r is the last row of its
+// block, its unused tail goes back to the block.
+func (a *arena) trimRow(r Row) Row {
+	if spare := cap(r) - len(r); spare > 0 && a.lastRow(r) {
+		clear(r[len(r):cap(r)]) // never written; kept zero for the next row
+		a.fields = a.fields[:len(a.fields)-spare]
+		a.usedFields -= spare
+	}
+	return r[:len(r):len(r)]
+}
+
 // time1 returns a fresh time slot.
 func (a *arena) time1() *time.Time {
 	if len(a.times) == cap(a.times) {

@@ -40,10 +40,13 @@ const fastMaxDepth = 64
 // fastScanner is the working memory of decodeFast; it belongs to a
 // decodeState.
 type fastScanner struct {
-	b      []byte
-	c      *converter
-	fields []Field // the fields of the objects being converted, as a stack
-	esc    []byte  // scratch of unescaped strings
+	b []byte
+	c *converter
+	// width is the number of fields of the last object converted at
+	// each depth (the last entry: at any deeper one), the width of the
+	// next one's row.
+	width [4]int
+	esc   []byte // scratch of unescaped strings
 	// owned: the input is the caller's to give (DecodeOwned), so strings
 	// without escapes and numbers alias it instead of being copied.
 	owned bool
@@ -305,6 +308,10 @@ func (f *fastScanner) value(i, depth int) (any, int, bool) {
 // object converts the object at b[i] == '{' into a Row as converter.row
 // does without a schema: in the object's order, a key given twice keeps
 // its first position and its last value.
+//
+// The fields go straight into an arena row as wide as the last object
+// converted at the same depth (a topic's rows have the same columns from
+// record to record), which grows or gives its unused tail back.
 func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 	if depth >= fastMaxDepth {
 		return nil, 0, false
@@ -314,11 +321,8 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 	if i < len(b) && b[i] == '}' {
 		return c.a.row(0), i + 1, true
 	}
-	base := len(f.fields)
-	defer func() {
-		clear(f.fields[base:])
-		f.fields = f.fields[:base]
-	}()
+	w := &f.width[min(depth, len(f.width)-1)]
+	out := c.a.row(max(*w, 1))
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return nil, 0, false
@@ -336,10 +340,13 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 		if !ok {
 			return nil, 0, false
 		}
-		if j := indexOf(f.fields[base:], name); j >= 0 {
-			f.fields[base+j].Value = x
+		if j := indexOf(out, name); j >= 0 {
+			out[j].Value = x
 		} else {
-			f.fields = append(f.fields, Field{Name: name, Value: x})
+			if len(out) == cap(out) {
+				out = c.a.growRow(out, len(out))
+			}
+			out = append(out, Field{Name: name, Value: x})
 		}
 		i = f.ws(next2)
 		if i >= len(b) {
@@ -352,10 +359,8 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 		if b[i] != '}' {
 			return nil, 0, false
 		}
-		seg := f.fields[base:]
-		out := c.a.row(len(seg))
-		out = append(out, seg...)
-		return out, i + 1, true
+		*w = len(out)
+		return c.a.trimRow(out), i + 1, true
 	}
 }
 
