@@ -106,23 +106,32 @@ type typeKey struct {
 	op     Op
 }
 
-// typeCache interns event types per goroutine state.
-type typeCache map[typeKey]string
+// typeCache interns event types per goroutine state; the last answer
+// is kept in front of the map (a topic's records repeat it).
+type typeCache struct {
+	m        map[typeKey]string
+	last     typeKey
+	lastType string
+}
 
 // eventType returns "<entity>.<verb>", without allocating for a pair seen
 // before.
 func (c *typeCache) eventType(entity string, op Op) string {
 	k := typeKey{entity, op}
-	if s, ok := (*c)[k]; ok {
-		return s
+	if c.lastType != "" && k == c.last {
+		return c.lastType
 	}
-	s := entity + "." + op.Verb()
-	if *c == nil {
-		*c = make(typeCache)
+	s, ok := c.m[k]
+	if !ok {
+		s = entity + "." + op.Verb()
+		if c.m == nil {
+			c.m = make(map[typeKey]string)
+		}
+		if len(c.m) < maxInterned {
+			c.m[k] = s
+		}
 	}
-	if len(*c) < maxInterned {
-		(*c)[k] = s
-	}
+	c.last, c.lastType = k, s
 	return s
 }
 

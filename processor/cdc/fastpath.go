@@ -33,6 +33,9 @@ import (
 // for field (TestFastPathMatchesSlow, FuzzFastPathMatchesSlow), and every
 // error, DLQ reason and edge case stays the ordinary path's.
 
+// fastNamesKept bounds the field names fastScanner.names keeps per depth.
+const fastNamesKept = 256
+
 // fastMaxDepth bounds the nesting the fast path follows; deeper records
 // take the ordinary path (fastjson allows 300).
 const fastMaxDepth = 64
@@ -46,10 +49,18 @@ type fastScanner struct {
 	// each depth (the last entry: at any deeper one), the width of the
 	// next one's row.
 	width [4]int
+	// names are the field names of the last objects at each depth, in
+	// order (up to fastNamesKept): a row's names are those of the
+	// topic's last row, found with one comparison each.
+	names [4][]string
 	esc   []byte // scratch of unescaped strings
 	// owned: the input is the caller's to give (DecodeOwned), so strings
 	// without escapes and numbers alias it instead of being copied.
 	owned bool
+	// The last connector's position fields (positionFields).
+	posConnector string
+	posNames     []string
+	posKnown     bool
 }
 
 // keep returns s, which is b's text or the unescape scratch (esc), as a
@@ -321,8 +332,11 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 	if i < len(b) && b[i] == '}' {
 		return c.a.row(0), i + 1, true
 	}
-	w := &f.width[min(depth, len(f.width)-1)]
+	d := min(depth, len(f.width)-1)
+	w := &f.width[d]
 	out := c.a.row(max(*w, 1))
+	names := f.names[d]
+	defer func() { f.names[d] = names }()
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return nil, 0, false
@@ -331,7 +345,18 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 		if !ok {
 			return nil, 0, false
 		}
-		name := c.str(f.text(raw, esc))
+		var name string
+		if k := len(out); !esc && k < len(names) && names[k] == string(raw) {
+			name = names[k] // the name of the last object's field k
+		} else {
+			name = c.str(f.text(raw, esc))
+			if k < fastNamesKept {
+				if k >= len(names) {
+					names = append(names, make([]string, k+1-len(names))...)
+				}
+				names[k] = name
+			}
+		}
 		i = f.ws(next)
 		if i >= len(b) || b[i] != ':' {
 			return nil, 0, false
@@ -720,7 +745,11 @@ func (d *JSONDecoder) decodeFast(st *decodeState, blk *eventBlock, key, value []
 		return false
 	}
 	s.Snapshot = v
-	if names, known := positionFields[s.Connector]; known {
+	if f.posConnector != s.Connector || f.posNames == nil {
+		f.posNames, f.posKnown = positionFields[s.Connector]
+		f.posConnector = s.Connector
+	}
+	if names, known := f.posNames, f.posKnown; known {
 		pos := c.a.row(len(names))[:len(names)]
 		for j, name := range names {
 			pos[j].Name = name
