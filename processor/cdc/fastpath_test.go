@@ -415,3 +415,18 @@ func TestParseDecimalInt64(t *testing.T) {
 		t.Fatalf("answered %d of %d", answered, len(in))
 	}
 }
+
+// TestFastPathTruncated: every prefix of a bare change event (and of its
+// key) declines or decodes as on the ordinary path, without panicking: a
+// member cut off after its colon has its value index at the end of the
+// input, which a scan that reads b[at] without a bounds check trips on.
+func TestFastPathTruncated(t *testing.T) {
+	r := loadRecord(t, "pg_update.bare")
+	p := fastSlowPairs()[0]
+	for n := 0; n <= len(r.value); n++ {
+		sameDecode(t, p[0], p[1], r.topic, r.key, r.value[:n:n])
+	}
+	for n := 0; n <= len(r.key); n++ {
+		sameDecode(t, p[0], p[1], r.topic, r.key[:n:n], r.value)
+	}
+}
