@@ -53,7 +53,8 @@ type Decoder interface {
 // JSONDecoder decodes records written by Debezium through Kafka Connect's
 // JSON converter, with (schemas.enable=true) or without the {schema,
 // payload} envelope, independently for key and value. It is safe for
-// concurrent use; the returned Event shares no memory with key or value.
+// concurrent use; an Event from Decode shares no memory with key or value
+// (one from DecodeOwned may, see OwnedDecoder).
 type JSONDecoder struct {
 	opts    Options
 	schemas schemaCache
