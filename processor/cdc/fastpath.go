@@ -53,6 +53,7 @@ type fastScanner struct {
 	// order (up to fastNamesKept): a row's names are those of the
 	// topic's last row, found with one comparison each.
 	names [4][]string
+	known [4]int // see object
 	esc   []byte // scratch of unescaped strings
 	// owned: the input is the caller's to give (DecodeOwned), so strings
 	// without escapes and numbers alias it instead of being copied.
@@ -337,6 +338,14 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 	out := c.a.row(max(*w, 1))
 	names := f.names[d]
 	defer func() { f.names[d] = names }()
+	// While every name so far is the last object's at the same index
+	// (hits), and that object's first f.known[d] names were its own
+	// (distinct, as a Row's are), a name found there is not given twice
+	// and needs no look-up among the fields before it. Only where the
+	// objects nested in this one keep their names apart (below the
+	// shared last entry).
+	known := &f.known[d]
+	hits := d < len(f.names)-1
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return nil, 0, false
@@ -346,15 +355,20 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 			return nil, 0, false
 		}
 		var name string
-		if k := len(out); !esc && k < len(names) && names[k] == string(raw) {
+		k := len(out)
+		fresh := false // name is not among out's
+		if !esc && k < len(names) && names[k] == string(raw) {
 			name = names[k] // the name of the last object's field k
+			fresh = hits && k < *known
 		} else {
+			hits = false
 			name = c.str(f.text(raw, esc))
 			if k < fastNamesKept {
 				if k >= len(names) {
 					names = append(names, make([]string, k+1-len(names))...)
 				}
 				names[k] = name
+				*known = min(*known, k)
 			}
 		}
 		i = f.ws(next)
@@ -365,7 +379,11 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 		if !ok {
 			return nil, 0, false
 		}
-		if j := indexOf(out, name); j >= 0 {
+		j := -1
+		if !fresh {
+			j = indexOf(out, name)
+		}
+		if j >= 0 {
 			out[j].Value = x
 		} else {
 			if len(out) == cap(out) {
@@ -385,6 +403,7 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 			return nil, 0, false
 		}
 		*w = len(out)
+		*known = min(len(out), len(names)) // names[:len(out)] are out's now
 		return c.a.trimRow(out), i + 1, true
 	}
 }
