@@ -335,7 +335,7 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 	}
 	d := min(depth, len(f.width)-1)
 	w := &f.width[d]
-	out := c.a.row(max(*w, 1))
+	out := c.a.rowGuess(*w)
 	names := f.names[d]
 	defer func() { f.names[d] = names }()
 	// While every name so far is the last object's at the same index
