@@ -26,12 +26,15 @@ import (
 // Memory handed out is never written again, so the values stay immutable
 // and share no memory with the input.
 
-// Minimum block sizes, for the first event and for overflow blocks.
+// Minimum block sizes (the byte block's: see bytesBlockSize).
 const (
-	minBytesBlock  = 256
-	minStrsBlock   = 16
-	minFieldsBlock = 16
-	minTimesBlock  = 4
+	minBytesBlock = 256
+	// minBytesEstimated is the byte block's minimum when the previous
+	// event's usage sizes it (bytesBlockSize).
+	minBytesEstimated = 64
+	minStrsBlock      = 16
+	minFieldsBlock    = 16
+	minTimesBlock     = 4
 )
 
 // arena is the converter's per-event allocator. The zero value is ready.
@@ -54,9 +57,22 @@ func (a *arena) beginEvent() {
 }
 
 // blockSize is the size of a new block that must hold at least need: the
-// estimate for the event's first block, at least min.
+// estimate for the event's first block (what the previous event used), at
+// least min, which also absorbs a stream whose records vary in size.
 func blockSize(need, est, min int) int {
 	return max(need, est, min)
+}
+
+// bytesBlockSize is blockSize for the byte block, with a smaller
+// minimum once there is an estimate: an owned decode (DecodeOwned)
+// copies only strings with escapes, often a few bytes, and took a block
+// of 256 bytes for each event; a stream of several tables' records, whose
+// estimate is the previous record's, needs some slack.
+func bytesBlockSize(need, est int) int {
+	if est > 0 {
+		return max(need, est, minBytesEstimated)
+	}
+	return max(need, minBytesBlock)
 }
 
 // copyBytes copies b into the arena. The result has len == cap, so an
@@ -64,7 +80,7 @@ func blockSize(need, est, min int) int {
 func (a *arena) copyBytes(b []byte) []byte {
 	n := len(b)
 	if cap(a.bytes)-len(a.bytes) < n {
-		a.bytes = make([]byte, 0, blockSize(n, a.estBytes, minBytesBlock))
+		a.bytes = make([]byte, 0, bytesBlockSize(n, a.estBytes))
 		a.estBytes = 0
 	}
 	start := len(a.bytes)
@@ -80,7 +96,7 @@ func (a *arena) scalar() unsafe.Pointer {
 	pad := (size - (int(uintptr(unsafe.Pointer(unsafe.SliceData(a.bytes))))+len(a.bytes))%size) % size
 	if cap(a.bytes)-len(a.bytes) < pad+size {
 		// A fresh block of 8 bytes or more is at least 8-aligned.
-		a.bytes = make([]byte, 0, blockSize(size, a.estBytes, minBytesBlock))
+		a.bytes = make([]byte, 0, bytesBlockSize(size, a.estBytes))
 		a.estBytes = 0
 		pad = 0
 	}
@@ -128,6 +144,54 @@ func (a *arena) row(n int) Row {
 	a.fields = a.fields[:start+n]
 	a.usedFields += n
 	return Row(a.fields[start : start : start+n])
+}
+
+// rowGuess returns an empty Row for about n fields, to be filled with
+// growRow and trimRow: room for n, or for what is left of the current
+// block (at least one), so that a guess too wide opens no new block.
+func (a *arena) rowGuess(n int) Row {
+	if room := cap(a.fields) - len(a.fields); room > 0 {
+		n = min(n, room)
+	}
+	return a.row(max(n, 1))
+}
+
+// lastRow reports whether r's capacity ends where the fields block's
+// used part does: r is the last row handed out and may change size in
+// place.
+func (a *arena) lastRow(r Row) bool {
+	return cap(r) > 0 && len(a.fields) > 0 &&
+		unsafe.Pointer(&r[:cap(r)][cap(r)-1]) == unsafe.Pointer(&a.fields[len(a.fields)-1])
+}
+
+// growRow returns r, full, with room for more fields: n more, or what
+// is left of the block when r is its last row (in place), else n more in
+// a new row.
+func (a *arena) growRow(r Row, n int) Row {
+	if room := cap(a.fields) - len(a.fields); room > 0 && a.lastRow(r) {
+		n = min(n, room)
+		start := len(a.fields) - cap(r)
+		a.fields = a.fields[:len(a.fields)+n]
+		a.usedFields += n
+		return Row(a.fields[start : start+len(r) : start+cap(r)+n])
+	}
+	// Moved: the old slots stay unused (a last row moves only to a new
+	// block), and are not the event's need, which sizes the next
+	// event's first block.
+	out := append(a.row(len(r)+n), r...)
+	a.usedFields -= cap(r)
+	return out
+}
+
+// trimRow returns r with len == cap; when r is the last row of its
+// block, its unused tail goes back to the block.
+func (a *arena) trimRow(r Row) Row {
+	if spare := cap(r) - len(r); spare > 0 && a.lastRow(r) {
+		clear(r[len(r):cap(r)]) // never written; kept zero for the next row
+		a.fields = a.fields[:len(a.fields)-spare]
+		a.usedFields -= spare
+	}
+	return r[:len(r):len(r)]
 }
 
 // time1 returns a fresh time slot.

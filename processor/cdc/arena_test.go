@@ -61,3 +61,41 @@ func TestArenaEventsIndependent(t *testing.T) {
 		}
 	}
 }
+
+// TestArenaRowGrowTrim: rows the fast path sizes by guess, grown in place
+// or moved and trimmed, hold what was appended, end with len == cap, and
+// never overlap another row, whatever the guess and the nesting.
+func TestArenaRowGrowTrim(t *testing.T) {
+	var a arena
+	a.beginEvent()
+	fill := func(r Row, tag string, n int) Row {
+		for i := 0; i < n; i++ {
+			if len(r) == cap(r) {
+				r = a.growRow(r, max(len(r), 1))
+			}
+			r = append(r, Field{Name: fmt.Sprint(tag, i), Value: i})
+		}
+		return r
+	}
+	var rows []Row
+	var want []string
+	for k := 0; k < 200; k++ {
+		guess, n := k%7, (k*5)%13
+		outer := a.row(max(guess, 1))
+		outer = fill(outer, fmt.Sprint("o", k, "."), n/2)
+		if k%3 == 0 { // a nested row taken while outer is open
+			inner := a.trimRow(fill(a.row(max(guess, 1)), fmt.Sprint("i", k, "."), n))
+			rows, want = append(rows, inner), append(want, fmt.Sprint(inner))
+		}
+		outer = a.trimRow(fill(outer, fmt.Sprint("p", k, "."), n-n/2))
+		if len(outer) != cap(outer) {
+			t.Fatalf("row %d: len %d cap %d", k, len(outer), cap(outer))
+		}
+		rows, want = append(rows, outer), append(want, fmt.Sprint(outer))
+	}
+	for i, r := range rows {
+		if got := fmt.Sprint(r); got != want[i] {
+			t.Fatalf("row %d changed by later rows:\nwas %s\nnow %s", i, want[i], got)
+		}
+	}
+}

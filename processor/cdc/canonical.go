@@ -85,15 +85,10 @@ func AppendCanonical(dst []byte, v any) []byte {
 	case float32:
 		return appendCanonFloat(dst, float64(x), 32)
 	case Number:
-		if !validNumber([]byte(x)) {
-			return appendCanonString(dst, canonOther, "Number:"+string(x))
+		if out, ok := appendCanonInteger(dst, string(x)); ok {
+			return out
 		}
-		var buf [64]byte
-		neg, digits, exp, ok := splitNumber([]byte(x), buf[:])
-		if !ok {
-			return appendCanonString(dst, canonNumberRaw, string(x))
-		}
-		return appendCanonDigits(dst, neg, digits, exp)
+		return appendCanonNumberText(dst, x)
 	case Decimal:
 		if x.Unscaled == nil {
 			return appendCanonDigits(dst, false, []byte{'0'}, 0)
@@ -178,7 +173,20 @@ func appendCanonRow(dst []byte, r Row) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r)))
 	for i := range r {
 		dst = appendCanonString(dst, canonString, r[i].Name)
-		dst = AppendCanonical(dst, r[i].Value)
+		// The usual values of a row without a schema first, sparing them
+		// AppendCanonical's long type switch.
+		switch v := r[i].Value.(type) {
+		case string:
+			dst = appendCanonString(dst, canonString, v)
+		case Number:
+			if out, ok := appendCanonInteger(dst, string(v)); ok {
+				dst = out
+			} else {
+				dst = appendCanonNumberText(dst, v)
+			}
+		default:
+			dst = AppendCanonical(dst, v)
+		}
 	}
 	return dst
 }
@@ -196,9 +204,67 @@ func appendCanonBytes(dst []byte, b []byte) []byte {
 }
 
 func appendCanonString(dst []byte, tag byte, s string) []byte {
+	if len(s) < 0x80 { // a one-byte uvarint
+		return append(append(dst, tag, byte(len(s))), s...)
+	}
 	dst = append(dst, tag)
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
+}
+
+// appendCanonNumberText encodes any Number; appendCanonInteger is its
+// shortcut for integers.
+func appendCanonNumberText(dst []byte, x Number) []byte {
+	if !validNumber([]byte(x)) {
+		return appendCanonString(dst, canonOther, "Number:"+string(x))
+	}
+	var buf [64]byte
+	neg, digits, exp, ok := splitNumber([]byte(x), buf[:])
+	if !ok {
+		return appendCanonString(dst, canonNumberRaw, string(x))
+	}
+	return appendCanonDigits(dst, neg, digits, exp)
+}
+
+// appendCanonInteger is the canonical encoding of the text of a JSON
+// integer (the usual Number): what validNumber, splitNumber and
+// appendCanonDigits make of it, in one pass. ok is false, with dst
+// unchanged, for anything else: a fraction, an exponent, a leading zero,
+// "-0", more than 40 digits, or not a number.
+func appendCanonInteger(dst []byte, s string) (out []byte, ok bool) {
+	digits := s
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		digits = s[1:]
+	}
+	n := len(digits)
+	if n == 0 || n > 40 || digits[0] == '0' {
+		return dst, false // zero, "-0" and leading zeros: the general path
+	}
+	for i := 0; i < n; i++ {
+		if c := digits[i]; c < '0' || c > '9' {
+			return dst, false
+		}
+	}
+	// Trailing zeros move into the exponent: 1200 is +12e2.
+	z := 0
+	for z < n-1 && digits[n-1-z] == '0' {
+		z++
+	}
+	digits = digits[:n-z]
+	sign := byte('+')
+	if neg {
+		sign = '-'
+	}
+	dst = append(dst, canonNumber)
+	if z < 10 {
+		dst = append(dst, byte(1+len(digits)+2), sign)
+		dst = append(dst, digits...)
+		return append(dst, 'e', byte('0'+z)), true
+	}
+	dst = append(dst, byte(1+len(digits)+3), sign)
+	dst = append(dst, digits...)
+	return append(dst, 'e', byte('0'+z/10), byte('0'+z%10)), true
 }
 
 func appendCanonInt(dst []byte, n int64) []byte {

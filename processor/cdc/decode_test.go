@@ -608,6 +608,9 @@ func TestConcurrentDecode(t *testing.T) {
 			for i := 0; i < 50; i++ {
 				for _, r := range recs {
 					ev, err := d.Decode(r.topic, r.key, r.value)
+					if i%2 == 1 { // and the owned mode, on a private copy
+						ev, err = d.DecodeOwned(r.topic, bytes.Clone(r.key), bytes.Clone(r.value))
+					}
 					if err != nil || ev.ID != want[r.name] {
 						t.Errorf("%s: %v %v", r.name, err, ev)
 						return

@@ -53,7 +53,8 @@ type Decoder interface {
 // JSONDecoder decodes records written by Debezium through Kafka Connect's
 // JSON converter, with (schemas.enable=true) or without the {schema,
 // payload} envelope, independently for key and value. It is safe for
-// concurrent use; the returned Event shares no memory with key or value.
+// concurrent use; an Event from Decode shares no memory with key or value
+// (one from DecodeOwned may, see OwnedDecoder).
 type JSONDecoder struct {
 	opts    Options
 	schemas schemaCache
@@ -65,6 +66,21 @@ type JSONDecoder struct {
 }
 
 var _ Decoder = (*JSONDecoder)(nil)
+
+// OwnedDecoder is implemented by decoders that can decode a record whose
+// bytes the caller hands over, sparing the copies Decode makes.
+type OwnedDecoder interface {
+	Decoder
+	// DecodeOwned is Decode for a caller that owns key and value and
+	// gives them up: nobody may modify their bytes again, ever. The
+	// returned Event may share memory with them (strings read without
+	// escapes alias the record instead of being copied), so it keeps
+	// key and value alive as long as it, or any string taken from it,
+	// lives. Events, errors and IDs are exactly Decode's.
+	DecodeOwned(topic string, key, value []byte) (*Event, error)
+}
+
+var _ OwnedDecoder = (*JSONDecoder)(nil)
 
 // NewJSONDecoder returns a decoder with the given options.
 func NewJSONDecoder(opts Options) *JSONDecoder {
@@ -91,29 +107,53 @@ type typeKey struct {
 	op     Op
 }
 
-// typeCache interns event types per goroutine state.
-type typeCache map[typeKey]string
+// typeCache interns event types per goroutine state; the last answer
+// is kept in front of the map (a topic's records repeat it).
+type typeCache struct {
+	m        map[typeKey]string
+	last     typeKey
+	lastType string
+}
 
 // eventType returns "<entity>.<verb>", without allocating for a pair seen
 // before.
 func (c *typeCache) eventType(entity string, op Op) string {
 	k := typeKey{entity, op}
-	if s, ok := (*c)[k]; ok {
-		return s
+	if c.lastType != "" && k == c.last {
+		return c.lastType
 	}
-	s := entity + "." + op.Verb()
-	if *c == nil {
-		*c = make(typeCache)
+	s, ok := c.m[k]
+	if !ok {
+		s = entity + "." + op.Verb()
+		if c.m == nil {
+			c.m = make(map[typeKey]string)
+		}
+		if len(c.m) < maxInterned {
+			c.m[k] = s
+		}
 	}
-	if len(*c) < maxInterned {
-		(*c)[k] = s
-	}
+	c.last, c.lastType = k, s
 	return s
 }
 
 // Decode decodes one record. topic is used for tombstones, which carry no
 // source block.
 func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
+	return d.decode(topic, key, value, false)
+}
+
+// DecodeOwned is Decode for a caller that hands key and value over and
+// never modifies them again; see OwnedDecoder. A change event without the
+// envelope (the fast path) then keeps its strings and numbers in the
+// record instead of copying them; field names and the source block's
+// strings are interned as always, so a long-lived map keyed by them pins
+// no record.
+func (d *JSONDecoder) DecodeOwned(topic string, key, value []byte) (*Event, error) {
+	return d.decode(topic, key, value, true)
+}
+
+// decode is Decode; with owned, the fast path may alias key and value.
+func (d *JSONDecoder) decode(topic string, key, value []byte, owned bool) (*Event, error) {
 	st := d.states.Get().(*decodeState)
 	defer d.states.Put(st)
 	st.conv.a.beginEvent()
@@ -121,6 +161,7 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 	// The event and its transaction block share one allocation.
 	blk := &eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
 	ev := &blk.ev
+	st.fast.owned = owned
 	if !d.slowOnly && d.decodeFast(st, blk, key, value) {
 		d.topics.learn(topic, ev.Source.Connector)
 		return d.finish(st, ev)

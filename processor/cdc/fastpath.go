@@ -2,6 +2,9 @@ package cdc
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +33,9 @@ import (
 // for field (TestFastPathMatchesSlow, FuzzFastPathMatchesSlow), and every
 // error, DLQ reason and edge case stays the ordinary path's.
 
+// fastNamesKept bounds the field names fastScanner.names keeps per depth.
+const fastNamesKept = 256
+
 // fastMaxDepth bounds the nesting the fast path follows; deeper records
 // take the ordinary path (fastjson allows 300).
 const fastMaxDepth = 64
@@ -37,14 +43,39 @@ const fastMaxDepth = 64
 // fastScanner is the working memory of decodeFast; it belongs to a
 // decodeState.
 type fastScanner struct {
-	b      []byte
-	c      *converter
-	fields []Field // the fields of the objects being converted, as a stack
-	esc    []byte  // scratch of unescaped strings
+	b []byte
+	c *converter
+	// width is the number of fields of the last object converted at
+	// each depth (the last entry: at any deeper one), the width of the
+	// next one's row.
+	width [4]int
+	// names are the field names of the last objects at each depth, in
+	// order (up to fastNamesKept): a row's names are those of the
+	// topic's last row, found with one comparison each.
+	names [4][]string
+	known [4]int // see object
+	esc   []byte // scratch of unescaped strings
+	// owned: the input is the caller's to give (DecodeOwned), so strings
+	// without escapes and numbers alias it instead of being copied.
+	owned bool
+	// The last connector's position fields (positionFields).
+	posConnector string
+	posNames     []string
+	posKnown     bool
+}
+
+// keep returns s, which is b's text or the unescape scratch (esc), as a
+// string the event may keep: b itself when the input is owned and s has
+// no escapes, else a copy in the event's arena.
+func (f *fastScanner) keep(s []byte, esc bool) string {
+	if f.owned && !esc {
+		return unsafeString(s)
+	}
+	return f.c.copyStr(s)
 }
 
 // isJSONWS is fastjson's whitespace.
-func isJSONWS(c byte) bool { return c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D }
+func isJSONWS(c byte) bool { return c <= ' ' && (c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D) }
 
 func (f *fastScanner) ws(i int) int {
 	for i < len(f.b) && isJSONWS(f.b[i]) {
@@ -53,13 +84,42 @@ func (f *fastScanner) ws(i int) int {
 	return i
 }
 
+// SWAR (SIMD within a register) constants: a byte repeated in each of
+// the eight bytes of a word, and the top bit of each byte.
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+	swarQuot = swarOnes * '"'
+	swarBack = swarOnes * '\\'
+)
+
 // str scans the string starting at b[i] == '"' as fastjson does: it ends
 // at the first quote preceded by an even number of backslashes (a
 // backslash escapes the byte after it). It returns the raw content, the
 // index after the closing quote, and whether the content has a backslash.
+//
+// It reads eight bytes at a time while it can: a byte of x equal to c is
+// a zero byte of x^c, and (y-ones)&^y&high marks the zero bytes of y
+// (exactly up to the first one, which is all it needs).
 func (f *fastScanner) str(i int) (raw []byte, next int, esc, ok bool) {
 	b := f.b
-	for j := i + 1; j < len(b); j++ {
+	j := i + 1
+	for j+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[j : j+8])
+		q, s := x^swarQuot, x^swarBack
+		m := (((q - swarOnes) &^ q) | ((s - swarOnes) &^ s)) & swarHigh
+		if m == 0 {
+			j += 8
+			continue
+		}
+		j += bits.TrailingZeros64(m) >> 3
+		if b[j] == '"' {
+			return b[i+1 : j], j + 1, esc, true
+		}
+		esc = true // a backslash: skip the byte it escapes
+		j += 2
+	}
+	for ; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
 			esc = true
@@ -198,12 +258,16 @@ func (f *fastScanner) number(i int) (tok []byte, next int, ok bool) {
 			return nil, 0, false
 		}
 	}
-	if j < len(b) {
-		if c := b[j]; (c >= '0' && c <= '9') || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+' {
-			return nil, 0, false // fastjson's token runs on: not a JSON number
-		}
+	if j < len(b) && numberRun[b[j]] {
+		return nil, 0, false // fastjson's token runs on: not a JSON number
 	}
 	return b[i:j], j, true
+}
+
+// numberRun holds the bytes of a fastjson number token.
+var numberRun = [256]bool{
+	'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true,
+	'.': true, '-': true, '+': true, 'e': true, 'E': true,
 }
 
 // literal reads true, false or null at b[i].
@@ -235,7 +299,7 @@ func (f *fastScanner) value(i, depth int) (any, int, bool) {
 		if string(s) == UnavailablePlaceholder {
 			return Unavailable{}, next, true
 		}
-		return c.a.boxString(c.copyStr(s)), next, true
+		return c.a.boxString(f.keep(s, esc)), next, true
 	case 't':
 		next, ok := f.literal(i, "true")
 		return true, next, ok
@@ -250,12 +314,16 @@ func (f *fastScanner) value(i, depth int) (any, int, bool) {
 	if !ok {
 		return nil, 0, false
 	}
-	return c.a.boxNumber(Number(c.copyStr(tok))), next, true
+	return c.a.boxNumber(Number(f.keep(tok, false))), next, true
 }
 
 // object converts the object at b[i] == '{' into a Row as converter.row
 // does without a schema: in the object's order, a key given twice keeps
 // its first position and its last value.
+//
+// The fields go straight into an arena row as wide as the last object
+// converted at the same depth (a topic's rows have the same columns from
+// record to record), which grows or gives its unused tail back.
 func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 	if depth >= fastMaxDepth {
 		return nil, 0, false
@@ -265,11 +333,19 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 	if i < len(b) && b[i] == '}' {
 		return c.a.row(0), i + 1, true
 	}
-	base := len(f.fields)
-	defer func() {
-		clear(f.fields[base:])
-		f.fields = f.fields[:base]
-	}()
+	d := min(depth, len(f.width)-1)
+	w := &f.width[d]
+	out := c.a.rowGuess(*w)
+	names := f.names[d]
+	defer func() { f.names[d] = names }()
+	// While every name so far is the last object's at the same index
+	// (hits), and that object's first f.known[d] names were its own
+	// (distinct, as a Row's are), a name found there is not given twice
+	// and needs no look-up among the fields before it. Only where the
+	// objects nested in this one keep their names apart (below the
+	// shared last entry).
+	known := &f.known[d]
+	hits := d < len(f.names)-1
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return nil, 0, false
@@ -278,7 +354,23 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 		if !ok {
 			return nil, 0, false
 		}
-		name := c.str(f.text(raw, esc))
+		var name string
+		k := len(out)
+		fresh := false // name is not among out's
+		if !esc && k < len(names) && names[k] == string(raw) {
+			name = names[k] // the name of the last object's field k
+			fresh = hits && k < *known
+		} else {
+			hits = false
+			name = c.str(f.text(raw, esc))
+			if k < fastNamesKept {
+				if k >= len(names) {
+					names = append(names, make([]string, k+1-len(names))...)
+				}
+				names[k] = name
+				*known = min(*known, k)
+			}
+		}
 		i = f.ws(next)
 		if i >= len(b) || b[i] != ':' {
 			return nil, 0, false
@@ -287,10 +379,17 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 		if !ok {
 			return nil, 0, false
 		}
-		if j := indexOf(f.fields[base:], name); j >= 0 {
-			f.fields[base+j].Value = x
+		j := -1
+		if !fresh {
+			j = indexOf(out, name)
+		}
+		if j >= 0 {
+			out[j].Value = x
 		} else {
-			f.fields = append(f.fields, Field{Name: name, Value: x})
+			if len(out) == cap(out) {
+				out = c.a.growRow(out, len(out))
+			}
+			out = append(out, Field{Name: name, Value: x})
 		}
 		i = f.ws(next2)
 		if i >= len(b) {
@@ -303,10 +402,9 @@ func (f *fastScanner) object(i, depth int) (Row, int, bool) {
 		if b[i] != '}' {
 			return nil, 0, false
 		}
-		seg := f.fields[base:]
-		out := c.a.row(len(seg))
-		out = append(out, seg...)
-		return out, i + 1, true
+		*w = len(out)
+		*known = min(len(out), len(names)) // names[:len(out)] are out's now
+		return c.a.trimRow(out), i + 1, true
 	}
 }
 
@@ -477,11 +575,44 @@ func (f *fastScanner) int64At(at int) (n int64, present, ok bool) {
 	if !ok {
 		return 0, false, false
 	}
+	if n, ok := parseDecimalInt64(tok); ok {
+		return n, true, true
+	}
 	n, err := fastfloat.ParseInt64(unsafeString(tok))
 	if err != nil {
 		return 0, false, false
 	}
 	return n, true, true
+}
+
+// parseDecimalInt64 parses an optional minus and up to 19 decimal
+// digits, as fastfloat.ParseInt64 does (which hands 19 digits to
+// strconv.ParseInt: a Debezium ts_ns has 19). ok is false for anything
+// else, including a value out of range, which the caller then hands to
+// fastfloat.ParseInt64 for its verdict.
+func parseDecimalInt64(tok []byte) (n int64, ok bool) {
+	neg := len(tok) > 0 && tok[0] == '-'
+	d := tok
+	if neg {
+		d = tok[1:]
+	}
+	if len(d) == 0 || len(d) > 19 {
+		return 0, false
+	}
+	var u uint64 // 19 digits are below 1e19 < 2^64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	switch {
+	case !neg && u <= math.MaxInt64:
+		return int64(u), true
+	case neg && u <= 1<<63:
+		return -int64(u), true // -(1<<63) wraps to math.MinInt64
+	}
+	return 0, false
 }
 
 // timestampAt is timestampFrom over member indexes (0: absent).
@@ -633,7 +764,11 @@ func (d *JSONDecoder) decodeFast(st *decodeState, blk *eventBlock, key, value []
 		return false
 	}
 	s.Snapshot = v
-	if names, known := positionFields[s.Connector]; known {
+	if f.posConnector != s.Connector || f.posNames == nil {
+		f.posNames, f.posKnown = positionFields[s.Connector]
+		f.posConnector = s.Connector
+	}
+	if names, known := f.posNames, f.posKnown; known {
 		pos := c.a.row(len(names))[:len(names)]
 		for j, name := range names {
 			pos[j].Name = name
@@ -689,7 +824,7 @@ func (d *JSONDecoder) decodeFast(st *decodeState, blk *eventBlock, key, value []
 			return false
 		}
 		raw, _, esc, _ := f.str(id)
-		blk.tx.ID = c.copyStr(f.text(raw, esc))
+		blk.tx.ID = f.keep(f.text(raw, esc), esc)
 		var present bool
 		if blk.tx.TotalOrder, present, ok = f.int64At(total); !ok {
 			return false

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"github.com/valyala/fastjson/fastfloat"
 )
 
 // fastSlowPairs are decoders with and without the fast path, under each
@@ -24,12 +28,20 @@ func fastSlowPairs() [][2]*JSONDecoder {
 	return out
 }
 
-// sameDecode decodes a record with and without the fast path and fails
-// unless both give the same event, or the same error.
+// sameDecode decodes a record with and without the fast path, and with
+// the fast path from a copy it hands over (DecodeOwned), and fails unless
+// all give the same event, or the same error.
 func sameDecode(t *testing.T, fast, slow *JSONDecoder, topic string, key, value []byte) {
 	t.Helper()
-	ef, errF := fast.Decode(topic, key, value)
 	es, errS := slow.Decode(topic, key, value)
+	ef, errF := fast.Decode(topic, key, value)
+	compareDecode(t, key, value, ef, es, errF, errS)
+	ef, errF = fast.DecodeOwned(topic, bytes.Clone(key), bytes.Clone(value))
+	compareDecode(t, key, value, ef, es, errF, errS)
+}
+
+func compareDecode(t *testing.T, key, value []byte, ef, es *Event, errF, errS error) {
+	t.Helper()
 	if (errF == nil) != (errS == nil) {
 		t.Fatalf("key %q value %q: fast path error %v, ordinary path error %v", key, value, errF, errS)
 	}
@@ -248,4 +260,213 @@ func FuzzFastPathMatchesSlow(f *testing.F) {
 			sameDecode(t, p[0], p[1], "pg.public.t", key, value)
 		}
 	})
+}
+
+// strByByte is fastScanner.str as it was before it read eight bytes at a
+// time: the reference for TestFastStrMatchesByteLoop.
+func strByByte(b []byte, i int) (raw []byte, next int, esc, ok bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return b[i+1 : j], j + 1, esc, true
+		}
+	}
+	return nil, 0, false, false
+}
+
+// TestFastStrMatchesByteLoop: the word-at-a-time string scan ends every
+// string where the byte loop does, wherever the quotes and backslashes
+// fall relative to the eight-byte words and the end of the input.
+func TestFastStrMatchesByteLoop(t *testing.T) {
+	alphabet := []byte{'a', '"', '\\', 0x00, 0x80, 0xa2, 0xdc, 0xff, '\n', '1'}
+	rng := uint64(1)
+	next := func() uint64 { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng }
+	var f fastScanner
+	for n := 0; n < 200000; n++ {
+		b := make([]byte, 1+int(next()%40))
+		b[0] = '"'
+		for k := 1; k < len(b); k++ {
+			if next()%3 == 0 {
+				b[k] = alphabet[next()%uint64(len(alphabet))]
+			} else {
+				b[k] = 'a' + byte(next()%26)
+			}
+		}
+		f.b = b
+		raw, nx, esc, ok := f.str(0)
+		wraw, wnx, wesc, wok := strByByte(b, 0)
+		if !bytes.Equal(raw, wraw) || nx != wnx || esc != wesc || ok != wok {
+			t.Fatalf("%q: str = %q %d %v %v, the byte loop %q %d %v %v", b, raw, nx, esc, ok, wraw, wnx, wesc, wok)
+		}
+	}
+}
+
+// scribble overwrites b, as a reused fetch buffer would.
+func scribble(b []byte) {
+	for i := range b {
+		b[i] = '#'
+	}
+}
+
+// TestDecodeSharesNoMemory: an event from Decode stays the same when the
+// record's bytes are overwritten afterwards, on either path; only
+// DecodeOwned may alias them.
+func TestDecodeSharesNoMemory(t *testing.T) {
+	for _, p := range fastSlowPairs() {
+		for _, d := range p {
+			for _, r := range loadRecords(t) {
+				want, err := d.Decode(r.topic, r.key, r.value)
+				if err != nil {
+					continue
+				}
+				key, value := bytes.Clone(r.key), bytes.Clone(r.value)
+				got, err := d.Decode(r.topic, key, value)
+				if err != nil {
+					t.Fatalf("%s: %v", r.name, err)
+				}
+				scribble(key)
+				scribble(value)
+				jw, _ := json.Marshal(want)
+				jg, _ := json.Marshal(got)
+				if !bytes.Equal(jw, jg) || !sameEvent(want, got) {
+					t.Fatalf("%s (slow only %v): the event changed with its record:\nwas: %s\nnow: %s", r.name, d.slowOnly, jw, jg)
+				}
+			}
+		}
+	}
+}
+
+// TestDecodeOwnedAliases: DecodeOwned keeps the strings and numbers of a
+// bare change event in the record, not in copies (a DecodeOwned that
+// silently copies would be a lost optimisation), and only those.
+func TestDecodeOwnedAliases(t *testing.T) {
+	r := loadRecord(t, "pg_update.bare")
+	d := NewJSONDecoder(Options{})
+	inside := func(s string, b []byte) bool {
+		p, start := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		return len(s) > 0 && p >= start && p < start+uintptr(len(b))
+	}
+	for _, owned := range []bool{false, true} {
+		key, value := bytes.Clone(r.key), bytes.Clone(r.value)
+		var ev *Event
+		var err error
+		if owned {
+			ev, err = d.DecodeOwned(r.topic, key, value)
+		} else {
+			ev, err = d.Decode(r.topic, key, value)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var aliased, names int
+		for _, row := range []Row{ev.Key, ev.Before, ev.After} {
+			for _, f := range row {
+				if inside(f.Name, key) || inside(f.Name, value) {
+					names++
+				}
+				switch v := f.Value.(type) {
+				case string:
+					if inside(v, key) || inside(v, value) {
+						aliased++
+					}
+				case Number:
+					if inside(string(v), key) || inside(string(v), value) {
+						aliased++
+					}
+				}
+			}
+		}
+		if inside(ev.Transaction.ID, value) {
+			aliased++
+		}
+		// 1 key column, 9+9 row columns, the transaction ID.
+		if want := map[bool]int{false: 0, true: 20}[owned]; aliased != want || names != 0 {
+			t.Errorf("owned %v: %d values and %d field names alias the record, want %d and 0", owned, aliased, names, want)
+		}
+	}
+}
+
+// TestParseDecimalInt64: the int64 shortcut of the fast path's
+// timestamps and transaction orders agrees with fastfloat.ParseInt64
+// (the ordinary path's Value.Int64) wherever it answers.
+func TestParseDecimalInt64(t *testing.T) {
+	in := []string{"0", "-0", "1", "-1", "1718012345678000000", "9223372036854775807", "9223372036854775808",
+		"-9223372036854775808", "-9223372036854775809", "9999999999999999999", "-9999999999999999999",
+		"10000000000000000000", "18446744073709551615", "18446744073709551616", "", "-", "1.5", "1e3", "12a"}
+	for i := int64(1); i > 0 && i < math.MaxInt64/3; i = i*3 + 1 {
+		in = append(in, strconv.FormatInt(i, 10), strconv.FormatInt(-i, 10))
+	}
+	answered := 0
+	for _, s := range in {
+		n, ok := parseDecimalInt64([]byte(s))
+		if !ok {
+			continue
+		}
+		answered++
+		want, err := fastfloat.ParseInt64(s)
+		if err != nil || n != want {
+			t.Fatalf("%q: %d, fastfloat.ParseInt64 %d %v", s, n, want, err)
+		}
+	}
+	if answered < len(in)-12 {
+		t.Fatalf("answered %d of %d", answered, len(in))
+	}
+}
+
+// TestFastPathTruncated: every prefix of a bare change event (and of its
+// key) declines or decodes as on the ordinary path, without panicking: a
+// member cut off after its colon has its value index at the end of the
+// input, which a scan that reads b[at] without a bounds check trips on.
+func TestFastPathTruncated(t *testing.T) {
+	r := loadRecord(t, "pg_update.bare")
+	p := fastSlowPairs()[0]
+	for n := 0; n <= len(r.value); n++ {
+		sameDecode(t, p[0], p[1], r.topic, r.key, r.value[:n:n])
+	}
+	for n := 0; n <= len(r.key); n++ {
+		sameDecode(t, p[0], p[1], r.topic, r.key[:n:n], r.value)
+	}
+}
+
+// TestFastPathNamesAcrossObjects: the fast path guesses a row's field
+// names from the last row at the same depth, and skips the duplicate
+// check for names it knows; rows whose names repeat, reorder, shrink,
+// grow or repeat a name, in sequence on one decoder and with a declined
+// record between them, decode as on the ordinary path.
+func TestFastPathNamesAcrossObjects(t *testing.T) {
+	rows := []string{
+		`{"a":1,"b":2,"c":3}`, `{"a":1,"b":2,"c":3}`, `{"a":1,"a":2}`, `{"a":1,"b":2,"a":3}`,
+		`{"b":1,"a":2,"b":3}`, `{"a":1}`, `{"a":1,"b":2,"c":3,"b":4,"a":5}`, `{"a":1,"b":2,"c":3,"d":4}`,
+		`{"a":1,"b":2,"c":3,"d":4,"a":9}`, `{"c":1,"b":2,"a":3}`, `{"c":1,"c":2,"c":3}`, `{}`,
+		`{"a":{"a":1,"a":2,"b":{"b":1,"b":2}},"a":3}`, `{"x":{"y":{"z":{"w":{"a":1,"a":2}}}},"x":1}`,
+		`{"\u0061":1,"a":2}`, `{"b":1,"b":2}`,
+		`{"a":1,"b":2,`, `{"b":1,`, `{"c":1,"a":`, // declined: cut off
+	}
+	update := func(b, a string) []byte {
+		return []byte(`{"op":"u","source":{"connector":"postgresql","table":"t"},"before":` + b + `,"after":` + a + `}`)
+	}
+	create := func(a string) []byte {
+		return []byte(`{"op":"c","source":{"connector":"postgresql","table":"t"},"after":` + a + `}`)
+	}
+	p := fastSlowPairs()[0]
+	for _, b := range rows {
+		for _, a := range rows {
+			sameDecode(t, p[0], p[1], "pg.public.t", []byte(`{"id":1,"id":2}`), update(b, a))
+			sameDecode(t, p[0], p[1], "pg.public.t", []byte(`{"id":1}`), update(b, a))
+		}
+	}
+	// Every row after every pair: what a row leaves behind, declined or
+	// not, must not mislead the next.
+	for _, x := range rows {
+		for _, y := range rows {
+			for _, z := range rows {
+				for _, r := range []string{x, y, z} {
+					sameDecode(t, p[0], p[1], "pg.public.t", nil, create(r))
+				}
+			}
+		}
+	}
 }
