@@ -421,6 +421,7 @@ func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	em := &aloEmitter{p: p, t: t}
 	l := &aloClaim{em: em, t: t, claimGate: claimGate{p: p, claim: claim, c: p.newClaimCtx(sess, claim, ps, em),
 		notify: t.notify, expire: time.NewTicker(time.Minute)}}
+	l.c.owned = true // take detaches every record
 	l.log = l.c.log
 	l.lag = p.newClaimLag(claim, ps, t.markedOffset)
 	defer l.lag.revoke()

@@ -299,10 +299,14 @@ func (c Config) saramaConfig(purpose string) (*sarama.Config, error) {
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Group.Rebalance.Timeout = rebalanceTimeout
 	ledger.TuneRestoreConfig(sc) // fetch wait that suits ledger restore and the source alike
-	// Memory: sarama's 1 MiB per partition, at most 8 MiB per fetch
-	// response (Kafka fetch.max.bytes; sarama's default is 50 MiB) and its
+	// Memory: 256 KiB per partition, at most 8 MiB per fetch response
+	// (Kafka fetch.max.bytes; sarama's default is 50 MiB) and sarama's
 	// 256-message channels; with 4 MiB and 1024 a worker on 8 partitions
-	// peaked at 430 MB (docs/bench-findings.md).
+	// peaked at 430 MB. With sarama's 1 MiB per partition, a worker on a
+	// real Kafka broker peaked at 125–177 MB in the bench (8 MiB
+	// responses, each alive until its last record is copied out); with
+	// 256 KiB at 104–117 MB, at the same rate (docs/bench-findings.md).
+	sc.Consumer.Fetch.Default = 256 << 10
 	sc.Consumer.Fetch.MaxBytes = 8 << 20
 	sc.Consumer.MaxProcessingTime = time.Second
 	sc.ChannelBufferSize = 256

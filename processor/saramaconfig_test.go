@@ -24,6 +24,11 @@ func TestSaramaConfigNoAutoTopicCreation(t *testing.T) {
 		if sc.Producer.MaxMessageBytes != maxMessageBytes {
 			t.Errorf("%s: Producer.MaxMessageBytes = %d, want %d", purpose, sc.Producer.MaxMessageBytes, maxMessageBytes)
 		}
+		// Regression: with sarama's 1 MiB per partition a worker on real
+		// Kafka peaked at up to 177 MB, over the 150 MB budget (issue 11).
+		if sc.Consumer.Fetch.Default != 256<<10 || sc.Consumer.Fetch.MaxBytes != 8<<20 {
+			t.Errorf("%s: Consumer.Fetch.Default %d, MaxBytes %d; want 256 KiB and 8 MiB", purpose, sc.Consumer.Fetch.Default, sc.Consumer.Fetch.MaxBytes)
+		}
 	}
 }
 

@@ -52,6 +52,10 @@ type claimCtx struct {
 	topic     topicMemo          // the last sink topic (sinkTopic)
 	keyPlan   *topology.Plan     // the plan keyFields was read from (sinkKey)
 	keyFields []string
+	// owned: the claim loop hands the stages private copies of the
+	// records (detach), which nothing writes to, so the decoder may keep
+	// the event's strings in them instead of copying (cdc.OwnedDecoder).
+	owned bool
 }
 
 func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {
@@ -218,7 +222,7 @@ func (c *claimCtx) stages(msg *sarama.ConsumerMessage) decision {
 		return c.outboxStages(msg) // outbox.go
 	}
 
-	ev, err := p.decode(msg)
+	ev, err := p.decode(msg, c.owned)
 	if err != nil {
 		if classify(err) != Permanent {
 			// Transient: retried. Fatal (the registry refused our

@@ -534,3 +534,82 @@ func BenchmarkStages(b *testing.B) {
 		}
 	}
 }
+
+// The claim loops hand the stages detached records (claimCtx.owned), which
+// the JSON decoder reads without copying strings (cdc.DecodeOwned). The
+// outputs and ledger keys must be exactly those of the copying decode, on
+// creates, updates, a redelivery, a delete and a record the decoder sends
+// to the DLQ.
+func TestStagesOwnedDecodeSameOutputs(t *testing.T) {
+	copying, owned := newStagesFixture(t, ""), newStagesFixture(t, "")
+	owned.c.owned = true
+	if _, ok := owned.p.dec.(cdc.OwnedDecoder); !ok {
+		t.Fatalf("the pipeline's decoder %T cannot read owned records", owned.p.dec)
+	}
+	src := &testSource{Table: "contacts"}
+	type rec struct{ k, v []byte }
+	var recs []rec
+	add := func(k, v []byte) { recs = append(recs, rec{k, v}) }
+	add(src.Change('c', nil, contact(1, "a@x")))
+	add(src.Change('c', nil, &testContact{ID: 2, Email: "b\"q\\u00e9@x", Address: "2 Main St"}))
+	add(src.Change('u', contact(1, "a@x"), &testContact{ID: 1, Email: "a@x", Address: "9 High St"}))
+	add(recs[2].k, recs[2].v) // redelivered
+	add(src.Change('d', contact(2, "b@x"), nil))
+	add([]byte(`{"id":3}`), []byte(`{"op":"u","after":{"id":`)) // cut short: DLQ, stage decode
+	for i, r := range recs {
+		if err := copying.handle(r.k, r.v); err != nil {
+			t.Fatal(err)
+		}
+		m := &sarama.ConsumerMessage{Topic: stagesSource, Partition: 1, Offset: int64(i + 1), Key: r.k, Value: r.v, Timestamp: time.Now()}
+		detach(m)
+		owned.off++
+		if err := owned.c.handle(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(copying.em.calls) != len(recs) || len(owned.em.calls) != len(recs) {
+		t.Fatalf("%d and %d emitter calls, want %d each", len(copying.em.calls), len(owned.em.calls), len(recs))
+	}
+	enc := func(e sarama.Encoder) string {
+		if e == nil {
+			return "<nil>"
+		}
+		b, _ := e.Encode()
+		return string(b)
+	}
+	for i := range recs {
+		a, b := copying.em.calls[i], owned.em.calls[i]
+		if a.kind != b.kind || len(a.outs) != len(b.outs) || (a.ledger == nil) != (b.ledger == nil) {
+			t.Fatalf("record %d: copying %s with %d outputs, owned %s with %d", i, a.kind, len(a.outs), b.kind, len(b.outs))
+		}
+		if a.ledger != nil && string(a.ledger.key()) != string(b.ledger.key()) {
+			t.Errorf("record %d: ledger key %x, owned %x", i, a.ledger.key(), b.ledger.key())
+		}
+		for j := range a.outs {
+			oa, ob := a.outs[j], b.outs[j]
+			if oa.Topic != ob.Topic || enc(oa.Key) != enc(ob.Key) || enc(oa.Value) != enc(ob.Value) {
+				t.Errorf("record %d output %d:\ncopying %s %s %s\nowned   %s %s %s", i, j, oa.Topic, enc(oa.Key), enc(oa.Value), ob.Topic, enc(ob.Key), enc(ob.Value))
+			}
+			if ha, hb := headerText(oa.Headers), headerText(ob.Headers); ha != hb {
+				t.Errorf("record %d output %d headers:\ncopying %s\nowned   %s", i, j, ha, hb)
+			}
+		}
+	}
+	if k := copying.em.calls[5].kind; k != "emit" || dlqStageOf(copying.em.calls[5].outs[0]) != dlq.StageDecode {
+		t.Errorf("the cut record: %s, want a DLQ record of stage decode", k)
+	}
+	if copying.em.calls[3].kind != "skip" {
+		t.Errorf("the redelivery: %s, want skip", copying.em.calls[3].kind)
+	}
+}
+
+// headerText is headers as text, without the DLQ's first-failure time.
+func headerText(hs []sarama.RecordHeader) string {
+	var b strings.Builder
+	for _, h := range hs {
+		if string(h.Key) != "cdcsync.errors.first.failure" {
+			fmt.Fprintf(&b, "%s=%q ", h.Key, h.Value)
+		}
+	}
+	return b.String()
+}

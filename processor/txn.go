@@ -330,6 +330,7 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	p := h.p
 	em := &txnEmitter{p: p, tp: tp, sess: sess, ps: ps, dlqTopic: string(p.plan.DLQTopic())}
 	c := p.newClaimCtx(sess, claim, ps, em)
+	c.owned = true // every record is detached before handleTxn
 	lag := p.newClaimLag(claim, ps, nil)
 	defer lag.revoke()
 	ctx := sess.Context()

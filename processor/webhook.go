@@ -29,8 +29,10 @@ func WebhookMap(plan *topology.Plan) cdc.WebhookMap {
 }
 
 // decode decodes one source record; a webhook raw record with its headers,
-// for maps that read "header:<Name>" fields.
-func (p *pipeline) decode(msg *sarama.ConsumerMessage) (*cdc.Event, error) {
+// for maps that read "header:<Name>" fields. owned says msg's key and value
+// are a private copy nothing writes to (claimCtx.owned): a decoder that can
+// then keeps the event's strings in them instead of copying.
+func (p *pipeline) decode(msg *sarama.ConsumerMessage, owned bool) (*cdc.Event, error) {
 	if wd, ok := p.dec.(*cdc.WebhookDecoder); ok {
 		return wd.DecodeRecord(msg.Topic, msg.Key, msg.Value, func(name string) string {
 			for _, h := range msg.Headers {
@@ -40,6 +42,9 @@ func (p *pipeline) decode(msg *sarama.ConsumerMessage) (*cdc.Event, error) {
 			}
 			return ""
 		})
+	}
+	if od, ok := p.dec.(cdc.OwnedDecoder); ok && owned {
+		return od.DecodeOwned(msg.Topic, msg.Key, msg.Value)
 	}
 	return p.dec.Decode(msg.Topic, msg.Key, msg.Value)
 }
