@@ -58,3 +58,19 @@ func TestUsage(t *testing.T) {
 		t.Errorf("unknown command: %v", err)
 	}
 }
+
+// bench --broker-pid reads a broker of one's own from /proc: it needs
+// --brokers, and a PID whose CPU time cannot be read is refused before
+// anything is measured (exit 2, with the PID in the message).
+func TestBenchBrokerPID(t *testing.T) {
+	_, _, err := run(t, "", "bench", "--broker-pid", "1")
+	wantExit(t, err, 2)
+	if !strings.Contains(err.Error(), "--broker-pid needs --brokers") {
+		t.Errorf("without --brokers: %v", err)
+	}
+	_, _, err = run(t, "", "bench", "--brokers", "127.0.0.1:1", "--broker-pid", "2147483647")
+	wantExit(t, err, 2)
+	if !strings.Contains(err.Error(), "--broker-pid 2147483647: cannot read /proc/2147483647/stat") {
+		t.Errorf("an unknown PID: %v", err)
+	}
+}
