@@ -52,7 +52,7 @@ first=(TestRealStackClusterFaults TestRealStackTwoSystems TestRealStackExactlyOn
   TestKfakeRegistryOutageBreakerExactlyOnce TestKfakeAPIPauseResumeExactlyOnce TestKfakeOffsetReset
   TestKfakeTruncateUnderBacklog TestKfakeRunWaitsForPipelinesAfterShutdownTimeout
   TestKfakeLedgerResnapshotReturnsToEarlierState TestKfakeAvroRegistryDown TestKfakeAPIPauseResume
-  TestKfakeBrokerOutage TestKfakeFencedPartitionStops TestKfakeProduceOutageBreaker)
+  TestKfakeBrokerOutage TestKfakeFencedPartitionRejoins TestKfakeProduceOutageBreaker)
 order=()
 for t in "${first[@]}"; do
   for l in "${listed[@]}"; do [ "$l" = "$t" ] && order+=("$t"); done

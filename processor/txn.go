@@ -323,9 +323,9 @@ func (e *txnEmitter) drainErrors() {
 // when TxnMaxRecords is reached. A record that fails transiently in the
 // stages is held behind the circuit breakers (handleTxn), with no session
 // restart. An aborted transaction restarts the session, which resumes from the committed offset with the ledger
-// restored to the committed state. A fenced producer stops this partition
-// only: the claim stays idle until the session ends, and never writes
-// again.
+// restored to the committed state. A fenced producer never writes again:
+// the session restarts too, and a new producer takes the partition if this
+// worker still owns it.
 func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, tp *txnProducer) error {
 	p := h.p
 	em := &txnEmitter{p: p, tp: tp, sess: sess, ps: ps, dlqTopic: string(p.plan.DLQTopic())}
@@ -348,9 +348,20 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 			return true
 		}
 		if errors.Is(err, ErrFenced) {
-			c.log.Error("producer fenced: another worker owns this partition now; stopping it here without writing again",
+			// Either another worker owns the partition now (a rebalance
+			// this one has not seen yet), or the transaction coordinator
+			// bumped the producer's epoch itself: it does so when it
+			// aborts a transaction after a broker failover, and then no
+			// rebalance follows. The fenced producer never writes again;
+			// the session restarts, so this worker rejoins the group and,
+			// if it still owns the partition, a new producer resumes from
+			// the last committed offset. (It stayed idle until the next
+			// rebalance, and on a leader kill under exactly_once a
+			// partition stalled for good: TestRealStackClusterFaults.)
+			c.log.Warn("producer fenced (another owner, or the transaction coordinator bumped its epoch after a failover); rejoining the group without writing again",
 				zap.String("transactional_id", tp.id), zap.Error(err))
-			<-ctx.Done() // stay idle: returning would end the whole session
+			// Not wrapped: ErrFenced is fatal, and this failure is not.
+			p.failSession(fmt.Errorf("transactional producer %s fenced: %v", tp.id, err))
 			return false
 		}
 		c.log.Warn("transaction aborted; resuming from the last committed offset", zap.Error(err))
