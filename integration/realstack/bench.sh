@@ -23,35 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 PORT=$(free_port) CPORT=$(free_port)
-cat >"$DATA/server.properties" <<CONF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$DATA/logs
-num.partitions=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-CONF
-cat >"$DATA/log4j2.properties" <<'CONF'
-status = error
-rootLogger.level = warn
-rootLogger.appenderRef.stdout.ref = STDOUT
-appender.stdout.type = Console
-appender.stdout.name = STDOUT
-appender.stdout.layout.type = PatternLayout
-appender.stdout.layout.pattern = [%d] %p %m (%c)%n
-CONF
+kafka_node_props "$PORT" "$CPORT" "$DATA/logs" >"$DATA/server.properties"
+kafka_log4j2 warn >"$DATA/log4j2.properties"
 OPTS=(-Xms1g -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true "-Dlog4j2.configurationFile=$DATA/log4j2.properties")
 CP="$RS_KAFKA_LIBS/*"
 id=$(java -cp "$CP" "${OPTS[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)

@@ -102,38 +102,15 @@ log4j.logger.org.reflections=ERROR
 log4j.logger.org.eclipse.jetty=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 CONF
-cat >"$DATA/kafka/log4j2.properties" <<'CONF'
-status = error
-rootLogger.level = info
-rootLogger.appenderRef.stdout.ref = STDOUT
-appender.stdout.type = Console
-appender.stdout.name = STDOUT
-appender.stdout.layout.type = PatternLayout
-appender.stdout.layout.pattern = [%d] %p %m (%c)%n
-CONF
-cat >"$DATA/kafka/server.properties" <<CONF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$DATA/kafka/logs
-num.partitions=1
+kafka_log4j2 info >"$DATA/kafka/log4j2.properties"
+{
+  kafka_node_props "$KAFKA_PORT" "$CONTROLLER_PORT" "$DATA/kafka/logs"
+  cat <<CONF
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
 log.flush.interval.messages=1000000
 CONF
+} >"$DATA/kafka/server.properties"
 JAVA_OPTS=(-Xms256m -Xmx768m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
   "-Dlog4j.configuration=file:$DATA/kafka/log4j.properties"
   "-Dlog4j2.configurationFile=$DATA/kafka/log4j2.properties")
