@@ -47,6 +47,14 @@ type Config struct {
 	// 100 KB rows it keeps about 80 in flight. exactly_once is bounded by
 	// txn_max_records instead.
 	MaxInFlightBytes int `yaml:"max_in_flight_bytes"`
+	// MemoryBudgetBytes sizes the garbage collector: the worker's Go
+	// memory may grow to about this before a collection, which costs far
+	// less CPU than Go's default of collecting whenever the heap doubles.
+	// Past half the budget, the live heap sets the limit, as under Go's
+	// default (internal/membudget). Default 110 MiB (a peak RSS of about
+	// 135 MB on the benchmark); 0 leaves Go's defaults. GOGC or GOMEMLIMIT
+	// in the environment override it.
+	MemoryBudgetBytes int64 `yaml:"memory_budget_bytes"`
 	// ShutdownTimeout bounds the soft shutdown (flush, commit, leave the
 	// group). Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -112,6 +120,7 @@ func DefaultConfig() Config {
 		HTTPAddr:           ":9102",
 		MaxInFlight:        1024,
 		MaxInFlightBytes:   8 << 20,
+		MemoryBudgetBytes:  110 << 20,
 		ShutdownTimeout:    30 * time.Second,
 		ReplicationFactor:  -1,
 		SessionTimeout:     10 * time.Second,
@@ -180,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlightBytes < 1 {
 		return bad("max_in_flight_bytes", "must be at least 1, got %d", c.MaxInFlightBytes)
+	}
+	if c.MemoryBudgetBytes < 0 {
+		return bad("memory_budget_bytes", "must be 0 (Go's defaults) or positive, got %d", c.MemoryBudgetBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown_timeout", "must be positive")

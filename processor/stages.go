@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -118,6 +119,7 @@ type decision struct {
 	err     error                     // outDLQ: the failure; outRetry: transient or fatal
 	ev      *cdc.Event                // nil when decode failed
 	outs    []*sarama.ProducerMessage // outEmit
+	blk     *sinkBlock                // outEmit of one keyed sink record: its block, recycled once done (sinkBlock)
 	ledger  bool                      // outEmit: record the event in the ledger
 	row     rowChange                 // outEmit with ledger: the row state it leaves
 	dropped int                       // fields authority dropped
@@ -202,6 +204,7 @@ func (c *claimCtx) handle(msg *sarama.ConsumerMessage) error {
 			c.ps.mu.Unlock()
 		}
 		c.process.Observe(since(start))
+		r.blk = d.blk
 		c.em.emit(r, led, d.outs...)
 	case outRetry:
 		c.em.retract(r, d.err)
@@ -280,11 +283,11 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 	// The sink record, its outputs slice, its headers and the encoders of
 	// its key and value share one allocation (sinkBlock); a JSON sink
 	// record's key and value share one buffer, the key first, capped.
-	blk := &sinkBlock{}
 	sinkKey := c.sinkKey()
 	var kv []byte
+	blk := getSinkBlock(512 + 16 + 16*len(sinkKey))
 	if p.enc == nil {
-		kv = make([]byte, 0, 512+16+16*len(sinkKey))
+		kv = blk.buf[:0]
 	}
 	if !keyless {
 		var k []byte
@@ -335,6 +338,7 @@ func (c *claimCtx) route(msg *sarama.ConsumerMessage, ev *cdc.Event, fields []st
 	case !keyless:
 		blk.outs[0] = &blk.msg
 		outs = blk.outs[:]
+		return decision{outcome: outEmit, ev: ev, outs: outs, blk: blk}
 	case ev.Op == cdc.OpTruncate:
 		// A truncate concerns every key: it goes, keyless, to every sink
 		// partition, so each partition's consumers see it in order with
@@ -375,13 +379,49 @@ func propagateHeaders(dst []sarama.RecordHeader, src []*sarama.RecordHeader, pla
 
 // sinkBlock is the memory of one keyed sink record, allocated at once:
 // the message, the one-element outputs slice the emitter takes, room for
-// its headers, and for the header values when they are short.
+// its headers, and for the header values when they are short; buf is the
+// buffer a JSON sink record's key and value are written into.
+//
+// Blocks are recycled (sinkBlocks): under at_least_once, the tracker puts
+// a record's block back once the record is done and leaves the queue
+// (tracker.complete). By then sarama has returned its one output as a
+// success, after which it never touches the message, and no rewind can
+// send it again. Nothing else holds the block's memory: the headers'
+// values are copied into vals or a buffer of their own, and propagated
+// headers point into the consumed record, not the block. A block whose
+// record is not done that way (exactly_once, a session that ends, an
+// output replaced by a DLQ record) is left to the garbage collector.
+// About a sixth of what a worker allocated per record was these blocks
+// (docs/bench-findings.md, step 5).
 type sinkBlock struct {
 	msg      sarama.ProducerMessage
 	outs     [1]*sarama.ProducerMessage
 	hdrs     [6]sarama.RecordHeader
 	key, val blockBytes
 	vals     [96]byte
+	buf      []byte
+}
+
+var sinkBlocks = sync.Pool{New: func() any { return new(sinkBlock) }}
+
+// getSinkBlock returns a cleared block whose buf holds at least n bytes.
+func getSinkBlock(n int) *sinkBlock {
+	b := sinkBlocks.Get().(*sinkBlock)
+	buf := b.buf
+	*b = sinkBlock{}
+	if cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	b.buf = buf[:0]
+	return b
+}
+
+// putSinkBlock recycles b; see sinkBlock for when that is safe.
+func putSinkBlock(b *sinkBlock) {
+	b.msg = sarama.ProducerMessage{} // drop its references now, not at the next get
+	b.key.b, b.val.b = nil, nil
+	b.hdrs = [6]sarama.RecordHeader{}
+	sinkBlocks.Put(b)
 }
 
 // blockBytes is a sarama.Encoder of bytes, like sarama.ByteEncoder; as a

@@ -57,11 +57,12 @@ type record struct {
 	outs   []*sarama.ProducerMessage
 	ledger *ledgerEntry // nil, or &led
 	led    ledgerEntry
-	cur    *attempt // the current sending of outs and ledger
-	first  attempt  // the first sending, allocated with the record
-	dlqCut bool     // the broker refused its DLQ record once; it was sent again cut (outAcks only)
-	err    error    // why the last attempt failed; read by the claim goroutine after it settled
-	counts bool     // Completed was counted (ack goroutines, ordered by t.mu)
+	cur    *attempt   // the current sending of outs and ledger
+	first  attempt    // the first sending, allocated with the record
+	dlqCut bool       // the broker refused its DLQ record once; it was sent again cut (outAcks only)
+	err    error      // why the last attempt failed; read by the claim goroutine after it settled
+	counts bool       // Completed was counted (ack goroutines, ordered by t.mu)
+	blk    *sinkBlock // the block of outs[0], when route built it; recycled once done (sinkBlock)
 
 	// Guarded by t.mu.
 	done    bool
@@ -150,8 +151,15 @@ func (t *tracker) complete(r *record) {
 	var last int64 = -1
 	n := 0
 	for t.head < len(t.queue) && t.queue[t.head].done {
-		last = t.queue[t.head].offset
-		t.bytes -= srcBytes(t.queue[t.head].src)
+		q := t.queue[t.head]
+		last = q.offset
+		t.bytes -= srcBytes(q.src)
+		if b := q.blk; b != nil && len(q.outs) == 1 && q.outs[0] == &b.msg {
+			// Done and off the queue: its one output was acknowledged
+			// and it is never sent again (sinkBlock).
+			q.outs, q.blk = nil, nil
+			putSinkBlock(b)
+		}
 		t.queue[t.head] = nil
 		t.head++
 		n++

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cdcsync/cdcsync/internal/membudget"
 	"github.com/cdcsync/cdcsync/processor/api"
 	"github.com/cdcsync/cdcsync/processor/console"
 	"github.com/cdcsync/cdcsync/schemas"
@@ -165,6 +166,10 @@ func (w *Worker) IngressAddr() string {
 // as an error once everything has stopped, never as success; the process
 // waits for it (a second signal exits at once, see cmd/cdcsync).
 func (w *Worker) Run(ctx context.Context) error {
+	if membudget.Start(w.cfg.MemoryBudgetBytes) {
+		w.log.Info("garbage collector sized to the memory budget", zap.Int64("memory_budget_bytes", w.cfg.MemoryBudgetBytes),
+			zap.Int("gogc", membudget.GCPercent), zap.Int64("memory_limit", membudget.Limit()))
+	}
 	var srv *http.Server
 	var httpDone chan error
 	if w.cfg.HTTPAddr != "" {

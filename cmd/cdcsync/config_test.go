@@ -47,6 +47,7 @@ func TestLoadWorkerConfigLayers(t *testing.T) {
 		"CDCSYNC_BROKERS":             " env-1:9092 , env-2:9092 ",
 		"CDCSYNC_MAX_IN_FLIGHT":       "7",
 		"CDCSYNC_MAX_IN_FLIGHT_BYTES": "65536",
+		"CDCSYNC_MEMORY_BUDGET_BYTES": "0",
 		"CDCSYNC_SESSION_TIMEOUT":     "30s",
 		"CDCSYNC_COMMIT_INTERVAL":     "250ms",
 		"CDCSYNC_LOG_LEVEL":           "debug",
@@ -60,6 +61,7 @@ func TestLoadWorkerConfigLayers(t *testing.T) {
 	want.KafkaVersion = "3.6.0"
 	want.MaxInFlight = 7
 	want.MaxInFlightBytes = 65536
+	want.MemoryBudgetBytes = 0
 	want.ShutdownTimeout = 45 * time.Second
 	want.SessionTimeout = 30 * time.Second
 	want.Heartbeat = 5 * time.Second
@@ -127,6 +129,7 @@ func TestLoadWorkerConfigErrors(t *testing.T) {
 		{"bad type", "max_in_flight: many\n", nil, []string{"worker.yaml", "many"}},
 		{"bad env int", "", map[string]string{"CDCSYNC_MAX_IN_FLIGHT": "abc"}, []string{`CDCSYNC_MAX_IN_FLIGHT="abc"`}},
 		{"bad env bytes", "", map[string]string{"CDCSYNC_MAX_IN_FLIGHT_BYTES": "8MiB"}, []string{`CDCSYNC_MAX_IN_FLIGHT_BYTES="8MiB"`}},
+		{"bad env budget", "", map[string]string{"CDCSYNC_MEMORY_BUDGET_BYTES": "110MiB"}, []string{`CDCSYNC_MEMORY_BUDGET_BYTES="110MiB"`}},
 		{"bad env duration", "", map[string]string{"CDCSYNC_HEARTBEAT": "3"}, []string{`CDCSYNC_HEARTBEAT="3"`}},
 		{"bad env int16", "", map[string]string{"CDCSYNC_REPLICATION_FACTOR": "40000"}, []string{"CDCSYNC_REPLICATION_FACTOR"}},
 		{"bad env txn records", "", map[string]string{"CDCSYNC_TXN_MAX_RECORDS": "1e3"}, []string{"CDCSYNC_TXN_MAX_RECORDS"}},

@@ -194,6 +194,7 @@ func loadWorkerConfig(file string, getenv func(string) string) (workerFile, erro
 		{"CDCSYNC_LOG_LEVEL", func(v string) error { wf.LogLevel = v; return nil }},
 		{"CDCSYNC_MAX_IN_FLIGHT", func(v string) (err error) { wf.MaxInFlight, err = strconv.Atoi(v); return }},
 		{"CDCSYNC_MAX_IN_FLIGHT_BYTES", func(v string) (err error) { wf.MaxInFlightBytes, err = strconv.Atoi(v); return }},
+		{"CDCSYNC_MEMORY_BUDGET_BYTES", func(v string) (err error) { wf.MemoryBudgetBytes, err = strconv.ParseInt(v, 10, 64); return }},
 		{"CDCSYNC_REPLICATION_FACTOR", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 16)
 			wf.ReplicationFactor = int16(n)

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cdcsync/cdcsync/internal/demo"
+	"github.com/cdcsync/cdcsync/internal/membudget"
 	"github.com/cdcsync/cdcsync/processor"
 	"github.com/cdcsync/cdcsync/topology"
 )
@@ -154,6 +155,10 @@ func RunSide(ctx context.Context, side Side, o SideOptions) (SideResult, error) 
 	var err error
 	switch side {
 	case SideDefault, SideDurable:
+		// The passthrough gets the garbage collector policy a worker
+		// sets for itself (processor.Worker.Run), so the ceiling is the
+		// fastest honest one: GC is a tenth of its CPU too.
+		membudget.Start(processor.DefaultConfig().MemoryBudgetBytes)
 		res.Duration, err = passthrough(ctx, o, side == SideDurable)
 		res.Out = int64(o.Events)
 	case SideAtLeastOnce, SideExactlyOnce:
