@@ -339,10 +339,12 @@ type aloEmitter struct {
 	p    *pipeline
 	t    *tracker
 	last *record // the record begin registered last (claim goroutine only)
+	buf  *srcBuf // the key and value of the record being handled (claim goroutine only)
 }
 
 func (e *aloEmitter) begin(msg *sarama.ConsumerMessage, start time.Time) *record {
 	e.last = e.t.add(msg, start)
+	e.last.buf = e.buf
 	return e.last
 }
 
@@ -410,6 +412,7 @@ type aloClaim struct {
 	lag *claimLag // fed with every record read from claim.Messages()
 
 	held     *sarama.ConsumerMessage // failed transiently in the stages; handled again first
+	heldBuf  *srcBuf                 // held's key and value (detachPooled), handed to its record
 	resend   []*record               // rewound records not sent again yet, in offset order
 	attempts int                     // consecutive transient failures of held, for the backoff
 }
@@ -538,10 +541,13 @@ func (l *aloClaim) step() bool {
 			return false
 		}
 	}
-	msg := l.held
-	l.held = nil
+	msg, buf := l.held, l.heldBuf
+	l.held, l.heldBuf = nil, nil
+	l.em.buf = buf
 	err := l.c.handle(msg)
+	l.em.buf = nil
 	if err != nil {
+		l.heldBuf = buf
 		return l.failed(msg, err, probe)
 	}
 	l.attempts = 0
@@ -555,7 +561,7 @@ func (l *aloClaim) step() bool {
 // take holds m, a record read from claim.Messages(), for the stages.
 func (l *aloClaim) take(m *sarama.ConsumerMessage) {
 	l.lag.fetched(m, l.claim.HighWaterMarkOffset())
-	detach(m)
+	l.heldBuf = detachPooled(m)
 	l.held = m
 }
 
@@ -632,3 +638,37 @@ func detach(m *sarama.ConsumerMessage) {
 		m.Value = buf[k:]
 	}
 }
+
+// srcBuf holds a detached record's key and value (detachPooled).
+type srcBuf struct{ b []byte }
+
+var srcBufs = sync.Pool{New: func() any { return new(srcBuf) }}
+
+// detachPooled is detach into a recycled buffer. Under at_least_once the
+// buffer goes back (putSrcBuf) when the tracker pops the done record off
+// its queue (tracker.complete): its outputs, a DLQ record that carries
+// the source bytes among them, are acknowledged by then, and it is never
+// sent again. The stages' event (cdc.DecodeOwned keeps its values in the
+// record) is dead once the record is handled: nothing keeps it, or a
+// string of it, past claimCtx.handle. A record that is retracted keeps its
+// buffer with the held message, for its next handling.
+func detachPooled(m *sarama.ConsumerMessage) *srcBuf {
+	n := len(m.Key) + len(m.Value)
+	sb := srcBufs.Get().(*srcBuf)
+	if cap(sb.b) < n {
+		sb.b = make([]byte, 0, (n+511)&^511) // whole 512s: a stream of similar records reuses them
+	}
+	buf := sb.b[:n]
+	k := copy(buf, m.Key)
+	copy(buf[k:], m.Value)
+	if m.Key != nil {
+		m.Key = buf[:k:k]
+	}
+	if m.Value != nil {
+		m.Value = buf[k:n:n]
+	}
+	return sb
+}
+
+// putSrcBuf recycles the buffer of a record that is done; see detachPooled.
+func putSrcBuf(sb *srcBuf) { srcBufs.Put(sb) }

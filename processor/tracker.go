@@ -63,6 +63,7 @@ type record struct {
 	err    error      // why the last attempt failed; read by the claim goroutine after it settled
 	counts bool       // Completed was counted (ack goroutines, ordered by t.mu)
 	blk    *sinkBlock // the block of outs[0], when route built it; recycled once done (sinkBlock)
+	buf    *srcBuf    // src's key and value, when detachPooled copied them; recycled once done
 
 	// Guarded by t.mu.
 	done    bool
@@ -159,6 +160,10 @@ func (t *tracker) complete(r *record) {
 			// and it is never sent again (sinkBlock).
 			q.outs, q.blk = nil, nil
 			putSinkBlock(b)
+		}
+		if q.buf != nil {
+			putSrcBuf(q.buf)
+			q.buf, q.src = nil, nil
 		}
 		t.queue[t.head] = nil
 		t.head++
