@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/cdcsync/cdcsync/processor/dlq"
@@ -34,6 +35,7 @@ type aloWriter struct {
 	outClient, ledClient sarama.Client
 	acks                 sync.WaitGroup
 	outDone              chan struct{}
+	ack                  prometheus.Observer // cdcsync_ack_seconds of the topology, looked up once
 
 	// Group commit (outAcks only): the ledger entries of records whose
 	// outputs are acknowledged, by ledger partition, waiting to be
@@ -76,7 +78,8 @@ func (p *pipeline) openWriter() (writer, error) {
 	// idempotence only one request may be in flight per connection, and
 	// sharing one with the consumer's fetches (or the other producer)
 	// would serialise them.
-	w := &aloWriter{p: p, outDone: make(chan struct{}), pend: map[int32]*ledgerBatch{}, ledID: rand.Uint64()}
+	w := &aloWriter{p: p, outDone: make(chan struct{}), pend: map[int32]*ledgerBatch{}, ledID: rand.Uint64(),
+		ack: p.metrics.ack.WithLabelValues(p.plan.Name())}
 	w.linger = time.NewTimer(time.Hour)
 	w.linger.Stop()
 	var err error
@@ -323,7 +326,7 @@ func (w *aloWriter) finish(a *attempt) {
 	first := !r.counts
 	r.counts = true
 	if first && !r.start.IsZero() {
-		p.metrics.ack.WithLabelValues(p.plan.Name()).Observe(since(r.start))
+		w.ack.Observe(since(r.start))
 	}
 	if len(r.outs) > 0 {
 		p.producerBrk.success(false)

@@ -55,3 +55,45 @@ func TestInflightWaitWakesAtZero(t *testing.T) {
 		t.Fatalf("wait = %d left, want 1 after the timeout", n)
 	}
 }
+
+// The count changes without the mutex while it stays above zero (Add's
+// fast path); changes to and from zero, from many goroutines at once,
+// must still leave the zero channel closed exactly when the count is zero:
+// a waiter started while records are in flight wakes when the last one is
+// done, and the count ends at zero. Run under -race.
+func TestInflightConcurrentZeroCrossings(t *testing.T) {
+	var c inflight
+	c.Add(1) // held until the end, so the waiter below has something to wait for
+	woke := make(chan int, 1)
+	go func() { woke <- c.wait(time.Minute) }()
+	done := make(chan struct{})
+	var inner inflight // crosses zero all the time
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 20_000; i++ {
+				inner.Add(1)
+				if i%3 == 0 {
+					inner.Add(1)
+					inner.Add(-1)
+				}
+				inner.Add(-1)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		<-done
+	}
+	if n := inner.wait(time.Second); n != 0 {
+		t.Fatalf("after every Add(1) was matched, wait = %d left", n)
+	}
+	select {
+	case n := <-woke:
+		t.Fatalf("the waiter returned %d while a record was still in flight", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	c.Add(-1)
+	if n := <-woke; n != 0 {
+		t.Fatalf("waiter = %d left, want 0", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -169,27 +170,49 @@ func (h *handler) closeTxns() error {
 // acknowledged or failed. Unlike a sync.WaitGroup, its wait has a timeout
 // and leaves no goroutine behind.
 type inflight struct {
-	mu   sync.Mutex
-	n    int
+	n    atomic.Int64  // changed without mu while it stays above zero
+	mu   sync.Mutex    // held for every change to or from zero, and by wait
 	zero chan struct{} // closed while n == 0; replaced when n leaves 0
 }
 
-// Add changes the count by delta (the trackers call Add(1) and Add(-1)).
+// Add changes the count by delta (the trackers call Add(1) and Add(-1),
+// for every record). While the count stays above zero it is one atomic
+// compare-and-swap: eight claims and two acknowledgement goroutines took
+// one mutex twice per record. A change to or from zero takes mu, which
+// wait holds while it reads the count and the channel.
 func (c *inflight) Add(delta int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.zero == nil {
-		c.zero = make(chan struct{})
-		close(c.zero)
-	}
-	was := c.n
-	c.n += delta
-	switch {
-	case was == 0 && c.n > 0:
-		c.zero = make(chan struct{})
-	case was > 0 && c.n <= 0:
-		c.n = 0
-		close(c.zero)
+	d := int64(delta)
+	for {
+		old := c.n.Load()
+		if old > 0 && old+d > 0 {
+			if c.n.CompareAndSwap(old, old+d) {
+				return
+			}
+			continue
+		}
+		c.mu.Lock()
+		old = c.n.Load()
+		if old > 0 && old+d > 0 {
+			c.mu.Unlock()
+			continue // another Add left zero meanwhile: the fast path again
+		}
+		nw := max(old+d, 0)
+		if !c.n.CompareAndSwap(old, nw) {
+			c.mu.Unlock()
+			continue
+		}
+		if c.zero == nil {
+			c.zero = make(chan struct{})
+			close(c.zero)
+		}
+		switch {
+		case old == 0 && nw > 0:
+			c.zero = make(chan struct{})
+		case old > 0 && nw == 0:
+			close(c.zero)
+		}
+		c.mu.Unlock()
+		return
 	}
 }
 
@@ -200,7 +223,7 @@ func (c *inflight) wait(timeout time.Duration) int {
 	defer t.Stop()
 	for {
 		c.mu.Lock()
-		if c.n == 0 {
+		if c.n.Load() == 0 {
 			c.mu.Unlock()
 			return 0
 		}
@@ -209,9 +232,7 @@ func (c *inflight) wait(timeout time.Duration) int {
 		select {
 		case <-zero:
 		case <-t.C:
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return c.n
+			return int(c.n.Load())
 		}
 	}
 }
