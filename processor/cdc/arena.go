@@ -23,8 +23,13 @@ import (
 // sized from the previous event's usage, so a stream of similar records
 // costs one allocation per block per event; a block that runs out is
 // followed by another (the first stays alive through the values in it).
-// Memory handed out is never written again, so the values stay immutable
-// and share no memory with the input.
+// Memory handed out is never written again while its event may be alive,
+// so the values stay immutable and share no memory with the input.
+//
+// The one exception is a Scratch (scratch.go): a caller that decodes
+// records one at a time and drops each event before decoding the next
+// lends the decoder an arena of its own, and reuseEvent hands the
+// previous event's blocks out again instead of dropping them.
 
 // Minimum block sizes (the byte block's: see bytesBlockSize).
 const (
@@ -54,6 +59,42 @@ func (a *arena) beginEvent() {
 	a.estBytes, a.estStrs, a.estFields, a.estTimes = a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes
 	a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes = 0, 0, 0, 0
 	a.bytes, a.strs, a.fields, a.times = nil, nil, nil, nil
+}
+
+// reuseEvent starts a new event in the memory of the previous one, for a
+// caller that no longer references anything of it (Scratch). The current
+// block of each kind is kept, emptied, when it held all the previous
+// event used of its kind; otherwise it is dropped, and the first
+// allocation takes a block sized by that usage, which the following
+// events then reuse. The kept blocks' used parts are cleared: a Row's
+// unused slots must be zero (row), and the blocks the garbage collector
+// scans must pin nothing of the previous event.
+func (a *arena) reuseEvent() {
+	a.estBytes, a.estStrs, a.estFields, a.estTimes = a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes
+	if cap(a.bytes) < a.usedBytes {
+		a.bytes = nil
+	} else {
+		a.bytes = a.bytes[:0] // pointer-free: every use writes what it hands out
+	}
+	if cap(a.strs) < a.usedStrs {
+		a.strs = nil
+	} else {
+		clear(a.strs)
+		a.strs = a.strs[:0]
+	}
+	if cap(a.fields) < a.usedFields {
+		a.fields = nil
+	} else {
+		clear(a.fields) // beyond len the block is zero already (trimRow)
+		a.fields = a.fields[:0]
+	}
+	if cap(a.times) < a.usedTimes {
+		a.times = nil
+	} else {
+		clear(a.times)
+		a.times = a.times[:0]
+	}
+	a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes = 0, 0, 0, 0
 }
 
 // blockSize is the size of a new block that must hold at least need: the
