@@ -33,20 +33,23 @@ type ReusingDecoder interface {
 	OwnedDecoder
 	// DecodeOwnedReuse is DecodeOwned in the memory of the previous
 	// event decoded with s (nil s: DecodeOwned). The caller promises
-	// that nothing of that previous event is referenced any more: its
-	// *Event and Transaction, its Rows (Key, Before, After, Position)
-	// and the values boxed in their fields, and its Changed slice are
-	// overwritten by this decode, as are the strings the decoder copied
-	// (a string with JSON escapes, or any string of a record the fast
-	// path does not take, up to 256 bytes). What stays valid is what
-	// never lives in that memory: a string or other value taken OUT of
-	// a field (v.(string) is the string header itself, which then
-	// aliases the record or a copied string; the latter is overwritten)
-	// is only safe when it aliases the record — so copy anything kept.
-	// Safe to keep in any case: field names, Changed's elements, Type,
-	// Entity, SourceSystem, Source and Schema strings (interned or
-	// allocated on their own, never reused), IDs (arrays), and the
-	// []any, maps, Decimals, []byte and Message a decode allocates.
+	// that nothing of that previous event is referenced any more, for
+	// this decode overwrites:
+	//   - its *Event and *Transaction;
+	//   - its Rows (Key, Before, After, Position) and their Fields;
+	//   - the values boxed in those Fields: an any taken from a Field
+	//     reads the next event's value;
+	//   - its Changed slice (not the names in it);
+	//   - the strings the decoder copied: on the fast path those with
+	//     JSON escapes, on the ordinary (envelope) path every string
+	//     value and Number of up to 256 bytes, and Transaction.ID when it
+	//     was copied.
+	// What stays valid, since it never lives in that memory: field names
+	// and the names in Changed, Type, Entity, SourceSystem, Source and
+	// Schema strings (interned, or allocated apart), strings that alias
+	// key or value (DecodeOwned's, see OwnedDecoder), the ID (an array),
+	// and the []any, maps, Decimals, []byte and Message a decode
+	// allocates. A caller that keeps anything else copies it first.
 	// Events, errors and IDs are exactly DecodeOwned's.
 	DecodeOwnedReuse(s *Scratch, topic string, key, value []byte) (*Event, error)
 }
