@@ -513,8 +513,22 @@ func TestStagesSinkTopicUnusable(t *testing.T) {
 // BenchmarkStages is the claim goroutine's work per record beyond the
 // Kafka clients: decode, dedup, authority, route, encode and the ledger
 // entry of an emitted update (handle with the fake emitter; no producer).
-func BenchmarkStages(b *testing.B) {
+func BenchmarkStages(b *testing.B) { benchStages(b, func(*claimCtx) {}) }
+
+// BenchmarkStagesOwned is BenchmarkStages with DecodeOwned, as the claim
+// loops decoded before claimCtx.scratch (each op decodes the same
+// record bytes, which nobody writes).
+func BenchmarkStagesOwned(b *testing.B) { benchStages(b, func(c *claimCtx) { c.owned = true }) }
+
+// BenchmarkStagesReuse is BenchmarkStages as the claim loops run it:
+// DecodeOwnedReuse in the claim's scratch.
+func BenchmarkStagesReuse(b *testing.B) {
+	benchStages(b, func(c *claimCtx) { c.owned, c.scratch = true, new(cdc.Scratch) })
+}
+
+func benchStages(b *testing.B, setup func(*claimCtx)) {
 	f := newStagesFixture(b, "")
+	setup(f.c)
 	const n = 4096
 	keys, vals := make([][]byte, n), make([][]byte, n)
 	for i := range n {
