@@ -54,7 +54,9 @@ type Decoder interface {
 // JSON converter, with (schemas.enable=true) or without the {schema,
 // payload} envelope, independently for key and value. It is safe for
 // concurrent use; an Event from Decode shares no memory with key or value
-// (one from DecodeOwned may, see OwnedDecoder).
+// (one from DecodeOwned may, see OwnedDecoder), and lives as long as the
+// caller keeps it (one from DecodeOwnedReuse only until the next decode
+// with its Scratch, see ReusingDecoder).
 type JSONDecoder struct {
 	opts    Options
 	schemas schemaCache

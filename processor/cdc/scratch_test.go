@@ -266,3 +266,33 @@ func TestScratchConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// FuzzDecodeReuseAfter: two arbitrary records, A then B, decoded with one
+// scratch. B's event (or error) is the one a decode in fresh memory makes,
+// whatever A was (an event, a partial decode that failed, a tombstone),
+// and A's event, read before B is decoded, was A's.
+func FuzzDecodeReuseAfter(f *testing.F) {
+	recs := loadRecords(f)
+	for i, r := range recs {
+		n := recs[(i*7+3)%len(recs)]
+		f.Add(r.key, r.value, n.key, n.value)
+	}
+	for i, v := range fastEdgeValues {
+		f.Add([]byte(fastEdgeKeys[i%len(fastEdgeKeys)]), []byte(v), recs[i%len(recs)].key, recs[i%len(recs)].value)
+		f.Add(recs[i%len(recs)].key, recs[i%len(recs)].value, []byte(fastEdgeKeys[i%len(fastEdgeKeys)]), []byte(v))
+	}
+	pairs := fastSlowPairs()
+	f.Fuzz(func(t *testing.T, aKey, aValue, bKey, bValue []byte) {
+		for _, p := range pairs {
+			for _, d := range p {
+				var sc Scratch
+				aWant, aErr := d.DecodeOwned("pg.public.t", bytes.Clone(aKey), bytes.Clone(aValue))
+				a, err := d.DecodeOwnedReuse(&sc, "pg.public.t", bytes.Clone(aKey), bytes.Clone(aValue))
+				compareDecode(t, aKey, aValue, a, aWant, err, aErr)
+				bWant, bErr := d.DecodeOwned("pg.public.t", bytes.Clone(bKey), bytes.Clone(bValue))
+				b, err := d.DecodeOwnedReuse(&sc, "pg.public.t", bytes.Clone(bKey), bytes.Clone(bValue))
+				compareDecode(t, bKey, bValue, b, bWant, err, bErr)
+			}
+		}
+	})
+}
