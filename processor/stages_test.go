@@ -730,13 +730,44 @@ func reuseCorpus(t *testing.T) []*sarama.ConsumerMessage {
 // output of the run is therefore kept to its END and only then compared,
 // byte for byte (key, value, every header; the ledger entry's key and
 // value), with the outputs of a claim that decodes each event in fresh
-// memory.
+// memory; with JSON sink records, with truncates passed to every sink
+// partition, and with Avro sink records (srfake registry).
 func TestStagesReuseSameOutputs(t *testing.T) {
+	for _, v := range []struct{ name, source, sink string }{
+		{"json", "", "sink: {topic: 'sync.{table}', key: [id]}"},
+		{"truncate pass", ", truncate: pass", "sink: {topic: 'sync.{table}', key: [id]}"},
+		{"avro", "", "sink: {topic: 'sync.{table}', key: [id], format: avro}"},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json`+v.source+`}
+authority: {owners: {email: crm}, default_owner: erp, on_violation: dlq}
+`+v.sink+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var enc *schemas.Encoder
+			if plan.SinkFormat() == topology.SinkAvro {
+				reg := srfake.New()
+				t.Cleanup(reg.Close)
+				enc = schemas.NewEncoder(schemas.NewClient(reg.URL(), schemas.ClientOptions{}), schemas.EncoderOptions{})
+			}
+			testStagesReuse(t, plan, enc)
+		})
+	}
+}
+
+func testStagesReuse(t *testing.T, plan *topology.Plan, enc *schemas.Encoder) {
 	clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	setup := func(reuse bool) *stagesFixture {
 		f := newStagesFixture(t, "")
+		f.p.plan = plan
 		f.p.now = func() time.Time { return clock }
-		f.p.rules = newRules(mustPlanFor(t, "authority: {owners: {email: crm}, default_owner: erp, on_violation: dlq}\n"))
+		f.p.rules = newRules(plan)
+		if enc != nil {
+			f.p.enc = enc
+		}
 		f.c.owned = true
 		if reuse {
 			f.c.scratch = new(cdc.Scratch)
@@ -766,7 +797,7 @@ func TestStagesReuseSameOutputs(t *testing.T) {
 	if len(fresh.em.calls) != len(msgs) || len(reused.em.calls) != len(msgs) {
 		t.Fatalf("%d and %d emitter calls, want %d each", len(fresh.em.calls), len(reused.em.calls), len(msgs))
 	}
-	enc := func(e sarama.Encoder) string {
+	encoded := func(e sarama.Encoder) string {
 		if e == nil {
 			return "<nil>"
 		}
@@ -801,14 +832,26 @@ func TestStagesReuseSameOutputs(t *testing.T) {
 			if oa.Topic == "dlq.stages" {
 				kind = "dlq:" + dlqStageOf(oa)
 			}
-			if oa.Topic != ob.Topic || oa.Partition != ob.Partition || enc(oa.Key) != enc(ob.Key) || enc(oa.Value) != enc(ob.Value) {
-				t.Errorf("offset %d output %d:\nfresh  %s %s %s\nreused %s %s %s", m.Offset, j, oa.Topic, enc(oa.Key), enc(oa.Value), ob.Topic, enc(ob.Key), enc(ob.Value))
+			if oa.Topic != ob.Topic || oa.Partition != ob.Partition || encoded(oa.Key) != encoded(ob.Key) || encoded(oa.Value) != encoded(ob.Value) {
+				t.Errorf("offset %d output %d:\nfresh  %s %s %s\nreused %s %s %s", m.Offset, j, oa.Topic, encoded(oa.Key), encoded(oa.Value), ob.Topic, encoded(ob.Key), encoded(ob.Value))
+			}
+			if headerOf(oa, schemas.HeaderSchemaID) != "" {
+				kinds["avro"]++
 			}
 			if ha, hb := allHeaders(oa.Headers), allHeaders(ob.Headers); ha != hb {
 				t.Errorf("offset %d output %d headers:\nfresh  %s\nreused %s", m.Offset, j, ha, hb)
 			}
 		}
+		if len(a.outs) > 1 {
+			kinds["several outputs"]++
+		}
 		kinds[kind]++
+	}
+	if enc != nil && kinds["avro"] == 0 {
+		t.Error("no Avro sink record")
+	}
+	if plan.Truncate() == topology.TruncatePass && kinds["several outputs"] == 0 {
+		t.Error("no truncate went to every sink partition")
 	}
 	// The corpus must reach what it is meant to.
 	for _, k := range []string{"emit+ledger", "emit", "skip", "dlq:" + dlq.StageDecode, "dlq:" + dlq.StageAuthority, "dlq:" + dlq.StageRoute} {
