@@ -64,37 +64,50 @@ func (a *arena) beginEvent() {
 // reuseEvent starts a new event in the memory of the previous one, for a
 // caller that no longer references anything of it (Scratch). The current
 // block of each kind is kept, emptied, when it held all the previous
-// event used of its kind; otherwise it is dropped, and the first
-// allocation takes a block sized by that usage, which the following
+// event used of its kind (keepBlock); otherwise it is dropped, and the
+// first allocation takes a block sized by that usage, which the following
 // events then reuse. The kept blocks' used parts are cleared: a Row's
 // unused slots must be zero (row), and the blocks the garbage collector
 // scans must pin nothing of the previous event.
 func (a *arena) reuseEvent() {
 	a.estBytes, a.estStrs, a.estFields, a.estTimes = a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes
-	if cap(a.bytes) < a.usedBytes {
-		a.bytes = nil
-	} else {
+	if keepBlock(cap(a.bytes), a.usedBytes, 1) {
 		a.bytes = a.bytes[:0] // pointer-free: every use writes what it hands out
-	}
-	if cap(a.strs) < a.usedStrs {
-		a.strs = nil
 	} else {
+		a.bytes = nil
+	}
+	if keepBlock(cap(a.strs), a.usedStrs, int(unsafe.Sizeof(""))) {
 		clear(a.strs)
 		a.strs = a.strs[:0]
-	}
-	if cap(a.fields) < a.usedFields {
-		a.fields = nil
 	} else {
+		a.strs = nil
+	}
+	if keepBlock(cap(a.fields), a.usedFields, int(unsafe.Sizeof(Field{}))) {
 		clear(a.fields) // beyond len the block is zero already (trimRow)
 		a.fields = a.fields[:0]
-	}
-	if cap(a.times) < a.usedTimes {
-		a.times = nil
 	} else {
+		a.fields = nil
+	}
+	if keepBlock(cap(a.times), a.usedTimes, int(unsafe.Sizeof(time.Time{}))) {
 		clear(a.times)
 		a.times = a.times[:0]
+	} else {
+		a.times = nil
 	}
 	a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes = 0, 0, 0, 0
+}
+
+// reuseKeep is the size in bytes up to which a block is kept for the next
+// event whatever the previous one used of it (see keepBlock).
+const reuseKeep = 16 << 10
+
+// keepBlock reports whether a block of capacity c, of which the previous
+// event used u (elements of size bytes), is reused for the next event: it
+// must have held all of it, and be at most four times that or reuseKeep
+// bytes, so that the blocks of one unusually large event are not kept by
+// a Scratch for good (the next event's usage sizes the one after it).
+func keepBlock(c, u, size int) bool {
+	return u <= c && (c <= 4*u || c*size <= reuseKeep)
 }
 
 // blockSize is the size of a new block that must hold at least need: the

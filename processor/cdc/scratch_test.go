@@ -155,7 +155,8 @@ func TestScratchReuse(t *testing.T) {
 func TestScratchSizes(t *testing.T) {
 	d := NewJSONDecoder(Options{SourceSystem: "erp"})
 	var sc Scratch
-	for _, n := range []int{1, 3, 200, 2, 0, 64, 5, 500, 500, 1, 30} {
+	prev := 0
+	for _, n := range []int{1, 3, 200, 2, 0, 64, 5, 500, 500, 1, 30, 2000, 2000, 2, 2, 64} {
 		var after strings.Builder
 		for i := range n {
 			fmt.Fprintf(&after, `,"c%d":"v\"%d","n%d":%d.5,"o%d":{"x":"y%d"}`, i, i, i, i*1_000_000_007, i, i)
@@ -173,6 +174,12 @@ func TestScratchSizes(t *testing.T) {
 		if g, w := eventText(t, got), eventText(t, want); g != w {
 			t.Fatalf("%d columns after other sizes:\n%s\nwant\n%s", n, g, w)
 		}
+		if n <= 64 && prev <= 64 && (cap(sc.a.fields) > 4096 || cap(sc.a.bytes) > 64<<10) {
+			// The second small event after large ones: the large blocks
+			// are let go (the first is decoded in them).
+			t.Errorf("%d columns: the scratch keeps %d fields and %d bytes of earlier, larger events", n, cap(sc.a.fields), cap(sc.a.bytes))
+		}
+		prev = n
 		a := sc.a
 		a.reuseEvent()
 		for i, f := range a.fields[:cap(a.fields)] {
