@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/dlq"
 	"github.com/cdcsync/cdcsync/processor/ledger"
 	"github.com/cdcsync/cdcsync/topology"
@@ -428,6 +429,9 @@ func (h *handler) consumeALO(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	l := &aloClaim{em: em, t: t, claimGate: claimGate{p: p, claim: claim, c: p.newClaimCtx(sess, claim, ps, em),
 		notify: t.notify, expire: time.NewTicker(time.Minute)}}
 	l.c.owned = true // take detaches every record
+	// No event outlives handle: each record's is decoded in the memory of
+	// the previous one (the audit is at the decode in stages).
+	l.c.scratch = new(cdc.Scratch)
 	l.log = l.c.log
 	l.lag = p.newClaimLag(claim, ps, t.markedOffset)
 	defer l.lag.revoke()

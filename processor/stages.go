@@ -57,6 +57,11 @@ type claimCtx struct {
 	// records (detach), which nothing writes to, so the decoder may keep
 	// the event's strings in them instead of copying (cdc.OwnedDecoder).
 	owned bool
+	// scratch, when not nil, is the memory each record's event is
+	// decoded in, reused from record to record (cdc.ReusingDecoder): the
+	// at_least_once and exactly_once claim loops set it, with owned. See
+	// stages for why no event outlives handle.
+	scratch *cdc.Scratch
 }
 
 func (p *pipeline) newClaimCtx(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, ps *partState, em emitter) *claimCtx {
@@ -225,7 +230,26 @@ func (c *claimCtx) stages(msg *sarama.ConsumerMessage) decision {
 		return c.outboxStages(msg) // outbox.go
 	}
 
-	ev, err := p.decode(msg, c.owned)
+	// With c.scratch, ev is decoded in the memory of the previous
+	// record's event, which nothing may reference any more. Audited:
+	// what outlives handle is made of copies, never of ev's memory:
+	//   - sink records: key, value and sinkHeaders' values are encoded
+	//     into fresh buffers (a sinkBlock, or make when too long), the
+	//     Avro encoder's headers are its registration's, propagated
+	//     headers the detached record's;
+	//   - DLQ records (dlqRecord): built from the record and a Failure of
+	//     copies (ev.ID.String, err.Error); errors carry text formatted
+	//     when made, or KeyError's Entity and Field (not ev's memory);
+	//   - the ledger (rowOf, ledgerRecord, SetRow, Add): IDs are arrays;
+	//   - c.decision's slices (authority.ApplyInto) have their own
+	//     backing array and hold field names;
+	//   - topicMemo, sinks.usable's and the Avro encoder's maps, the log
+	//     fields: Source, Entity, Type, topic strings and field names,
+	//     which the decoder interns or allocates on their own, never in
+	//     the reused memory (cdc.ReusingDecoder lists what is);
+	//   - heldTruncate and tombstone keep nothing across records; the
+	//     outbox stages and the webhook decoder do not use the scratch.
+	ev, err := p.decode(msg, c.owned, c.scratch)
 	if err != nil {
 		if classify(err) != Permanent {
 			// Transient: retried. Fatal (the registry refused our

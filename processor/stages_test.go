@@ -1,10 +1,13 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -510,8 +513,22 @@ func TestStagesSinkTopicUnusable(t *testing.T) {
 // BenchmarkStages is the claim goroutine's work per record beyond the
 // Kafka clients: decode, dedup, authority, route, encode and the ledger
 // entry of an emitted update (handle with the fake emitter; no producer).
-func BenchmarkStages(b *testing.B) {
+func BenchmarkStages(b *testing.B) { benchStages(b, func(*claimCtx) {}) }
+
+// BenchmarkStagesOwned is BenchmarkStages with DecodeOwned, as the claim
+// loops decoded before claimCtx.scratch (each op decodes the same
+// record bytes, which nobody writes).
+func BenchmarkStagesOwned(b *testing.B) { benchStages(b, func(c *claimCtx) { c.owned = true }) }
+
+// BenchmarkStagesReuse is BenchmarkStages as the claim loops run it:
+// DecodeOwnedReuse in the claim's scratch.
+func BenchmarkStagesReuse(b *testing.B) {
+	benchStages(b, func(c *claimCtx) { c.owned, c.scratch = true, new(cdc.Scratch) })
+}
+
+func benchStages(b *testing.B, setup func(*claimCtx)) {
 	f := newStagesFixture(b, "")
+	setup(f.c)
 	const n = 4096
 	keys, vals := make([][]byte, n), make([][]byte, n)
 	for i := range n {
@@ -612,4 +629,242 @@ func headerText(hs []sarama.RecordHeader) string {
 		}
 	}
 	return b.String()
+}
+
+// reuseCorpus is a varied stream of source records for
+// TestStagesReuseSameOutputs: every decode fixture of processor/cdc (the
+// connectors, the envelope and bare forms, logical types, tombstones, a
+// truncate, a message), and generated changes of three tables of very
+// different widths, with JSON escapes, unicode, numbers of every form,
+// nested values, an unchanged TOASTed column, snapshot reads, deletes and
+// their tombstones, redeliveries, a record cut short (DLQ, decode), one
+// that changes a field of another system's together with its own (DLQ,
+// authority), one without the sink key (DLQ, route) and an echo.
+func reuseCorpus(t *testing.T) []*sarama.ConsumerMessage {
+	t.Helper()
+	var msgs []*sarama.ConsumerMessage
+	add := func(topic string, k, v []byte) {
+		msgs = append(msgs, &sarama.ConsumerMessage{Topic: topic, Partition: 1, Key: k, Value: v})
+	}
+	files, err := filepath.Glob("cdc/testdata/decode/*.topic")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no decode fixtures: %v", err)
+	}
+	read := func(path string) []byte {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, f := range files {
+		base := strings.TrimSuffix(f, ".topic")
+		add(string(read(f)), read(base+".key.json"), read(base+".value.json"))
+	}
+	var lsn int64
+	change := func(table string, op byte, key, before, after string) {
+		lsn += 88
+		add("erp.public."+table, []byte(key), fmt.Appendf(nil, `{"before":%s,"after":%s,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"erp","ts_ms":1764230400000,"snapshot":%q,"db":"erp","sequence":"[\"%d\",\"%d\"]","schema":"public","table":%q,"txId":%d,"lsn":%d},"transaction":{"id":"%d:%d","total_order":%d,"data_collection_order":1},"op":"%c","ts_ms":1764230400003,"ts_ns":1764230400003123456}`,
+			before, after, map[bool]string{true: "true", false: "false"}[op == 'r'], lsn-88, lsn, table, 700+lsn/88, lsn, 700+lsn/88, lsn, lsn%7, op))
+	}
+	contact := func(id int, email, address string) string {
+		return fmt.Sprintf(`{"id":%d,"email":"%s","address":"%s"}`, id, email, address)
+	}
+	order := func(id int, note string, total string) string {
+		return fmt.Sprintf(`{"id":%d,"note":"%s","total":%s,"qty":%d,"price":19.99,"weight":-1.5e3,"big":9223372036854775807,"created":1764230400123456,"flag":true,"nothing":null,"tags":["a","b\"c",3],"meta":{"k":"v\u00e9","n":{"deep":[1,2,{"x":"y\n"}]}}}`,
+			id, note, total, id*1000003)
+	}
+	wide := func(id, v int) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, `{"id":%d`, id)
+		for i := range 40 {
+			fmt.Fprintf(&b, `,"c%d":"v%d-%d\\t%d","n%d":%d.%d`, i, v, i, id, i, v*1000+i, i)
+		}
+		return b.String() + "}"
+	}
+	notes := []string{`plain`, `tab\there \"q\" back\\slash`, `caf\u00e9 日本 😀 \u2028 ✓`, `\ud83d\ude00 pair`, strings.Repeat(`long\\`, 80)}
+	for i := range 12 {
+		id := i%5 + 1
+		n := notes[i%len(notes)]
+		switch i % 4 {
+		case 0:
+			change("orders", 'c', fmt.Sprintf(`{"id":%d}`, id), "null", order(id, n, "12.50"))
+			change("contacts", 'r', fmt.Sprintf(`{"id":%d}`, id), "null", contact(id, "a"+n+"@x", "1 Main St"))
+		case 1:
+			change("orders", 'u', fmt.Sprintf(`{"id":%d}`, id), order(id, n, "12.50"), order(id, notes[(i+1)%len(notes)], "1e2"))
+			change("items", 'c', fmt.Sprintf(`{"id":%d}`, id), "null", wide(id, i))
+		case 2:
+			change("items", 'u', fmt.Sprintf(`{"id":%d}`, id), wide(id, i-1), strings.Replace(wide(id, i), `"c3":"v`, `"c3":"__debezium_unavailable_value","x":"v`, 1))
+			change("contacts", 'u', fmt.Sprintf(`{"id":%d}`, id), contact(id, "a@x", "1 Main St"), contact(id, "a@x", n))
+		case 3:
+			change("orders", 'd', fmt.Sprintf(`{"id":%d}`, id), order(id, n, "0"), "null")
+			add("erp.public.orders", fmt.Appendf(nil, `{"id":%d}`, id), nil) // its tombstone
+		}
+		if i%3 == 2 {
+			m := msgs[len(msgs)-2]
+			add(m.Topic, m.Key, m.Value) // a redelivery
+		}
+	}
+	// An echo: only email, crm's field, changed (dropped by authority).
+	change("contacts", 'u', `{"id":9}`, contact(9, "old@x", "1 Main St"), contact(9, "new@x", "1 Main St"))
+	// email (crm's) changed together with address (erp's): a violation.
+	change("contacts", 'u', `{"id":9}`, contact(9, "old@x", "1 Main St"), contact(9, "new\\\"@x", "2 Main St"))
+	// No id: the sink key cannot be formed.
+	change("contacts", 'c', `{"region":"eu"}`, "null", `{"region":"eu","email":"z@x"}`)
+	add("erp.public.contacts", []byte(`{"id":3}`), []byte(`{"op":"u","after":{"id":`)) // cut short
+	add("erp.public.contacts", []byte(`{"id":3}`), truncateValue(9000))
+	change("orders", 'c', `{"id":77}`, "null", order(77, notes[1], "5"))
+	for i, m := range msgs {
+		m.Offset = int64(i + 1)
+	}
+	return msgs
+}
+
+// A claim decodes each record's event in the memory of the previous one
+// (claimCtx.scratch). Regression guard for aliasing: an output (sink
+// record, DLQ record, ledger entry) that kept a reference into an event's
+// memory would change when a later record is decoded over it. Every
+// output of the run is therefore kept to its END and only then compared,
+// byte for byte (key, value, every header; the ledger entry's key and
+// value), with the outputs of a claim that decodes each event in fresh
+// memory; with JSON sink records, with truncates passed to every sink
+// partition, and with Avro sink records (srfake registry).
+func TestStagesReuseSameOutputs(t *testing.T) {
+	for _, v := range []struct{ name, source, sink string }{
+		{"json", "", "sink: {topic: 'sync.{table}', key: [id]}"},
+		{"truncate pass", ", truncate: pass", "sink: {topic: 'sync.{table}', key: [id]}"},
+		{"avro", "", "sink: {topic: 'sync.{table}', key: [id], format: avro}"},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			plan, err := topology.Parse("stages.yaml", []byte(`name: stages
+systems: [erp, crm]
+source: {topics: [`+stagesSource+`], system: erp, format: debezium-json`+v.source+`}
+authority: {owners: {email: crm}, default_owner: erp, on_violation: dlq}
+`+v.sink+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var enc *schemas.Encoder
+			if plan.SinkFormat() == topology.SinkAvro {
+				reg := srfake.New()
+				t.Cleanup(reg.Close)
+				enc = schemas.NewEncoder(schemas.NewClient(reg.URL(), schemas.ClientOptions{}), schemas.EncoderOptions{})
+			}
+			testStagesReuse(t, plan, enc)
+		})
+	}
+}
+
+func testStagesReuse(t *testing.T, plan *topology.Plan, enc *schemas.Encoder) {
+	clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	setup := func(reuse bool) *stagesFixture {
+		f := newStagesFixture(t, "")
+		f.p.plan = plan
+		f.p.now = func() time.Time { return clock }
+		f.p.rules = newRules(plan)
+		if enc != nil {
+			f.p.enc = enc
+		}
+		f.c.owned = true
+		if reuse {
+			f.c.scratch = new(cdc.Scratch)
+		}
+		return f
+	}
+	fresh, reused := setup(false), setup(true)
+	if _, ok := reused.p.dec.(cdc.ReusingDecoder); !ok {
+		t.Fatalf("the pipeline's decoder %T cannot decode into a scratch", reused.p.dec)
+	}
+	msgs := reuseCorpus(t)
+	for _, f := range []*stagesFixture{fresh, reused} {
+		f.sinks.parts = map[string]int32{}
+		for _, m := range msgs {
+			if ev, err := f.p.dec.Decode(m.Topic, m.Key, m.Value); err == nil {
+				f.sinks.parts[f.p.plan.SinkTopic(ev.Source.Database, ev.Source.Schema, ev.Source.Table, ev.Entity)] = 3
+			}
+		}
+		for _, m := range msgs {
+			c := *m
+			detach(&c)
+			if err := f.c.handle(&c); err != nil {
+				t.Fatalf("offset %d: %v", m.Offset, err)
+			}
+		}
+	}
+	if len(fresh.em.calls) != len(msgs) || len(reused.em.calls) != len(msgs) {
+		t.Fatalf("%d and %d emitter calls, want %d each", len(fresh.em.calls), len(reused.em.calls), len(msgs))
+	}
+	encoded := func(e sarama.Encoder) string {
+		if e == nil {
+			return "<nil>"
+		}
+		b, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%T %q", e, b)
+	}
+	allHeaders := func(hs []sarama.RecordHeader) string {
+		var b strings.Builder
+		for _, h := range hs {
+			fmt.Fprintf(&b, "%q=%q ", h.Key, h.Value)
+		}
+		return b.String()
+	}
+	kinds := map[string]int{}
+	for i, m := range msgs {
+		a, b := fresh.em.calls[i], reused.em.calls[i]
+		if a.kind != b.kind || len(a.outs) != len(b.outs) || (a.ledger == nil) != (b.ledger == nil) || fmt.Sprint(a.err) != fmt.Sprint(b.err) {
+			t.Fatalf("offset %d: fresh %s with %d outputs, reused %s with %d", m.Offset, a.kind, len(a.outs), b.kind, len(b.outs))
+		}
+		kind := a.kind
+		if a.ledger != nil {
+			kind += "+ledger"
+			if a.ledger.partition != b.ledger.partition || !bytes.Equal(a.ledger.kv, b.ledger.kv) {
+				t.Errorf("offset %d: ledger entry %d %x, reused %d %x", m.Offset, a.ledger.partition, a.ledger.kv, b.ledger.partition, b.ledger.kv)
+			}
+		}
+		for j := range a.outs {
+			oa, ob := a.outs[j], b.outs[j]
+			if oa.Topic == "dlq.stages" {
+				kind = "dlq:" + dlqStageOf(oa)
+			}
+			if oa.Topic != ob.Topic || oa.Partition != ob.Partition || encoded(oa.Key) != encoded(ob.Key) || encoded(oa.Value) != encoded(ob.Value) {
+				t.Errorf("offset %d output %d:\nfresh  %s %s %s\nreused %s %s %s", m.Offset, j, oa.Topic, encoded(oa.Key), encoded(oa.Value), ob.Topic, encoded(ob.Key), encoded(ob.Value))
+			}
+			if headerOf(oa, schemas.HeaderSchemaID) != "" {
+				kinds["avro"]++
+			}
+			if ha, hb := allHeaders(oa.Headers), allHeaders(ob.Headers); ha != hb {
+				t.Errorf("offset %d output %d headers:\nfresh  %s\nreused %s", m.Offset, j, ha, hb)
+			}
+		}
+		if len(a.outs) > 1 {
+			kinds["several outputs"]++
+		}
+		kinds[kind]++
+	}
+	if enc != nil && kinds["avro"] == 0 {
+		t.Error("no Avro sink record")
+	}
+	if plan.Truncate() == topology.TruncatePass && kinds["several outputs"] == 0 {
+		t.Error("no truncate went to every sink partition")
+	}
+	// The corpus must reach what it is meant to.
+	for _, k := range []string{"emit+ledger", "emit", "skip", "dlq:" + dlq.StageDecode, "dlq:" + dlq.StageAuthority, "dlq:" + dlq.StageRoute} {
+		if kinds[k] == 0 {
+			t.Errorf("no record ended as %s (outcomes: %v)", k, kinds)
+		}
+	}
+	t.Logf("%d records: %v", len(msgs), kinds)
+
+	// And the claim did decode in reused memory: two records' events are
+	// the same memory.
+	d1, d2 := reused.c.stages(msgs[len(msgs)-1]), reused.c.stages(msgs[len(msgs)-2])
+	if d1.ev == nil || d1.ev != d2.ev {
+		t.Errorf("two records decoded with the claim's scratch gave events %p and %p: nothing reused", d1.ev, d2.ev)
+	}
 }

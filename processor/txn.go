@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
+	"github.com/cdcsync/cdcsync/processor/cdc"
 	"github.com/cdcsync/cdcsync/processor/ledger"
 )
 
@@ -331,6 +332,9 @@ func (h *handler) consumeTxn(sess sarama.ConsumerGroupSession, claim sarama.Cons
 	em := &txnEmitter{p: p, tp: tp, sess: sess, ps: ps, dlqTopic: string(p.plan.DLQTopic())}
 	c := p.newClaimCtx(sess, claim, ps, em)
 	c.owned = true // every record is detached before handleTxn
+	// No event outlives handle: each record's is decoded in the memory of
+	// the previous one (the audit is at the decode in stages).
+	c.scratch = new(cdc.Scratch)
 	lag := p.newClaimLag(claim, ps, nil)
 	defer lag.revoke()
 	ctx := sess.Context()

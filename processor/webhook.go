@@ -31,8 +31,10 @@ func WebhookMap(plan *topology.Plan) cdc.WebhookMap {
 // decode decodes one source record; a webhook raw record with its headers,
 // for maps that read "header:<Name>" fields. owned says msg's key and value
 // are a private copy nothing writes to (claimCtx.owned): a decoder that can
-// then keeps the event's strings in them instead of copying.
-func (p *pipeline) decode(msg *sarama.ConsumerMessage, owned bool) (*cdc.Event, error) {
+// then keeps the event's strings in them instead of copying. With owned, a
+// scratch that is not nil is the caller's memory to decode in
+// (cdc.ReusingDecoder): the previous event decoded in it is invalidated.
+func (p *pipeline) decode(msg *sarama.ConsumerMessage, owned bool, scratch *cdc.Scratch) (*cdc.Event, error) {
 	if wd, ok := p.dec.(*cdc.WebhookDecoder); ok {
 		return wd.DecodeRecord(msg.Topic, msg.Key, msg.Value, func(name string) string {
 			for _, h := range msg.Headers {
@@ -44,6 +46,9 @@ func (p *pipeline) decode(msg *sarama.ConsumerMessage, owned bool) (*cdc.Event, 
 		})
 	}
 	if od, ok := p.dec.(cdc.OwnedDecoder); ok && owned {
+		if rd, ok := od.(cdc.ReusingDecoder); ok && scratch != nil {
+			return rd.DecodeOwnedReuse(scratch, msg.Topic, msg.Key, msg.Value)
+		}
 		return od.DecodeOwned(msg.Topic, msg.Key, msg.Value)
 	}
 	return p.dec.Decode(msg.Topic, msg.Key, msg.Value)

@@ -23,8 +23,13 @@ import (
 // sized from the previous event's usage, so a stream of similar records
 // costs one allocation per block per event; a block that runs out is
 // followed by another (the first stays alive through the values in it).
-// Memory handed out is never written again, so the values stay immutable
-// and share no memory with the input.
+// Memory handed out is never written again while its event may be alive,
+// so the values stay immutable and share no memory with the input.
+//
+// The one exception is a Scratch (scratch.go): a caller that decodes
+// records one at a time and drops each event before decoding the next
+// lends the decoder an arena of its own, and reuseEvent hands the
+// previous event's blocks out again instead of dropping them.
 
 // Minimum block sizes (the byte block's: see bytesBlockSize).
 const (
@@ -54,6 +59,55 @@ func (a *arena) beginEvent() {
 	a.estBytes, a.estStrs, a.estFields, a.estTimes = a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes
 	a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes = 0, 0, 0, 0
 	a.bytes, a.strs, a.fields, a.times = nil, nil, nil, nil
+}
+
+// reuseEvent starts a new event in the memory of the previous one, for a
+// caller that no longer references anything of it (Scratch). The current
+// block of each kind is kept, emptied, when it held all the previous
+// event used of its kind (keepBlock); otherwise it is dropped, and the
+// first allocation takes a block sized by that usage, which the following
+// events then reuse. The kept blocks' used parts are cleared: a Row's
+// unused slots must be zero (row), and the blocks the garbage collector
+// scans must pin nothing of the previous event.
+func (a *arena) reuseEvent() {
+	a.estBytes, a.estStrs, a.estFields, a.estTimes = a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes
+	if keepBlock(cap(a.bytes), a.usedBytes, 1) {
+		a.bytes = a.bytes[:0] // pointer-free: every use writes what it hands out
+	} else {
+		a.bytes = nil
+	}
+	if keepBlock(cap(a.strs), a.usedStrs, int(unsafe.Sizeof(""))) {
+		clear(a.strs)
+		a.strs = a.strs[:0]
+	} else {
+		a.strs = nil
+	}
+	if keepBlock(cap(a.fields), a.usedFields, int(unsafe.Sizeof(Field{}))) {
+		clear(a.fields) // beyond len the block is zero already (trimRow)
+		a.fields = a.fields[:0]
+	} else {
+		a.fields = nil
+	}
+	if keepBlock(cap(a.times), a.usedTimes, int(unsafe.Sizeof(time.Time{}))) {
+		clear(a.times)
+		a.times = a.times[:0]
+	} else {
+		a.times = nil
+	}
+	a.usedBytes, a.usedStrs, a.usedFields, a.usedTimes = 0, 0, 0, 0
+}
+
+// reuseKeep is the size in bytes up to which a block is kept for the next
+// event whatever the previous one used of it (see keepBlock).
+const reuseKeep = 16 << 10
+
+// keepBlock reports whether a block of capacity c, of which the previous
+// event used u (elements of size bytes), is reused for the next event: it
+// must have held all of it, and be at most four times that or reuseKeep
+// bytes, so that the blocks of one unusually large event are not kept by
+// a Scratch for good (the next event's usage sizes the one after it).
+func keepBlock(c, u, size int) bool {
+	return u <= c && (c <= 4*u || c*size <= reuseKeep)
 }
 
 // blockSize is the size of a new block that must hold at least need: the

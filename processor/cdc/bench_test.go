@@ -37,13 +37,30 @@ func BenchmarkDecodeBareOwned(b *testing.B) { benchDetached(b, true) }
 // BenchmarkDecodeBareCopy is BenchmarkDecodeBareOwned with Decode.
 func BenchmarkDecodeBareCopy(b *testing.B) { benchDetached(b, false) }
 
+// BenchmarkDecodeBareOwnedReuse is BenchmarkDecodeBareOwned in one
+// Scratch, as a claim decodes (claimCtx.scratch).
+func BenchmarkDecodeBareOwnedReuse(b *testing.B) {
+	var sc Scratch
+	benchDetachedWith(b, func(d *JSONDecoder) func(string, []byte, []byte) (*Event, error) {
+		return func(topic string, key, value []byte) (*Event, error) {
+			return d.DecodeOwnedReuse(&sc, topic, key, value)
+		}
+	})
+}
+
 func benchDetached(b *testing.B, owned bool) {
+	benchDetachedWith(b, func(d *JSONDecoder) func(string, []byte, []byte) (*Event, error) {
+		if owned {
+			return d.DecodeOwned
+		}
+		return d.Decode
+	})
+}
+
+func benchDetachedWith(b *testing.B, with func(*JSONDecoder) func(string, []byte, []byte) (*Event, error)) {
 	r := loadRecord(b, "pg_update.bare")
 	d := NewJSONDecoder(Options{SourceSystem: "erp"})
-	decode := d.Decode
-	if owned {
-		decode = d.DecodeOwned
-	}
+	decode := with(d)
 	b.SetBytes(int64(len(r.key) + len(r.value)))
 	b.ReportAllocs()
 	cpu := startCPU()

@@ -54,7 +54,9 @@ type Decoder interface {
 // JSON converter, with (schemas.enable=true) or without the {schema,
 // payload} envelope, independently for key and value. It is safe for
 // concurrent use; an Event from Decode shares no memory with key or value
-// (one from DecodeOwned may, see OwnedDecoder).
+// (one from DecodeOwned may, see OwnedDecoder), and lives as long as the
+// caller keeps it (one from DecodeOwnedReuse only until the next decode
+// with its Scratch, see ReusingDecoder).
 type JSONDecoder struct {
 	opts    Options
 	schemas schemaCache
@@ -139,7 +141,7 @@ func (c *typeCache) eventType(entity string, op Op) string {
 // Decode decodes one record. topic is used for tombstones, which carry no
 // source block.
 func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
-	return d.decode(topic, key, value, false)
+	return d.decode(nil, topic, key, value, false)
 }
 
 // DecodeOwned is Decode for a caller that hands key and value over and
@@ -149,24 +151,35 @@ func (d *JSONDecoder) Decode(topic string, key, value []byte) (*Event, error) {
 // strings are interned as always, so a long-lived map keyed by them pins
 // no record.
 func (d *JSONDecoder) DecodeOwned(topic string, key, value []byte) (*Event, error) {
-	return d.decode(topic, key, value, true)
+	return d.decode(nil, topic, key, value, true)
 }
 
-// decode is Decode; with owned, the fast path may alias key and value.
-func (d *JSONDecoder) decode(topic string, key, value []byte, owned bool) (*Event, error) {
+// decode is Decode; with owned, the fast path may alias key and value;
+// with a scratch, the event is made in the scratch's memory (Scratch).
+func (d *JSONDecoder) decode(s *Scratch, topic string, key, value []byte, owned bool) (*Event, error) {
 	st := d.states.Get().(*decodeState)
 	defer d.states.Put(st)
-	st.conv.a.beginEvent()
-
-	// The event and its transaction block share one allocation.
-	blk := &eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
+	var blk *eventBlock
+	if s != nil {
+		// The scratch's arena stands in for the state's for this call;
+		// the state's own, which may hold events other callers keep, is
+		// parked in s and never reused.
+		st.conv.a, s.a = s.a, st.conv.a
+		defer func() { st.conv.a, s.a = s.a, st.conv.a }()
+		st.conv.a.reuseEvent()
+		blk = s.block(d.opts.SourceSystem)
+	} else {
+		st.conv.a.beginEvent()
+		// The event and its transaction block share one allocation.
+		blk = &eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
+	}
 	ev := &blk.ev
 	st.fast.owned = owned
 	if !d.slowOnly && d.decodeFast(st, blk, key, value) {
 		d.topics.learn(topic, ev.Source.Connector)
 		return d.finish(st, ev)
 	}
-	*blk = eventBlock{ev: Event{SourceSystem: d.opts.SourceSystem}}
+	blk.reset(d.opts.SourceSystem)
 	if len(bytes.TrimSpace(key)) > 0 {
 		k, err := d.decodeKey(st, key)
 		if err != nil {
@@ -201,6 +214,11 @@ func (d *JSONDecoder) finish(st *decodeState, ev *Event) (*Event, error) {
 type eventBlock struct {
 	ev Event
 	tx Transaction
+}
+
+// reset empties b for a new event of sourceSystem.
+func (b *eventBlock) reset(sourceSystem string) {
+	*b = eventBlock{ev: Event{SourceSystem: sourceSystem}}
 }
 
 // schemaFor returns the compiled form of an envelope schema, compiling it

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -28,9 +29,10 @@ func fastSlowPairs() [][2]*JSONDecoder {
 	return out
 }
 
-// sameDecode decodes a record with and without the fast path, and with
-// the fast path from a copy it hands over (DecodeOwned), and fails unless
-// all give the same event, or the same error.
+// sameDecode decodes a record with and without the fast path, with the
+// fast path from a copy it hands over (DecodeOwned), and in the memory
+// of earlier events (DecodeOwnedReuse, see sameDecodeReuse), and fails
+// unless all give the same event, or the same error.
 func sameDecode(t *testing.T, fast, slow *JSONDecoder, topic string, key, value []byte) {
 	t.Helper()
 	es, errS := slow.Decode(topic, key, value)
@@ -38,6 +40,41 @@ func sameDecode(t *testing.T, fast, slow *JSONDecoder, topic string, key, value 
 	compareDecode(t, key, value, ef, es, errF, errS)
 	ef, errF = fast.DecodeOwned(topic, bytes.Clone(key), bytes.Clone(value))
 	compareDecode(t, key, value, ef, es, errF, errS)
+	sameDecodeReuse(t, fast, topic, key, value, es, errS)
+	sameDecodeReuse(t, slow, topic, key, value, es, errS)
+}
+
+// sameDecodeReuse decodes a record with a Scratch that holds an earlier
+// event (a fixture, picked by the record's length), then again in its own
+// memory, and then the fixture after it, and fails unless each gives the
+// event (or error) of a decode in fresh memory: what a reused decode
+// leaves behind, a failed or partial one included, never shows in the
+// next event.
+func sameDecodeReuse(t *testing.T, d *JSONDecoder, topic string, key, value []byte, want *Event, wantErr error) {
+	t.Helper()
+	fx := reuseFixtures(t)
+	prev := fx[(len(key)+len(value))%len(fx)]
+	prevWant, prevErr := d.DecodeOwned(prev.topic, bytes.Clone(prev.key), bytes.Clone(prev.value))
+	var sc Scratch
+	d.DecodeOwnedReuse(&sc, prev.topic, bytes.Clone(prev.key), bytes.Clone(prev.value))
+	for range 2 {
+		ev, err := d.DecodeOwnedReuse(&sc, topic, bytes.Clone(key), bytes.Clone(value))
+		compareDecode(t, key, value, ev, want, err, wantErr)
+	}
+	ev, err := d.DecodeOwnedReuse(&sc, prev.topic, bytes.Clone(prev.key), bytes.Clone(prev.value))
+	compareDecode(t, prev.key, prev.value, ev, prevWant, err, prevErr)
+}
+
+var (
+	reuseFixturesOnce sync.Once
+	reuseFixturesList []record
+)
+
+// reuseFixtures are the decode fixtures, read once (the fuzz targets
+// call sameDecode for every input).
+func reuseFixtures(t testing.TB) []record {
+	reuseFixturesOnce.Do(func() { reuseFixturesList = loadRecords(t) })
+	return reuseFixturesList
 }
 
 func compareDecode(t *testing.T, key, value []byte, ef, es *Event, errF, errS error) {
