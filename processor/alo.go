@@ -419,6 +419,7 @@ type aloClaim struct {
 	heldBuf  *srcBuf                 // held's key and value (detachPooled), handed to its record
 	resend   []*record               // rewound records not sent again yet, in offset order
 	attempts int                     // consecutive transient failures of held, for the backoff
+	fastRecv int                     // records taken by the non-blocking receive since the last select
 }
 
 // consumeALO is the at_least_once claim loop (see aloClaim).
@@ -467,11 +468,15 @@ func (l *aloClaim) step() bool {
 		}
 		// The usual case, a record fetched already and nothing else to
 		// do: a non-blocking receive, which costs a fraction of the
-		// five-way select below. A pending tick or notification takes the
-		// select, so a steady stream of records never starves them.
+		// five-way select below. A pending notification takes the select;
+		// so does every fastRecvMax-th record, which is how a pending
+		// expiry tick gets its turn: since Go 1.23 a timer's channel has
+		// no buffer, len(l.expire.C) is always 0, and a steady stream of
+		// records (a backlog) starved the tick, so the ledger was never
+		// expired while the backlog lasted.
 		var m *sarama.ConsumerMessage
 		var ok bool
-		if changed == nil && len(l.expire.C) == 0 && len(l.t.notify) == 0 {
+		if changed == nil && len(l.t.notify) == 0 && l.fastRecv < fastRecvMax {
 			select {
 			case m, ok = <-l.claim.Messages():
 				if !ok {
@@ -481,8 +486,10 @@ func (l *aloClaim) step() bool {
 			}
 		}
 		if m != nil {
+			l.fastRecv++
 			l.take(m)
 		} else {
+			l.fastRecv = 0
 			select {
 			case <-changed:
 				return true
@@ -564,6 +571,10 @@ func (l *aloClaim) step() bool {
 	}
 	return true
 }
+
+// fastRecvMax bounds the records the claim loop takes without its full
+// select, so a tick is never starved (step).
+const fastRecvMax = 64
 
 // take holds m, a record read from claim.Messages(), for the stages.
 func (l *aloClaim) take(m *sarama.ConsumerMessage) {

@@ -128,10 +128,11 @@ func (x *Index) Bytes() int {
 
 // Seen reports whether id is held and has not expired at the Index's clock.
 func (x *Index) Seen(id cdc.ID) bool {
-	if x.window == 0 {
-		return x.find(id) >= 0
+	i := x.find(id)
+	if i < 0 {
+		return false // the usual answer: no clock read for it
 	}
-	return x.SeenAt(id, x.now())
+	return x.window == 0 || !x.expired(x.slots[i].seen, x.cutoff(x.now()))
 }
 
 // SeenAt reports whether id is held and has not expired at now.
