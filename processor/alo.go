@@ -48,6 +48,8 @@ type aloWriter struct {
 	armed  bool
 	ledID  uint64 // this writer's random ID in batch keys
 	ledSeq uint64
+
+	run []*record // finishAll's scratch (ledAcks only)
 }
 
 // ledgerLinger bounds how long a ledger entry waits for others to share
@@ -293,9 +295,7 @@ func (w *aloWriter) ledAcks() {
 			}
 			lb := m.Metadata.(*ledgerBatch)
 			p.stats.LedgerWrites.Add(int64(len(lb.atts)))
-			for _, a := range lb.atts {
-				w.finish(a)
-			}
+			w.finishAll(lb.atts)
 		case pe, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -336,6 +336,49 @@ func (w *aloWriter) finish(a *attempt) {
 	if first {
 		p.stats.Completed.Add(1)
 	}
+}
+
+// finishAll is finish for the records of one acknowledged ledger batch:
+// the records of one tracker in a row complete together (one lock, one
+// MarkOffset), one clock read times them all, and the breaker hears of
+// one success. A batch normally holds one claim's records; after a
+// rebalance it may also hold those of the partition's previous session.
+func (w *aloWriter) finishAll(atts []*attempt) {
+	p := w.p
+	now := time.Now()
+	run := w.run[:0]
+	var t *tracker
+	var first int64
+	outs := false
+	for _, a := range atts {
+		if !a.resolved.CompareAndSwap(false, true) {
+			continue
+		}
+		r := a.r
+		if !r.counts {
+			r.counts = true
+			first++
+			if !r.start.IsZero() {
+				w.ack.Observe(now.Sub(r.start).Seconds())
+			}
+		}
+		outs = outs || len(r.outs) > 0
+		if r.t != t && len(run) > 0 {
+			t.completeAll(run...)
+			run = run[:0]
+		}
+		t = r.t
+		run = append(run, r)
+	}
+	if outs {
+		p.producerBrk.success(false)
+	}
+	if len(run) > 0 {
+		t.completeAll(run...)
+	}
+	clear(run)
+	w.run = run[:0]
+	p.stats.Completed.Add(first)
 }
 
 // aloEmitter is the at_least_once emitter of one claim.

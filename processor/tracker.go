@@ -145,10 +145,16 @@ func (t *tracker) retract(r *record) {
 
 // complete marks r done and advances the committed position over every
 // done record at the head of the queue.
-func (t *tracker) complete(r *record) {
+func (t *tracker) complete(r *record) { t.completeAll(r) }
+
+// completeAll is complete for several records of this tracker at once (a
+// ledger batch's), with one lock, one MarkOffset and one wake-up.
+func (t *tracker) completeAll(rs ...*record) {
 	t.mu.Lock()
-	r.done = true
-	t.unresolved--
+	for _, r := range rs {
+		r.done = true
+	}
+	t.unresolved -= len(rs)
 	var last int64 = -1
 	n := 0
 	for t.head < len(t.queue) && t.queue[t.head].done {
@@ -187,7 +193,7 @@ func (t *tracker) complete(r *record) {
 	for i := 0; i < n; i++ {
 		<-t.slots
 	}
-	t.inflight.Add(-1)
+	t.inflight.Add(-len(rs))
 	if wake {
 		t.wake()
 	}
