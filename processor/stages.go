@@ -428,21 +428,23 @@ type sinkBlock struct {
 
 var sinkBlocks = sync.Pool{New: func() any { return new(sinkBlock) }}
 
-// getSinkBlock returns a cleared block whose buf holds at least n bytes.
+// getSinkBlock returns a block whose buf holds at least n bytes, with no
+// message, key, value, outputs or headers (putSinkBlock cleared them);
+// route writes every other byte it uses.
 func getSinkBlock(n int) *sinkBlock {
 	b := sinkBlocks.Get().(*sinkBlock)
-	buf := b.buf
-	*b = sinkBlock{}
-	if cap(buf) < n {
-		buf = make([]byte, 0, n)
+	if cap(b.buf) < n {
+		b.buf = make([]byte, 0, n)
 	}
-	b.buf = buf[:0]
+	b.buf = b.buf[:0]
 	return b
 }
 
-// putSinkBlock recycles b; see sinkBlock for when that is safe.
+// putSinkBlock recycles b; see sinkBlock for when that is safe. It drops
+// every reference the block holds now, so the pool pins nothing.
 func putSinkBlock(b *sinkBlock) {
-	b.msg = sarama.ProducerMessage{} // drop its references now, not at the next get
+	b.msg = sarama.ProducerMessage{}
+	b.outs[0] = nil
 	b.key.b, b.val.b = nil, nil
 	b.hdrs = [6]sarama.RecordHeader{}
 	sinkBlocks.Put(b)
