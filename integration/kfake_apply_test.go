@@ -56,6 +56,10 @@ type endpoint struct {
 	attempts map[string][]time.Time // every request that arrived, by webhook-id
 	badSig   int
 	respond  func(id string, phone string, attempt int) (status int, header http.Header, body string) // nil: 204
+	// downAfter > 0: the endpoint goes down (stop) right after it has
+	// accepted that many requests, and down is closed.
+	downAfter int
+	down      chan struct{}
 }
 
 func newEndpoint(t *testing.T) *endpoint {
@@ -149,6 +153,9 @@ func (e *endpoint) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	e.accepted = append(e.accepted, d)
 	w.WriteHeader(http.StatusNoContent)
+	if e.downAfter > 0 && len(e.accepted) == e.downAfter {
+		go func() { e.stop(); close(e.down) }() // stop takes e.mu, held here
+	}
 }
 
 func (e *endpoint) snapshot() ([]delivery, int) {
@@ -374,11 +381,21 @@ func TestKfakeApplyHTTPAvro(t *testing.T) {
 // TestKfakeApplyHTTPEndpointDown: the endpoint is down for 10 s mid-stream.
 // Nothing goes to the DLQ, nothing is lost, order holds, and the breaker of
 // dependency "apply" opens and closes again.
+//
+// The endpoint goes down by itself once it has accepted 50 requests.
+// Regression: the test stopped it after a 50 ms poll saw 50 deliveries,
+// but that poll already saw 450–518 of the 538 events, and 50 ms later
+// all of them; in a CI run the stop came after the last one, the breaker
+// never saw a failure, and the test failed.
 func TestKfakeApplyHTTPEndpointDown(t *testing.T) {
 	ep := newEndpoint(t)
+	ep.downAfter, ep.down = 50, make(chan struct{})
 	r := startApply(t, 4, 25, 600, ep)
-	ep.waitDelivered(t, 50, 30*time.Second)
-	ep.stop()
+	select {
+	case <-ep.down:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the endpoint did not accept 50 requests within 30 s")
+	}
 	time.Sleep(10 * time.Second)
 	if c := readBreaker(t, r.wk, "crm-apply", "apply"); c.open == 0 || c.state == 0 {
 		t.Errorf("endpoint down 10 s: breaker %+v, want it open", c)
